@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/s3mount/s3mount/fs/backend"
+	"github.com/s3mount/s3mount/s3backend"
+)
+
+// connect builds the credential chain, proves every link and the bucket work, and returns the
+// backend. Every failure says which piece is wrong and how to fix it, before anything is mounted.
+func connect(ctx context.Context, c *config, log *slog.Logger) (*s3backend.Backend, error) {
+	c.chain.Region = c.region
+	c.chain.Logger = log
+	chain, err := c.chain.Build(ctx)
+	if err != nil {
+		return nil, fail(exitCredentials, "credentials: %v", err)
+	}
+	if err := chain.Verify(ctx); err != nil {
+		return nil, fail(exitCredentials, "credentials: %v", err)
+	}
+	c.s3.Region = c.region
+	if c.s3.Region == "" {
+		c.s3.Region = chain.Region()
+	}
+	c.s3.Credentials = chain.Provider()
+	b, err := s3backend.New(c.s3)
+	if err != nil {
+		return nil, fail(exitUsage, "%v", err)
+	}
+	if err := probeBucket(ctx, b, c); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// probeBucket lists the prefix once: the cheapest request that proves the bucket exists and the
+// credentials may list it.
+func probeBucket(ctx context.Context, b backend.Backend, c *config) error {
+	_, err := b.List(ctx, backend.ListInput{Prefix: c.prefix, Delimiter: "/", MaxKeys: 1})
+	target := fmt.Sprintf("s3://%s/%s", c.bucket, c.prefix)
+	var se *s3backend.Error
+	errors.As(err, &se)
+	switch {
+	case err == nil:
+		return nil
+	case se != nil && se.Code == "NoSuchBucket":
+		return fail(exitS3, "bucket %q does not exist at %s (check the name, --region and --endpoint)", c.bucket, endpointName(c))
+	case errors.Is(err, backend.ErrPermission):
+		return fail(exitS3, "the credentials may not list %s: %v; fix: allow s3:ListBucket on arn:aws:s3:::%s (with condition s3:prefix %q) in the last role's policy", target, err, c.bucket, c.prefix+"*")
+	case errors.Is(err, backend.ErrCredentials):
+		return fail(exitCredentials, "S3 rejected the credentials for %s: %v", target, err)
+	default:
+		return fail(exitS3, "cannot reach %s: %v", target, err)
+	}
+}
+
+func endpointName(c *config) string {
+	if c.s3.Endpoint != "" {
+		return c.s3.Endpoint
+	}
+	return "AWS region " + c.s3.Region
+}

@@ -1,0 +1,250 @@
+// Package creds builds the credential chain of a mount: a source (the EC2 instance profile through
+// IMDSv2, or the SDK's standard chain) followed by any number of STS AssumeRole hops, each with its
+// own role, optional External ID and session name. The result is one aws.CredentialsProvider,
+// refreshed before it expires, which is all the S3 backend sees.
+//
+// Verify retrieves every link in order and turns failures into *StepError values that name the
+// link, the principal and the likely fix.
+package creds
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/user"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+)
+
+// Source is where the first credentials of the chain come from.
+type Source string
+
+// Sources.
+const (
+	// SourceIMDS is the EC2 instance profile, through IMDSv2 (IMDSv1 only with Chain.AllowIMDSv1).
+	SourceIMDS Source = "imds"
+	// SourceDefault is the SDK's standard chain: environment, shared config and credentials files
+	// (profiles, including role_arn/source_profile/credential_source), web identity, then IMDS.
+	SourceDefault Source = "default"
+)
+
+// Hop is one sts:AssumeRole step.
+type Hop struct {
+	RoleARN string
+	// ExternalID is sent when not empty; roles shared across accounts usually require one.
+	ExternalID Secret
+	// SessionName names the session in CloudTrail; "" uses DefaultSessionName().
+	SessionName string
+	// Duration of the session; 0 asks for STS's default (one hour).
+	Duration time.Duration
+	// Policy is an optional session policy (JSON) that narrows the role's permissions.
+	Policy string
+	// SourceIdentity, if set, is recorded by STS and carried along the chain.
+	SourceIdentity string
+}
+
+// Chain describes the whole credential chain. Zero values mean the SDK's defaults.
+type Chain struct {
+	Source Source
+	// Profile selects a shared-config profile (SourceDefault only).
+	Profile string
+	// IMDSEndpoint overrides the IMDS address (AWS_EC2_METADATA_SERVICE_ENDPOINT also works).
+	IMDSEndpoint string
+	// AllowIMDSv1 lets the IMDS client fall back to IMDSv1 when no token can be had.
+	AllowIMDSv1 bool
+	// STSEndpoint overrides the STS endpoint URL.
+	STSEndpoint string
+	// IAMEndpoint overrides the IAM endpoint URL, used only to diagnose AssumeRole denials.
+	IAMEndpoint string
+	// Region is used for STS; "" takes it from the environment or the instance's IMDS.
+	Region string
+	Hops   []Hop
+	// RefreshWindow is how long before expiry credentials are refreshed (with jitter of up to half
+	// of it, so that many mounts do not refresh at once).
+	RefreshWindow time.Duration
+	// Logger gets debug lines on refreshes (expiry times, never secrets); nil discards.
+	Logger *slog.Logger
+}
+
+// DefaultRefreshWindow is used when Chain.RefreshWindow is zero.
+const DefaultRefreshWindow = 5 * time.Minute
+
+// step is one link of a built chain.
+type step struct {
+	name     string // "instance profile (IMDS)", "hop 1 (arn:...)"
+	hop      *Hop   // nil for the source
+	provider *aws.CredentialsCache
+}
+
+// Built is a chain ready to use.
+type Built struct {
+	chain  Chain
+	awsCfg aws.Config // base config: region, HTTP client, environment
+	steps  []step
+}
+
+// Provider returns the chain's final credentials provider.
+func (b *Built) Provider() aws.CredentialsProvider { return b.steps[len(b.steps)-1].provider }
+
+// Region returns the region the chain resolved (from the options, the environment or IMDS).
+func (b *Built) Region() string { return b.awsCfg.Region }
+
+// Build assembles the chain. It reads the environment and shared config the way the AWS SDK does,
+// but makes no request except, when no region is known, asking IMDS for the instance's region.
+func (c Chain) Build(ctx context.Context) (*Built, error) {
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	var opts []func(*config.LoadOptions) error
+	if c.Region != "" {
+		opts = append(opts, config.WithRegion(c.Region))
+	}
+	if c.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(c.Profile))
+	}
+	if c.IMDSEndpoint != "" {
+		opts = append(opts, config.WithEC2IMDSEndpoint(c.IMDSEndpoint))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	imdsClient := imds.NewFromConfig(cfg, func(o *imds.Options) {
+		o.EnableFallback = aws.FalseTernary
+		if c.AllowIMDSv1 {
+			o.EnableFallback = aws.TrueTernary
+		}
+	})
+	if cfg.Region == "" && c.Source == SourceIMDS {
+		out, err := imdsClient.GetRegion(ctx, nil)
+		if err != nil {
+			return nil, &StepError{Step: "instance profile (IMDS)", Err: err, Fix: fixIMDS(err)}
+		}
+		cfg.Region = out.Region
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	b := &Built{chain: c, awsCfg: cfg}
+	switch c.Source {
+	case SourceIMDS:
+		b.add("instance profile (IMDS)", nil, ec2rolecreds.New(func(o *ec2rolecreds.Options) { o.Client = imdsClient }))
+	case SourceDefault:
+		b.add("default AWS credential chain", nil, cfg.Credentials)
+	}
+	for i := range c.Hops {
+		h := &c.Hops[i]
+		client := sts.NewFromConfig(cfg, func(o *sts.Options) {
+			o.Credentials = b.steps[len(b.steps)-1].provider
+			if c.STSEndpoint != "" {
+				o.BaseEndpoint = aws.String(c.STSEndpoint)
+			}
+		})
+		p := stscreds.NewAssumeRoleProvider(client, h.RoleARN, func(o *stscreds.AssumeRoleOptions) {
+			o.RoleSessionName = h.SessionName
+			if o.RoleSessionName == "" {
+				o.RoleSessionName = DefaultSessionName()
+			}
+			o.Duration = h.Duration
+			if h.ExternalID != "" {
+				o.ExternalID = aws.String(h.ExternalID.Reveal())
+			}
+			if h.Policy != "" {
+				o.Policy = aws.String(h.Policy)
+			}
+			if h.SourceIdentity != "" {
+				o.SourceIdentity = aws.String(h.SourceIdentity)
+			}
+		})
+		b.add(fmt.Sprintf("hop %d (%s)", i+1, h.RoleARN), h, p)
+	}
+	return b, nil
+}
+
+func (b *Built) add(name string, h *Hop, p aws.CredentialsProvider) {
+	window := b.chain.RefreshWindow
+	if window == 0 {
+		window = DefaultRefreshWindow
+	}
+	cache := aws.NewCredentialsCache(logged{p, name, b.chain.Logger}, func(o *aws.CredentialsCacheOptions) {
+		o.ExpiryWindow = window
+		o.ExpiryWindowJitterFrac = 0.5
+	})
+	b.steps = append(b.steps, step{name: name, hop: h, provider: cache})
+}
+
+// logged logs every retrieval at debug level: which link, and until when it is valid.
+type logged struct {
+	aws.CredentialsProvider
+	name string
+	log  *slog.Logger
+}
+
+func (l logged) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := l.CredentialsProvider.Retrieve(ctx)
+	if l.log != nil {
+		if err != nil {
+			l.log.Debug("credential refresh failed", "step", l.name, "err", err)
+		} else {
+			l.log.Debug("credentials refreshed", "step", l.name, "expires", c.Expires.UTC().Format(time.RFC3339))
+		}
+	}
+	return c, err
+}
+
+var (
+	roleARNPattern     = regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$`)
+	externalIDPattern  = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
+	sessionNamePattern = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
+)
+
+func (c Chain) validate() error {
+	switch c.Source {
+	case SourceIMDS, SourceDefault:
+	default:
+		return fmt.Errorf("unknown credential source %q (want %q or %q)", c.Source, SourceIMDS, SourceDefault)
+	}
+	for i, h := range c.Hops {
+		if !roleARNPattern.MatchString(h.RoleARN) {
+			return fmt.Errorf("hop %d: %q is not a role ARN (want arn:aws:iam::<12-digit account>:role/<name>)", i+1, h.RoleARN)
+		}
+		if id := h.ExternalID.Reveal(); id != "" && (len(id) < 2 || len(id) > 1224 || !externalIDPattern.MatchString(id)) {
+			return fmt.Errorf("hop %d: the External ID must be 2 to 1224 characters of letters, digits and +=,.@:/-", i+1)
+		}
+		if h.SessionName != "" && !sessionNamePattern.MatchString(h.SessionName) {
+			return fmt.Errorf("hop %d: session name %q must be 2 to 64 characters of letters, digits and +=,.@-", i+1, h.SessionName)
+		}
+		if h.Duration != 0 && (h.Duration < 15*time.Minute || h.Duration > 12*time.Hour) {
+			return fmt.Errorf("hop %d: duration %s is outside STS's range of 15m to 12h", i+1, h.Duration)
+		}
+	}
+	return nil
+}
+
+// DefaultSessionName names sessions after the host and the local user, so that CloudTrail shows
+// who acted: "s3mount@<host>+<user>", cut to STS's 64 characters.
+func DefaultSessionName() string {
+	host, _ := os.Hostname()
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	s := "s3mount@" + sanitize(host) + "+" + sanitize(name)
+	return s[:min(len(s), 64)]
+}
+
+var notSessionChar = regexp.MustCompile(`[^\w+=,.@-]`)
+
+func sanitize(s string) string {
+	s = notSessionChar.ReplaceAllString(s, "-")
+	return strings.Trim(s, "-")
+}

@@ -1,0 +1,384 @@
+// Package memback is an in-memory backend.Backend for tests. It behaves like S3 (lexicographic
+// listings with common prefixes, ETags that change on every write, conditional writes, multipart
+// uploads invisible until complete), counts requests per operation, and lets a test inject faults.
+// It should only be used for tests.
+package memback
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"maps"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/s3mount/s3mount/fs/backend"
+)
+
+// Op names an operation for counters and fault injection.
+type Op string
+
+// Operations, as counted by Calls and matched by Fault.
+const (
+	OpHead     Op = "Head"
+	OpList     Op = "List"
+	OpGet      Op = "Get"
+	OpPut      Op = "Put"
+	OpCreateMP Op = "CreateMultipart"
+	OpPart     Op = "UploadPart"
+	OpComplete Op = "Complete"
+	OpAbort    Op = "Abort"
+	OpCopy     Op = "Copy"
+	OpDelete   Op = "Delete"
+)
+
+type object struct {
+	data    []byte
+	etag    string
+	modTime time.Time
+	meta    map[string]string
+}
+
+// Backend is the in-memory store.
+type Backend struct {
+	// Fault, when set, is called before every operation with its name and key; a non-nil error is
+	// returned to the caller instead of doing the operation.
+	Fault func(op Op, key string) error
+
+	mu      sync.Mutex // protects the following
+	objects map[string]*object
+	uploads map[string]*upload
+	calls   map[Op]int
+	seq     int
+}
+
+var _ backend.Backend = (*Backend)(nil)
+
+// New returns an empty store.
+func New() *Backend {
+	return &Backend{objects: map[string]*object{}, uploads: map[string]*upload{}, calls: map[Op]int{}}
+}
+
+// Calls returns how many times op was requested (including failed requests).
+func (b *Backend) Calls(op Op) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.calls[op]
+}
+
+// ResetCalls zeroes all counters.
+func (b *Backend) ResetCalls() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls = map[Op]int{}
+}
+
+// PutBytes stores an object directly (as another S3 client would), bypassing counters and faults.
+func (b *Backend) PutBytes(key string, data []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.store(key, bytes.Clone(data), nil)
+}
+
+// Bytes returns an object's content, and whether it exists.
+func (b *Backend) Bytes(key string) ([]byte, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o, ok := b.objects[key]
+	if !ok {
+		return nil, false
+	}
+	return bytes.Clone(o.data), true
+}
+
+// Keys returns all object keys in order.
+func (b *Backend) Keys() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	keys := make([]string, 0, len(b.objects))
+	for k := range b.objects {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// PendingUploads returns the number of multipart uploads neither completed nor aborted.
+func (b *Backend) PendingUploads() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.uploads)
+}
+
+func (b *Backend) begin(op Op, key string) error {
+	b.mu.Lock()
+	b.calls[op]++
+	b.mu.Unlock()
+	if b.Fault != nil {
+		return b.Fault(op, key)
+	}
+	return nil
+}
+
+// store must be called with mu held.
+func (b *Backend) store(key string, data []byte, meta map[string]string) *object {
+	b.seq++
+	sum := md5.Sum(append(data, []byte(strconv.Itoa(b.seq))...))
+	o := &object{data: data, etag: `"` + hex.EncodeToString(sum[:]) + `"`, modTime: time.Now().UTC().Truncate(time.Second), meta: maps.Clone(meta)}
+	b.objects[key] = o
+	return o
+}
+
+func info(key string, o *object, withMeta bool) backend.ObjectInfo {
+	oi := backend.ObjectInfo{Key: key, Size: int64(len(o.data)), ETag: o.etag, ModTime: o.modTime}
+	if withMeta {
+		oi.Meta = maps.Clone(o.meta)
+	}
+	return oi
+}
+
+func notExist(key string) error { return fmt.Errorf("memback: %q: %w", key, backend.ErrNotExist) }
+
+// Head implements backend.Backend.
+func (b *Backend) Head(ctx context.Context, key string) (backend.ObjectInfo, error) {
+	if err := b.begin(OpHead, key); err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o, ok := b.objects[key]
+	if !ok {
+		return backend.ObjectInfo{}, notExist(key)
+	}
+	return info(key, o, true), nil
+}
+
+// List implements backend.Backend. The continuation token is the last key or prefix returned.
+func (b *Backend) List(ctx context.Context, in backend.ListInput) (backend.Page, error) {
+	if err := b.begin(OpList, in.Prefix); err != nil {
+		return backend.Page{}, err
+	}
+	max := in.MaxKeys
+	if max <= 0 {
+		max = 1000
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	keys := make([]string, 0)
+	for k := range b.objects {
+		if strings.HasPrefix(k, in.Prefix) && k > in.Token {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var p backend.Page
+	n := 0
+	for _, k := range keys {
+		if k <= p.NextToken {
+			continue // inside a common prefix already returned
+		}
+		if n == max {
+			return p, nil
+		}
+		rest := k[len(in.Prefix):]
+		if i := strings.Index(rest, in.Delimiter); in.Delimiter != "" && i >= 0 {
+			cp := in.Prefix + rest[:i+len(in.Delimiter)]
+			p.Prefixes = append(p.Prefixes, cp)
+			// Skip every key under cp: the token sorts after all of them.
+			p.NextToken = cp + "\xff"
+		} else {
+			p.Objects = append(p.Objects, info(k, b.objects[k], false))
+			p.NextToken = k
+		}
+		n++
+	}
+	p.NextToken = ""
+	return p, nil
+}
+
+// Get implements backend.Backend.
+func (b *Backend) Get(ctx context.Context, key string, off, n int64, ifMatch string) (io.ReadCloser, error) {
+	if err := b.begin(OpGet, key); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o, ok := b.objects[key]
+	if !ok {
+		return nil, notExist(key)
+	}
+	if ifMatch != "" && ifMatch != o.etag {
+		return nil, fmt.Errorf("memback: %q: %w", key, backend.ErrStale)
+	}
+	size := int64(len(o.data))
+	off = min(off, size)
+	end := size
+	if n >= 0 {
+		end = min(off+n, size)
+	}
+	return io.NopCloser(bytes.NewReader(o.data[off:end])), nil
+}
+
+// Put implements backend.Backend.
+func (b *Backend) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts backend.PutOptions) (backend.ObjectInfo, error) {
+	if err := b.begin(OpPut, key); err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	data, err := io.ReadAll(io.LimitReader(body, size))
+	if err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	if int64(len(data)) != size {
+		return backend.ObjectInfo{}, fmt.Errorf("memback: put %q: body has %d bytes, want %d", key, len(data), size)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.objects[key]; ok && opts.IfNoneMatch {
+		return backend.ObjectInfo{}, fmt.Errorf("memback: %q: %w", key, backend.ErrExist)
+	}
+	return info(key, b.store(key, data, opts.Meta), true), nil
+}
+
+// Copy implements backend.Backend.
+func (b *Backend) Copy(ctx context.Context, src, dst string, meta map[string]string) (backend.ObjectInfo, error) {
+	if err := b.begin(OpCopy, src); err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o, ok := b.objects[src]
+	if !ok {
+		return backend.ObjectInfo{}, notExist(src)
+	}
+	if meta == nil {
+		meta = o.meta
+	}
+	return info(dst, b.store(dst, bytes.Clone(o.data), meta), true), nil
+}
+
+// Delete implements backend.Backend.
+func (b *Backend) Delete(ctx context.Context, key string) error {
+	if err := b.begin(OpDelete, key); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.objects, key)
+	return nil
+}
+
+type upload struct {
+	b     *Backend
+	key   string
+	id    string
+	opts  backend.PutOptions
+	start time.Time
+
+	mu    sync.Mutex // protects parts
+	parts map[int32][]byte
+}
+
+// NewUpload implements backend.Backend.
+func (b *Backend) NewUpload(ctx context.Context, key string, opts backend.PutOptions) (backend.Upload, error) {
+	if err := b.begin(OpCreateMP, key); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.seq++
+	u := &upload{b: b, key: key, id: fmt.Sprintf("upload-%d", b.seq), opts: opts, start: time.Now(), parts: map[int32][]byte{}}
+	b.uploads[u.id] = u
+	return u, nil
+}
+
+func (u *upload) ID() string { return u.id }
+
+func (u *upload) UploadPart(ctx context.Context, number int32, data []byte) error {
+	if err := u.b.begin(OpPart, u.key); err != nil {
+		return err
+	}
+	if number < 1 || number > backend.MaxParts {
+		return fmt.Errorf("memback: part number %d out of range", number)
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.parts[number] = bytes.Clone(data)
+	return nil
+}
+
+func (u *upload) Complete(ctx context.Context) (backend.ObjectInfo, error) {
+	if err := u.b.begin(OpComplete, u.key); err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	u.mu.Lock()
+	nums := make([]int, 0, len(u.parts))
+	for n := range u.parts {
+		nums = append(nums, int(n))
+	}
+	sort.Ints(nums)
+	var data []byte
+	for i, n := range nums {
+		p := u.parts[int32(n)]
+		if i < len(nums)-1 && len(p) < backend.MinPartSize {
+			u.mu.Unlock()
+			return backend.ObjectInfo{}, fmt.Errorf("memback: part %d is %d bytes, below the minimum", n, len(p))
+		}
+		data = append(data, p...)
+	}
+	u.mu.Unlock()
+	b := u.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.uploads[u.id]; !ok {
+		return backend.ObjectInfo{}, fmt.Errorf("memback: upload %s: %w", u.id, backend.ErrNotExist)
+	}
+	if _, ok := b.objects[u.key]; ok && u.opts.IfNoneMatch {
+		return backend.ObjectInfo{}, fmt.Errorf("memback: %q: %w", u.key, backend.ErrExist)
+	}
+	delete(b.uploads, u.id)
+	return info(u.key, b.store(u.key, data, u.opts.Meta), true), nil
+}
+
+func (u *upload) Abort(ctx context.Context) error {
+	if err := u.b.begin(OpAbort, u.key); err != nil {
+		return err
+	}
+	u.b.mu.Lock()
+	defer u.b.mu.Unlock()
+	delete(u.b.uploads, u.id)
+	return nil
+}
+
+// ListUploads implements backend.Backend.
+func (b *Backend) ListUploads(ctx context.Context, prefix string) ([]backend.PendingUpload, error) {
+	if err := b.begin(OpList, prefix); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []backend.PendingUpload
+	for _, u := range b.uploads {
+		if strings.HasPrefix(u.key, prefix) {
+			out = append(out, backend.PendingUpload{Key: u.key, UploadID: u.id, Initiated: u.start})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].UploadID < out[j].UploadID })
+	return out, nil
+}
+
+// AbortUpload implements backend.Backend.
+func (b *Backend) AbortUpload(ctx context.Context, key, uploadID string) error {
+	if err := b.begin(OpAbort, key); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.uploads, uploadID)
+	return nil
+}

@@ -1,0 +1,106 @@
+package fs
+
+import (
+	"context"
+	"strings"
+
+	"github.com/s3mount/s3mount/fs/backend"
+)
+
+// dirEntry is one name in a directory listing.
+type dirEntry struct {
+	name  string
+	isDir bool
+	info  backend.ObjectInfo // for files: key, size, ETag, modification time from the listing
+}
+
+// lister streams the entries of one directory from ListObjectsV2 pages, one page at a time, in key
+// order. It hides the directory's own marker object ("dir/") and names that cannot be file names,
+// and when a key is both an object and a prefix ("x" and "x/..."), shows only the directory.
+type lister struct {
+	b        backend.Backend
+	prefix   string // the directory's key prefix: "" or ending in "/"
+	pageSize int
+
+	queue []dirEntry // fetched, not yet returned; in name order
+	token string
+	done  bool // no more pages
+}
+
+func newLister(b backend.Backend, prefix string, pageSize int) *lister {
+	return &lister{b: b, prefix: prefix, pageSize: pageSize}
+}
+
+// fetch appends the next page's entries to the queue, merged into key order.
+func (l *lister) fetch(ctx context.Context) error {
+	p, err := l.b.List(ctx, backend.ListInput{Prefix: l.prefix, Delimiter: "/", Token: l.token, MaxKeys: l.pageSize})
+	if err != nil {
+		return err
+	}
+	l.token, l.done = p.NextToken, p.NextToken == ""
+	objs, dirs := p.Objects, p.Prefixes
+	for len(objs) > 0 || len(dirs) > 0 {
+		if len(dirs) == 0 || (len(objs) > 0 && objs[0].Key < dirs[0]) {
+			if name := objs[0].Key[len(l.prefix):]; validName(name) {
+				l.queue = append(l.queue, dirEntry{name: name, info: objs[0]})
+			}
+			objs = objs[1:]
+			continue
+		}
+		if name := strings.TrimSuffix(dirs[0][len(l.prefix):], "/"); validName(name) {
+			l.queue = append(l.queue, dirEntry{name: name, isDir: true})
+		}
+		dirs = dirs[1:]
+	}
+	return nil
+}
+
+// next returns the next entry, or ok=false at the end of the directory.
+func (l *lister) next(ctx context.Context) (e dirEntry, ok bool, err error) {
+	for {
+		for len(l.queue) == 0 {
+			if l.done {
+				return dirEntry{}, false, nil
+			}
+			if err := l.fetch(ctx); err != nil {
+				return dirEntry{}, false, err
+			}
+		}
+		e = l.queue[0]
+		if !e.isDir {
+			shadowed, err := l.shadowedByDir(ctx, e.name)
+			if err != nil {
+				return dirEntry{}, false, err
+			}
+			if shadowed {
+				l.queue = l.queue[1:]
+				continue
+			}
+		}
+		l.queue = l.queue[1:]
+		return e, true, nil
+	}
+}
+
+// shadowedByDir reports whether a directory named name follows in the listing. Between the object
+// "name" and the prefix "name/" only keys "name" + a byte below '/' can sort, so it fetches pages
+// until an entry outside that range shows up.
+func (l *lister) shadowedByDir(ctx context.Context, name string) (bool, error) {
+	for i := 1; ; i++ {
+		for i >= len(l.queue) {
+			if l.done {
+				return false, nil
+			}
+			if err := l.fetch(ctx); err != nil {
+				return false, err
+			}
+		}
+		e := l.queue[i]
+		if e.name == name && e.isDir {
+			return true, nil
+		}
+		if !strings.HasPrefix(e.name, name) || e.name == name || e.name[len(name)] >= '/' {
+			return false, nil
+		}
+	}
+}

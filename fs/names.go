@@ -1,0 +1,21 @@
+package fs
+
+import "strings"
+
+// maxNameLen is Linux's NAME_MAX. Keys whose last segment is longer are not shown.
+const maxNameLen = 255
+
+// validName reports whether name can be a directory entry: not empty, not "." or "..", no "/" or
+// NUL, at most 255 bytes. Keys that would map to other names (for example "a//b" or "../x") are
+// hidden rather than shown under a name that points elsewhere.
+func validName(name string) bool {
+	return name != "" && name != "." && name != ".." && len(name) <= maxNameLen &&
+		!strings.ContainsAny(name, "/\x00")
+}
+
+// childKey returns the object key of name inside the directory whose key prefix is dirKey ("" or
+// ending in "/").
+func childKey(dirKey, name string) string { return dirKey + name }
+
+// dirPrefix returns the key prefix of the directory whose key is key (without trailing slash).
+func dirPrefix(key string) string { return key + "/" }

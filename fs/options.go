@@ -1,0 +1,51 @@
+package fs
+
+import (
+	"log/slog"
+	"os"
+	"time"
+)
+
+// Options configures one mount. Start from DefaultOptions.
+type Options struct {
+	// Prefix is the key prefix mounted at the root: "" for the whole bucket, otherwise it ends in "/".
+	Prefix string
+	// FsName is shown as the mount's source in /proc/mounts (e.g. "s3://bucket/prefix").
+	FsName string
+	// ReadOnly refuses every modification with EROFS.
+	ReadOnly bool
+	// UID and GID own every file and directory.
+	UID, GID uint32
+	// FileMode and DirMode are the permission bits of files and directories without stored modes.
+	FileMode, DirMode uint32
+	// AllowOther lets users other than the mounting one access the mount (needs user_allow_other
+	// in /etc/fuse.conf for non-root mounts). AllowRoot is like AllowOther but for root only.
+	AllowOther, AllowRoot bool
+	// DefaultPermissions makes the kernel check permission bits against UID, GID and the modes.
+	DefaultPermissions bool
+	// EntryTTL and AttrTTL are how long the kernel may cache names and attributes; NegativeTTL how
+	// long it may cache "no such file". They are also the window in which a change made by another
+	// S3 client may go unseen.
+	EntryTTL, AttrTTL, NegativeTTL time.Duration
+	// ListPageSize is the MaxKeys of each ListObjectsV2 request.
+	ListPageSize int
+	// Logger receives errors and debug traces; nil discards them.
+	Logger *slog.Logger
+	// Debug logs every FUSE request (very verbose).
+	Debug bool
+}
+
+// DefaultOptions returns the defaults: read-write, owned by the calling process's user, 0644 files
+// and 0755 directories, one-second metadata TTLs.
+func DefaultOptions() Options {
+	return Options{
+		UID:          uint32(os.Getuid()),
+		GID:          uint32(os.Getgid()),
+		FileMode:     0o644,
+		DirMode:      0o755,
+		EntryTTL:     time.Second,
+		AttrTTL:      time.Second,
+		NegativeTTL:  time.Second,
+		ListPageSize: 1000,
+	}
+}

@@ -1,0 +1,303 @@
+// Package s3backend implements backend.Backend on Amazon S3 (and S3-compatible servers) with
+// aws-sdk-go-v2. It knows nothing of FUSE: it turns backend calls into S3 requests and S3 errors into
+// the backend sentinels (see classify).
+package s3backend
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/s3mount/s3mount/fs/backend"
+)
+
+// API is the part of *s3.Client this package uses; tests substitute stubs.
+type API interface {
+	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	PutObject(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	CopyObject(context.Context, *s3.CopyObjectInput, ...func(*s3.Options)) (*s3.CopyObjectOutput, error)
+	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+	CreateMultipartUpload(context.Context, *s3.CreateMultipartUploadInput, ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error)
+	UploadPart(context.Context, *s3.UploadPartInput, ...func(*s3.Options)) (*s3.UploadPartOutput, error)
+	UploadPartCopy(context.Context, *s3.UploadPartCopyInput, ...func(*s3.Options)) (*s3.UploadPartCopyOutput, error)
+	CompleteMultipartUpload(context.Context, *s3.CompleteMultipartUploadInput, ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
+	AbortMultipartUpload(context.Context, *s3.AbortMultipartUploadInput, ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
+	ListMultipartUploads(context.Context, *s3.ListMultipartUploadsInput, ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error)
+}
+
+// Backend is a backend.Backend on one S3 bucket.
+type Backend struct {
+	cfg    Config
+	client API
+}
+
+var _ backend.Backend = (*Backend)(nil)
+
+// New builds a Backend from cfg. It makes no request; see Probe.
+func New(cfg Config) (*Backend, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = newHTTPClient(cfg)
+	}
+	awsCfg := aws.Config{
+		Region:      cfg.Region,
+		Credentials: markedProvider{cfg.Credentials},
+		HTTPClient:  hc,
+		Retryer: func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = cfg.MaxAttempts })
+		},
+	}
+	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+		o.UsePathStyle = cfg.PathStyle
+		o.DisableLogOutputChecksumValidationSkipped = true
+	})
+	return NewWithAPI(cfg, client), nil
+}
+
+// NewWithAPI builds a Backend on a given client (a stub in tests).
+func NewWithAPI(cfg Config, client API) *Backend {
+	return &Backend{cfg: cfg, client: client}
+}
+
+func newHTTPClient(cfg Config) aws.HTTPClient {
+	return awshttp.NewBuildableClient().
+		WithTransportOptions(func(t *http.Transport) {
+			t.MaxIdleConns = 2 * cfg.Concurrency
+			t.MaxIdleConnsPerHost = 2 * cfg.Concurrency
+			t.ResponseHeaderTimeout = cfg.RequestTimeout
+		}).
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = 10 * time.Second })
+}
+
+// Bucket returns the bucket name.
+func (b *Backend) Bucket() string { return b.cfg.Bucket }
+
+// Head implements backend.Backend.
+func (b *Backend) Head(ctx context.Context, key string) (backend.ObjectInfo, error) {
+	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.cfg.Bucket, Key: &key})
+	if err != nil {
+		return backend.ObjectInfo{}, b.classify("HeadObject", key, err, nil)
+	}
+	return backend.ObjectInfo{
+		Key:     key,
+		Size:    aws.ToInt64(out.ContentLength),
+		ETag:    aws.ToString(out.ETag),
+		ModTime: aws.ToTime(out.LastModified),
+		Meta:    lowerKeys(out.Metadata),
+	}, nil
+}
+
+func lowerKeys(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[strings.ToLower(k)] = v
+	}
+	return out
+}
+
+// List implements backend.Backend.
+func (b *Backend) List(ctx context.Context, in backend.ListInput) (backend.Page, error) {
+	req := &s3.ListObjectsV2Input{Bucket: &b.cfg.Bucket, Prefix: &in.Prefix}
+	if in.Delimiter != "" {
+		req.Delimiter = &in.Delimiter
+	}
+	if in.Token != "" {
+		req.ContinuationToken = &in.Token
+	}
+	if in.MaxKeys > 0 {
+		req.MaxKeys = aws.Int32(int32(in.MaxKeys))
+	}
+	out, err := b.client.ListObjectsV2(ctx, req)
+	if err != nil {
+		return backend.Page{}, b.classify("ListObjectsV2", in.Prefix, err, nil)
+	}
+	p := backend.Page{Objects: make([]backend.ObjectInfo, 0, len(out.Contents))}
+	for _, o := range out.Contents {
+		p.Objects = append(p.Objects, backend.ObjectInfo{
+			Key:     aws.ToString(o.Key),
+			Size:    aws.ToInt64(o.Size),
+			ETag:    aws.ToString(o.ETag),
+			ModTime: aws.ToTime(o.LastModified),
+		})
+	}
+	for _, cp := range out.CommonPrefixes {
+		p.Prefixes = append(p.Prefixes, aws.ToString(cp.Prefix))
+	}
+	if aws.ToBool(out.IsTruncated) {
+		p.NextToken = aws.ToString(out.NextContinuationToken)
+	}
+	return p, nil
+}
+
+// Get implements backend.Backend.
+func (b *Backend) Get(ctx context.Context, key string, off, n int64, ifMatch string) (io.ReadCloser, error) {
+	if n == 0 {
+		return io.NopCloser(bytes.NewReader(nil)), nil
+	}
+	req := &s3.GetObjectInput{Bucket: &b.cfg.Bucket, Key: &key}
+	switch {
+	case n > 0:
+		req.Range = aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1))
+	case off > 0:
+		req.Range = aws.String(fmt.Sprintf("bytes=%d-", off))
+	}
+	if ifMatch != "" {
+		req.IfMatch = &ifMatch
+	}
+	out, err := b.client.GetObject(ctx, req)
+	if err != nil {
+		var ae interface{ ErrorCode() string }
+		if errors.As(err, &ae) && ae.ErrorCode() == "InvalidRange" {
+			return io.NopCloser(bytes.NewReader(nil)), nil // off is at or past the end
+		}
+		return nil, b.classify("GetObject", key, err, backend.ErrStale)
+	}
+	return out.Body, nil
+}
+
+// Put implements backend.Backend.
+func (b *Backend) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts backend.PutOptions) (backend.ObjectInfo, error) {
+	req := &s3.PutObjectInput{Bucket: &b.cfg.Bucket, Key: &key, Body: body, ContentLength: aws.Int64(size), Metadata: opts.Meta}
+	if opts.IfNoneMatch {
+		req.IfNoneMatch = aws.String("*")
+	}
+	out, err := b.client.PutObject(ctx, req)
+	if err != nil {
+		return backend.ObjectInfo{}, b.classify("PutObject", key, err, backend.ErrExist)
+	}
+	return backend.ObjectInfo{Key: key, Size: size, ETag: aws.ToString(out.ETag), ModTime: time.Now().UTC(), Meta: opts.Meta}, nil
+}
+
+// Delete implements backend.Backend.
+func (b *Backend) Delete(ctx context.Context, key string) error {
+	_, err := b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.cfg.Bucket, Key: &key})
+	if err = b.classify("DeleteObject", key, err, nil); errors.Is(err, backend.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// copySource is the CopySource header value: bucket/key, URL-escaped.
+func (b *Backend) copySource(key string) *string {
+	return aws.String(url.PathEscape(b.cfg.Bucket) + "/" + escapeKey(key))
+}
+
+func escapeKey(key string) string {
+	parts := strings.Split(key, "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return strings.Join(parts, "/")
+}
+
+// maxCopyObject is the largest object CopyObject copies in one request; larger ones are copied with
+// UploadPartCopy.
+const maxCopyObject = 5 << 30
+
+// copyPartSize is the part size of multipart copies.
+const copyPartSize = 512 << 20
+
+// Copy implements backend.Backend.
+func (b *Backend) Copy(ctx context.Context, src, dst string, meta map[string]string) (backend.ObjectInfo, error) {
+	srcInfo, err := b.Head(ctx, src)
+	if err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	if meta == nil {
+		meta = srcInfo.Meta
+	}
+	if srcInfo.Size > maxCopyObject {
+		return b.copyMultipart(ctx, srcInfo, dst, meta)
+	}
+	out, err := b.client.CopyObject(ctx, &s3.CopyObjectInput{
+		Bucket: &b.cfg.Bucket, Key: &dst, CopySource: b.copySource(src),
+		CopySourceIfMatch: aws.String(srcInfo.ETag),
+		Metadata:          meta, MetadataDirective: types.MetadataDirectiveReplace,
+	})
+	if err != nil {
+		return backend.ObjectInfo{}, b.classify("CopyObject", src+" -> "+dst, err, backend.ErrStale)
+	}
+	info := backend.ObjectInfo{Key: dst, Size: srcInfo.Size, Meta: meta, ModTime: time.Now().UTC()}
+	if r := out.CopyObjectResult; r != nil {
+		info.ETag, info.ModTime = aws.ToString(r.ETag), aws.ToTime(r.LastModified)
+	}
+	return info, nil
+}
+
+func (b *Backend) copyMultipart(ctx context.Context, src backend.ObjectInfo, dst string, meta map[string]string) (backend.ObjectInfo, error) {
+	u, err := b.NewUpload(ctx, dst, backend.PutOptions{Meta: meta})
+	if err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	up := u.(*upload)
+	for off, n := int64(0), int32(1); off < src.Size; off, n = off+copyPartSize, n+1 {
+		end := min(off+copyPartSize, src.Size) - 1
+		out, err := b.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
+			Bucket: &b.cfg.Bucket, Key: &dst, UploadId: &up.id, PartNumber: aws.Int32(n),
+			CopySource: b.copySource(src.Key), CopySourceIfMatch: aws.String(src.ETag),
+			CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
+		})
+		if err != nil {
+			_ = up.Abort(context.WithoutCancel(ctx))
+			return backend.ObjectInfo{}, b.classify("UploadPartCopy", src.Key+" -> "+dst, err, backend.ErrStale)
+		}
+		up.addPart(n, aws.ToString(out.CopyPartResult.ETag))
+	}
+	info, err := up.Complete(ctx)
+	if err != nil {
+		_ = up.Abort(context.WithoutCancel(ctx))
+	}
+	return info, err
+}
+
+// ListUploads implements backend.Backend.
+func (b *Backend) ListUploads(ctx context.Context, prefix string) ([]backend.PendingUpload, error) {
+	var out []backend.PendingUpload
+	req := &s3.ListMultipartUploadsInput{Bucket: &b.cfg.Bucket, Prefix: &prefix}
+	for {
+		page, err := b.client.ListMultipartUploads(ctx, req)
+		if err != nil {
+			return nil, b.classify("ListMultipartUploads", prefix, err, nil)
+		}
+		for _, u := range page.Uploads {
+			out = append(out, backend.PendingUpload{Key: aws.ToString(u.Key), UploadID: aws.ToString(u.UploadId), Initiated: aws.ToTime(u.Initiated)})
+		}
+		if !aws.ToBool(page.IsTruncated) {
+			return out, nil
+		}
+		req.KeyMarker, req.UploadIdMarker = page.NextKeyMarker, page.NextUploadIdMarker
+	}
+}
+
+// AbortUpload implements backend.Backend.
+func (b *Backend) AbortUpload(ctx context.Context, key, uploadID string) error {
+	_, err := b.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &b.cfg.Bucket, Key: &key, UploadId: &uploadID})
+	if err = b.classify("AbortMultipartUpload", key, err, nil); errors.Is(err, backend.ErrNotExist) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,85 @@
+package s3backend
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/s3mount/s3mount/fs/backend"
+)
+
+// upload is one multipart upload; it remembers each part's ETag for Complete.
+type upload struct {
+	b   *Backend
+	key string
+	id  string
+
+	mu    sync.Mutex // protects parts
+	parts map[int32]string
+}
+
+// NewUpload implements backend.Backend.
+func (b *Backend) NewUpload(ctx context.Context, key string, opts backend.PutOptions) (backend.Upload, error) {
+	out, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &b.cfg.Bucket, Key: &key, Metadata: opts.Meta})
+	if err != nil {
+		return nil, b.classify("CreateMultipartUpload", key, err, nil)
+	}
+	return &upload{b: b, key: key, id: aws.ToString(out.UploadId), parts: map[int32]string{}}, nil
+}
+
+func (u *upload) ID() string { return u.id }
+
+func (u *upload) addPart(n int32, etag string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.parts[n] = etag
+}
+
+func (u *upload) UploadPart(ctx context.Context, n int32, data []byte) error {
+	out, err := u.b.client.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket: &u.b.cfg.Bucket, Key: &u.key, UploadId: &u.id, PartNumber: aws.Int32(n),
+		Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data))),
+	})
+	if err != nil {
+		return u.b.classify("UploadPart", u.key, err, nil)
+	}
+	u.addPart(n, aws.ToString(out.ETag))
+	return nil
+}
+
+func (u *upload) Complete(ctx context.Context) (backend.ObjectInfo, error) {
+	u.mu.Lock()
+	parts := make([]types.CompletedPart, 0, len(u.parts))
+	for n, etag := range u.parts {
+		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(n), ETag: aws.String(etag)})
+	}
+	u.mu.Unlock()
+	sort.Slice(parts, func(i, j int) bool { return *parts[i].PartNumber < *parts[j].PartNumber })
+	out, err := u.b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: &u.b.cfg.Bucket, Key: &u.key, UploadId: &u.id,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	})
+	if err != nil {
+		return backend.ObjectInfo{}, u.b.classify("CompleteMultipartUpload", u.key, err, backend.ErrExist)
+	}
+	// The size is not in the response; HEAD for the authoritative info (and modification time).
+	info, err := u.b.Head(ctx, u.key)
+	if errors.Is(err, backend.ErrNotExist) {
+		return backend.ObjectInfo{}, err
+	}
+	if err != nil {
+		return backend.ObjectInfo{Key: u.key, ETag: aws.ToString(out.ETag), ModTime: time.Now().UTC()}, nil
+	}
+	return info, nil
+}
+
+func (u *upload) Abort(ctx context.Context) error {
+	return u.b.AbortUpload(ctx, u.key, u.id)
+}
