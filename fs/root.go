@@ -93,22 +93,31 @@ func (r *Root) setEntryTimeouts(out *fuse.EntryOut) {
 	out.SetAttrTimeout(r.opts.AttrTTL)
 }
 
-// newChild creates (or finds, by inode number) the node for a directory entry and fills out.
+// newChild returns the node for a directory entry, filling out. A node the tree already has for
+// that name and inode number is updated in place: go-fuse keeps the first node registered for an
+// inode number and would discard a new one together with its fresh info.
 func (r *Root) newChild(ctx context.Context, parent *fusefs.Inode, e dirEntry, out *fuse.EntryOut) *fusefs.Inode {
-	key := childKey(r.dirKey(parent), e.name)
+	ino := r.ino(childKey(r.dirKey(parent), e.name), e.isDir)
 	r.setEntryTimeouts(out)
+	if ch := parent.GetChild(e.name); ch != nil && ch.StableAttr().Ino == ino {
+		switch n := ch.Operations().(type) {
+		case *File:
+			n.setInfo(e.info)
+			n.fillAttr(&out.Attr)
+			return ch
+		case *Dir:
+			n.fillAttr(&out.Attr)
+			return ch
+		}
+	}
 	if e.isDir {
 		d := &Dir{root: r}
 		d.fillAttr(&out.Attr)
-		return parent.NewInode(ctx, d, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: r.ino(key, true)})
+		return parent.NewInode(ctx, d, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino})
 	}
 	f := &File{root: r, info: e.info}
-	child := parent.NewInode(ctx, f, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: r.ino(key, false)})
-	// NewInode returns the existing node when the number is known; refresh its info.
-	existing := child.Operations().(*File)
-	existing.setInfo(e.info)
-	existing.fillAttr(&out.Attr)
-	return child
+	f.fillAttr(&out.Attr)
+	return parent.NewInode(ctx, f, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: ino})
 }
 
 // Statfs reports a large, mostly free filesystem: S3 has no capacity limit to report.

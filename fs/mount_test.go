@@ -1,0 +1,248 @@
+package fs
+
+import (
+	"bytes"
+	"flag"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/s3mount/s3mount/fs/backend/memback"
+)
+
+var fuseDebug = flag.Bool("fuse-debug", false, "log every FUSE request in tests")
+
+// testMount mounts a filesystem over b in a temporary directory and unmounts it when the test
+// ends, also when it fails.
+func testMount(t *testing.T, b *memback.Backend, opts Options) string {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse")
+	}
+	dir := t.TempDir()
+	opts.Debug = *fuseDebug
+	srv, err := Mount(dir, NewRoot(b, opts))
+	if err != nil {
+		t.Fatalf("mount: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Unmount(); err != nil {
+			t.Errorf("unmount: %v", err)
+			_ = syscall.Unmount(dir, syscall.MNT_DETACH)
+		}
+	})
+	return dir
+}
+
+// noCacheOptions turns kernel caching off so each step reaches the filesystem.
+func noCacheOptions() Options {
+	o := DefaultOptions()
+	o.EntryTTL, o.AttrTTL, o.NegativeTTL = 0, 0, 0
+	return o
+}
+
+func names(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatalf("readdir %s: %v", dir, err)
+	}
+	var out []string
+	for _, e := range entries {
+		n := e.Name()
+		if e.IsDir() {
+			n += "/"
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestListingMapsKeysToTree(t *testing.T) {
+	b := memback.New()
+	for _, k := range []string{
+		"p/a.txt", "p/b/", "p/b/c.txt", "p/d/e/f.txt", // plain files, a marker, an implicit directory
+		"p/x", "p/x-1", "p/x/y", // "x" is both a file and a prefix: the directory shadows it
+		"p/", "p//bad", "p/./dot", "p/../up", // the mount's own marker and keys that cannot be names
+		"other/z.txt", // outside the prefix
+	} {
+		b.PutBytes(k, []byte(k))
+	}
+	opts := noCacheOptions()
+	opts.Prefix = "p/"
+	opts.ListPageSize = 2 // force many pages, with the x / x-1 / x/ run across a page boundary
+	mnt := testMount(t, b, opts)
+
+	want := []string{"a.txt", "b/", "d/", "x/", "x-1"}
+	if got := names(t, mnt); !equal(got, want) {
+		t.Errorf("root listing = %q, want %q", got, want)
+	}
+	if got, want := names(t, filepath.Join(mnt, "x")), []string{"y"}; !equal(got, want) {
+		t.Errorf("x/ listing = %q, want %q", got, want)
+	}
+	if got, want := names(t, filepath.Join(mnt, "d")), []string{"e/"}; !equal(got, want) {
+		t.Errorf("d/ listing = %q, want %q", got, want)
+	}
+	st, err := os.Stat(filepath.Join(mnt, "x"))
+	if err != nil || !st.IsDir() {
+		t.Errorf("stat x: %v, dir=%v; want a directory", err, err == nil && st.IsDir())
+	}
+	for _, hidden := range []string{"..", "other", "bad"} {
+		if _, err := os.Stat(filepath.Join(mnt, "b", hidden, "z.txt")); err == nil {
+			t.Errorf("%s reachable through the mount", hidden)
+		}
+	}
+	if got, err := os.ReadFile(filepath.Join(mnt, "b", "c.txt")); err != nil || string(got) != "p/b/c.txt" {
+		t.Errorf("read b/c.txt = %q, %v", got, err)
+	}
+}
+
+func TestReadsAreByteIdentical(t *testing.T) {
+	b := memback.New()
+	rng := rand.New(rand.NewSource(1))
+	sizes := map[string]int{"empty": 0, "one": 1, "odd": 3<<20 + 17, "big": 9 << 20}
+	data := map[string][]byte{}
+	for name, n := range sizes {
+		buf := make([]byte, n)
+		rng.Read(buf)
+		data[name] = buf
+		b.PutBytes(name, buf)
+	}
+	mnt := testMount(t, b, DefaultOptions())
+	for name, want := range data {
+		got, err := os.ReadFile(filepath.Join(mnt, name))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: read %d bytes (err %v), want %d identical bytes", name, len(got), err, len(want))
+		}
+		st, err := os.Stat(filepath.Join(mnt, name))
+		if err != nil || st.Size() != int64(len(want)) {
+			t.Errorf("%s: stat size %v (err %v), want %d", name, st.Size(), err, len(want))
+		}
+	}
+	// Random ranges, including across ends and past EOF.
+	f, err := os.Open(filepath.Join(mnt, "odd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	want := data["odd"]
+	for i := 0; i < 50; i++ {
+		off := rng.Int63n(int64(len(want)) + 100)
+		buf := make([]byte, rng.Intn(300000))
+		n, _ := f.ReadAt(buf, off)
+		end := min(off+int64(len(buf)), int64(len(want)))
+		if off > int64(len(want)) {
+			end = off
+		}
+		if !bytes.Equal(buf[:n], want[min(off, int64(len(want))):end]) {
+			t.Fatalf("ReadAt(%d, %d) returned %d bytes that differ from the object", off, len(buf), n)
+		}
+	}
+}
+
+func TestLsLongNeedsNoHeadPerEntry(t *testing.T) {
+	b := memback.New()
+	for i := 0; i < 300; i++ {
+		b.PutBytes(filepath.Join("dir", string(rune('a'+i%26))+string(rune('a'+i/26))), []byte("x"))
+	}
+	mnt := testMount(t, b, DefaultOptions())
+	if _, err := os.Stat(filepath.Join(mnt, "dir")); err != nil {
+		t.Fatal(err)
+	}
+	b.ResetCalls()
+	entries, err := os.ReadDir(filepath.Join(mnt, "dir"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if _, err := os.Lstat(filepath.Join(mnt, "dir", e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(entries) != 300 {
+		t.Errorf("listed %d entries, want 300", len(entries))
+	}
+	if n := b.Calls(memback.OpHead); n != 0 {
+		t.Errorf("ls -l made %d HEAD requests, want 0 (attributes come from the listing)", n)
+	}
+}
+
+func TestMissingAndDeniedErrnos(t *testing.T) {
+	b := memback.New()
+	b.PutBytes("ok.txt", []byte("fine"))
+	b.PutBytes("secret/key.txt", []byte("no"))
+	b.Fault = func(op memback.Op, key string) error {
+		if filepath.Dir(key) == "secret" && op == memback.OpGet {
+			return &os.PathError{Op: "get", Path: key, Err: os.ErrPermission}
+		}
+		return nil
+	}
+	mnt := testMount(t, b, noCacheOptions())
+	if _, err := os.Stat(filepath.Join(mnt, "missing")); !os.IsNotExist(err) {
+		t.Errorf("stat missing: %v, want ENOENT", err)
+	}
+	_, err := os.ReadFile(filepath.Join(mnt, "secret", "key.txt"))
+	if !os.IsPermission(err) {
+		t.Errorf("read denied object: %v, want EACCES", err)
+	}
+	if _, err := os.Stat(filepath.Join(mnt, string(bytes.Repeat([]byte("n"), 256)))); !errorIs(err, syscall.ENAMETOOLONG) {
+		t.Errorf("stat of a 256-byte name: %v, want ENAMETOOLONG", err)
+	}
+}
+
+func errorIs(err error, errno syscall.Errno) bool {
+	pe, ok := err.(*os.PathError)
+	return ok && pe.Err == errno
+}
+
+func TestRemoteChangesAppearAfterTTL(t *testing.T) {
+	b := memback.New()
+	opts := DefaultOptions()
+	opts.EntryTTL, opts.AttrTTL = 50*time.Millisecond, 50*time.Millisecond
+	mnt := testMount(t, b, opts)
+	b.PutBytes("new.txt", []byte("hello"))
+	time.Sleep(100 * time.Millisecond)
+	got := names(t, mnt)
+	sort.Strings(got)
+	if !equal(got, []string{"new.txt"}) {
+		t.Errorf("listing after remote put = %q", got)
+	}
+}
+
+func TestReplacedObjectUnderOpenHandleIsStale(t *testing.T) {
+	b := memback.New()
+	b.PutBytes("f", bytes.Repeat([]byte("a"), 1<<20))
+	mnt := testMount(t, b, noCacheOptions())
+	f, err := os.Open(filepath.Join(mnt, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b.PutBytes("f", bytes.Repeat([]byte("b"), 1<<20))
+	buf := make([]byte, 4096)
+	_, err = f.ReadAt(buf, 0)
+	if !errorIs(err, syscall.ESTALE) {
+		t.Errorf("read after the object was replaced: %v, want ESTALE", err)
+	}
+	// A new open sees the new version.
+	got, err := os.ReadFile(filepath.Join(mnt, "f"))
+	if err != nil || !bytes.Equal(got, bytes.Repeat([]byte("b"), 1<<20)) {
+		t.Errorf("reopen after replacement: %d bytes, %v", len(got), err)
+	}
+}
