@@ -1,23 +1,55 @@
 package fs
 
 import (
+	"bytes"
 	"context"
+	"sort"
+	"sync"
 	"syscall"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/s3mount/s3mount/fs/backend"
 )
 
-// Dir is a directory: a key prefix.
+// Dir is a directory: a key prefix, with an optional marker object ("dir/") that carries its
+// attributes.
 type Dir struct {
 	fusefs.Inode
 	root *Root
+
+	mu    sync.Mutex // protects attrs
+	attrs attrs
+}
+
+func newDir(r *Root, meta map[string]string) *Dir {
+	return &Dir{root: r, attrs: parseMeta(meta)}
+}
+
+func (d *Dir) setAttrs(meta map[string]string) {
+	if meta == nil {
+		return // a listing or lookup that did not read the marker: keep what we know
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.attrs = parseMeta(meta)
 }
 
 func (d *Dir) fillAttr(out *fuse.Attr) {
-	d.root.setAttr(out, syscall.S_IFDIR|d.root.opts.DirMode)
+	d.mu.Lock()
+	a := d.attrs
+	d.mu.Unlock()
+	d.root.fillAttrs(out, a, syscall.S_IFDIR, d.root.opts.DirMode)
 	out.Size = 4096
+	out.Nlink = 2
+	if !a.mtime.IsZero() {
+		out.SetTimes(&a.mtime, &a.mtime, &a.mtime)
+	}
 }
+
+// key returns the directory's key prefix ("" or ending in "/").
+func (d *Dir) key() string { return d.root.dirKey(&d.Inode) }
 
 var _ = (fusefs.NodeGetattrer)((*Dir)(nil))
 
@@ -30,13 +62,71 @@ func (d *Dir) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrO
 
 var _ = (fusefs.NodeLookuper)((*Dir)(nil))
 
-// Lookup implements fusefs.NodeLookuper.
+// Lookup implements fusefs.NodeLookuper. A child that exists only here (created and not yet
+// committed) or has local changes is answered from memory; anything else from S3.
 func (d *Dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	e, err := d.root.lookupEntry(ctx, d.root.dirKey(&d.Inode), name)
+	if ch := d.localChild(name); ch != nil {
+		d.root.setEntryTimeouts(out)
+		fillEntry(ch, out)
+		return ch, 0
+	}
+	e, err := d.root.lookupEntry(ctx, d.key(), name)
 	if err != nil {
 		return nil, d.root.fail("lookup", d.Path(nil)+"/"+name, err)
 	}
 	return d.root.newChild(ctx, &d.Inode, e, out), 0
+}
+
+// localChild returns the child node name if it has local state that S3 does not show yet.
+func (d *Dir) localChild(name string) *fusefs.Inode {
+	ch := d.GetChild(name)
+	if ch == nil {
+		return nil
+	}
+	if f, ok := ch.Operations().(*File); ok && f.hasLocalState() {
+		return ch
+	}
+	return nil
+}
+
+// localOnlyNames returns the sorted names of children that S3 does not have yet.
+func (d *Dir) localOnlyNames() []string {
+	var names []string
+	for name, ch := range d.Children() {
+		if f, ok := ch.Operations().(*File); ok && f.isLocalOnly() {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+var _ = (fusefs.NodeSetattrer)((*Dir)(nil))
+
+// Setattr implements fusefs.NodeSetattrer: chmod, chown and utimes of a directory are stored on
+// its marker object (created if the directory had none).
+func (d *Dir) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if d.root.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	if update, _ := attrUpdate(in); update != nil && !d.IsRoot() {
+		d.mu.Lock()
+		a := d.attrs
+		d.mu.Unlock()
+		if a.mode == 0 {
+			a.mode = syscall.S_IFDIR | d.root.opts.DirMode
+		}
+		update(&a)
+		if _, err := d.root.b.Put(ctx, d.key(), bytes.NewReader(nil), 0, backend.PutOptions{Meta: a.toMeta()}); err != nil {
+			return d.root.fail("setattr", d.key(), err)
+		}
+		d.mu.Lock()
+		d.attrs = a
+		d.mu.Unlock()
+	}
+	d.fillAttr(&out.Attr)
+	out.SetTimeout(d.root.opts.AttrTTL)
+	return 0
 }
 
 var _ = (fusefs.NodeOpendirHandler)((*Dir)(nil))
@@ -55,15 +145,44 @@ func (d *Dir) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	return 0
 }
 
-// dirHandle is an open directory. It streams the listing and answers READDIRPLUS lookups from
-// the listing itself, so "ls -l" needs no request per entry.
+// dirHandle is an open directory. It streams the listing, merged with the children that exist only
+// here so far, and answers READDIRPLUS lookups for the entries it just returned.
 type dirHandle struct {
 	dir *Dir
 
 	// The kernel serialises calls on one directory handle (go-fuse holds a lock per handle).
-	l    *lister
-	last dirEntry // the entry Readdirent returned last, for Lookup
-	pos  uint64   // entries returned so far
+	l     *lister
+	local []string // local-only names not yet merged in, sorted
+	next  *dirEntry
+	last  dirEntry // the entry Readdirent returned last, for Lookup
+	pos   uint64   // entries returned so far
+}
+
+// nextEntry returns the next name in order from the listing and the local-only names.
+func (h *dirHandle) nextEntry(ctx context.Context) (dirEntry, bool, error) {
+	if h.next == nil {
+		e, ok, err := h.l.next(ctx)
+		if err != nil {
+			return dirEntry{}, false, err
+		}
+		if ok {
+			h.next = &e
+		}
+	}
+	switch {
+	case len(h.local) > 0 && (h.next == nil || h.local[0] < h.next.name):
+		name := h.local[0]
+		h.local = h.local[1:]
+		return dirEntry{name: name}, true, nil
+	case h.next != nil:
+		e := *h.next
+		h.next = nil
+		if len(h.local) > 0 && h.local[0] == e.name {
+			h.local = h.local[1:]
+		}
+		return e, true, nil
+	}
+	return dirEntry{}, false, nil
 }
 
 var _ = (fusefs.FileReaddirenter)((*dirHandle)(nil))
@@ -72,9 +191,10 @@ var _ = (fusefs.FileReaddirenter)((*dirHandle)(nil))
 func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
 	r := h.dir.root
 	if h.l == nil {
-		h.l = newLister(r.b, r.dirKey(&h.dir.Inode), r.opts.ListPageSize)
+		h.l = newLister(r.b, h.dir.key(), r.opts.ListPageSize)
+		h.local = h.dir.localOnlyNames()
 	}
-	e, ok, err := h.l.next(ctx)
+	e, ok, err := h.nextEntry(ctx)
 	if err != nil {
 		return nil, r.fail("readdir", h.dir.Path(nil), err)
 	}
@@ -83,28 +203,39 @@ func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 	}
 	h.last = e
 	h.pos++
-	de := &fuse.DirEntry{Name: e.name, Mode: syscall.S_IFREG, Ino: r.ino(childKey(h.l.prefix, e.name), e.isDir), Off: h.pos}
+	mode := uint32(syscall.S_IFREG)
 	if e.isDir {
-		de.Mode = syscall.S_IFDIR
+		mode = syscall.S_IFDIR
 	}
-	return de, 0
+	return &fuse.DirEntry{Name: e.name, Mode: mode, Ino: r.ino(childKey(h.l.prefix, e.name), mode), Off: h.pos}, 0
 }
 
 var _ = (fusefs.FileLookuper)((*dirHandle)(nil))
 
-// Lookup implements fusefs.FileLookuper for READDIRPLUS: name is the entry just returned.
+// Lookup implements fusefs.FileLookuper for READDIRPLUS. A directory entry is answered from the
+// listing; a file needs its stored attributes, so it is looked up (HEAD).
 func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	if name != h.last.name {
+	r := h.dir.root
+	if name != h.last.name || h.dir.localChild(name) != nil {
 		return h.dir.Lookup(ctx, name, out)
 	}
-	return h.dir.root.newChild(ctx, &h.dir.Inode, h.last, out), 0
+	e := h.last
+	if !e.isDir {
+		// The listing settled that this is a file (a directory of the same name would shadow it).
+		info, err := r.b.Head(ctx, e.info.Key)
+		if err != nil {
+			return nil, r.fail("lookup", e.info.Key, err)
+		}
+		e.info = info
+	}
+	return r.newChild(ctx, &h.dir.Inode, e, out), 0
 }
 
 var _ = (fusefs.FileSeekdirer)((*dirHandle)(nil))
 
 // Seekdir implements fusefs.FileSeekdirer: it restarts the listing and skips to entry off.
 func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
-	h.l, h.pos = nil, 0
+	h.l, h.next, h.pos = nil, nil, 0
 	for h.pos < off {
 		de, errno := h.Readdirent(ctx)
 		if errno != 0 {
@@ -121,3 +252,10 @@ var _ = (fusefs.FileReleasedirer)((*dirHandle)(nil))
 
 // Releasedir implements fusefs.FileReleasedirer.
 func (h *dirHandle) Releasedir(ctx context.Context, flags uint32) {}
+
+var _ = (fusefs.FileFsyncdirer)((*dirHandle)(nil))
+
+// Fsyncdir implements fusefs.FileFsyncdirer. Directory entries are durable as soon as the
+// operation that made them returned (mkdir, rename, unlink write to S3 before returning; a new
+// file is durable at its close or fsync), so there is nothing left to do.
+func (h *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno { return 0 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"syscall"
+	"time"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -11,19 +12,45 @@ import (
 	"github.com/s3mount/s3mount/fs/backend"
 )
 
-// File is a regular file: an object.
+// File is a regular file: an object, plus local content while it is being written.
 type File struct {
 	fusefs.Inode
 	root *Root
 
-	mu   sync.Mutex         // protects the following
-	info backend.ObjectInfo // as last seen by lookup, listing or our own write
+	mu    sync.Mutex         // protects the following
+	info  backend.ObjectInfo // the committed version, as last seen or written
+	attrs attrs              // stored attributes of that version
+	dirty *dirtyFile         // local content; nil when the file has none
+	opens int                // open handles
+	// localOnly: created by this mount and not yet committed; S3 does not have it.
+	localOnly bool
+}
+
+func newFile(r *Root, info backend.ObjectInfo) *File {
+	return &File{root: r, info: info, attrs: parseMeta(info.Meta)}
 }
 
 func (f *File) setInfo(info backend.ObjectInfo) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.info = info
+	if f.dirty != nil {
+		return // local content wins until it is committed
+	}
+	f.info, f.attrs = info, parseMeta(info.Meta)
+}
+
+// hasLocalState reports whether the file has content or attributes S3 does not show yet.
+func (f *File) hasLocalState() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.localOnly || f.dirty != nil
+}
+
+// isLocalOnly reports whether the file was created here and not yet committed.
+func (f *File) isLocalOnly() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.localOnly
 }
 
 func (f *File) getInfo() backend.ObjectInfo {
@@ -32,13 +59,89 @@ func (f *File) getInfo() backend.ObjectInfo {
 	return f.info
 }
 
+// key returns the file's current object key.
+func (f *File) key() string { return f.root.fileKey(&f.Inode) }
+
+// state returns the current size, attributes and modification time, local content first.
+func (f *File) state() (size int64, a attrs, mtime time.Time) {
+	f.mu.Lock()
+	d, info, a := f.dirty, f.info, f.attrs
+	f.mu.Unlock()
+	size, mtime = info.Size, info.ModTime
+	if d != nil {
+		size, a, _ = d.stat()
+	}
+	if !a.mtime.IsZero() {
+		mtime = a.mtime
+	}
+	return size, a, mtime
+}
+
 func (f *File) fillAttr(out *fuse.Attr) {
-	info := f.getInfo()
-	f.root.setAttr(out, syscall.S_IFREG|f.root.opts.FileMode)
-	out.Size = uint64(info.Size)
+	size, a, mtime := f.state()
+	f.root.fillAttrs(out, a, syscall.S_IFREG, f.root.opts.FileMode)
+	out.Size = uint64(size)
 	out.Blocks = (out.Size + 511) / 512
-	mtime := info.ModTime
 	out.SetTimes(&mtime, &mtime, &mtime)
+}
+
+// dirtyState returns the file's local content, creating it from the committed version if needed.
+func (f *File) dirtyState() (*dirtyFile, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.dirty != nil {
+		return f.dirty, nil
+	}
+	info := f.info
+	info.Key = f.key()
+	d, err := newDirtyFile(f.root, f.key, info, f.attrs)
+	if err != nil {
+		return nil, err
+	}
+	f.dirty = d
+	return d, nil
+}
+
+// commit writes local changes to S3, if any, and returns when they are there.
+func (f *File) commit(ctx context.Context) error {
+	f.mu.Lock()
+	d := f.dirty
+	f.mu.Unlock()
+	if d == nil {
+		return nil
+	}
+	info, changed, err := d.commit(ctx)
+	if err != nil || !changed {
+		return err
+	}
+	f.mu.Lock()
+	f.info, f.attrs, f.localOnly = info, parseMeta(info.Meta), false
+	f.mu.Unlock()
+	return nil
+}
+
+// releaseHandle drops one open handle; the last one commits what is left (a failure is logged:
+// the application was told at flush) and frees the local content.
+func (f *File) releaseHandle() {
+	f.mu.Lock()
+	f.opens--
+	d := f.dirty
+	last := f.opens == 0
+	f.mu.Unlock()
+	if !last || d == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(f.root.ctx, 10*time.Minute)
+	defer cancel()
+	if err := f.commit(ctx); err != nil {
+		f.root.log.Error("changes not written to S3 and dropped at close", "key", f.key(), "err", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.opens == 0 && f.dirty == d {
+		d.release()
+		f.dirty = nil
+	}
 }
 
 var _ = (fusefs.NodeGetattrer)((*File)(nil))
@@ -52,12 +155,200 @@ func (f *File) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.Attr
 
 var _ = (fusefs.NodeOpener)((*File)(nil))
 
-// Open implements fusefs.NodeOpener. Reads are pinned to the object version (ETag) seen at open.
+// Open implements fusefs.NodeOpener. Reads are pinned to the version (ETag) seen at open.
 func (f *File) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
-	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC) != 0 {
+	write := flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0
+	if (write || flags&syscall.O_TRUNC != 0) && f.root.opts.ReadOnly {
 		return nil, 0, syscall.EROFS
 	}
-	info := f.getInfo()
-	info.Key = f.root.fileKey(&f.Inode)
-	return &readHandle{root: f.root, info: info}, 0, 0
+	h := &fileHandle{f: f, snapshot: f.getInfo()}
+	h.snapshot.Key = f.key()
+	f.mu.Lock()
+	f.opens++
+	f.mu.Unlock()
+	if flags&syscall.O_TRUNC != 0 && write {
+		if errno := f.truncate(ctx, 0); errno != 0 {
+			f.releaseHandle()
+			return nil, 0, errno
+		}
+	}
+	return h, 0, 0
+}
+
+func (f *File) truncate(ctx context.Context, size int64) syscall.Errno {
+	d, err := f.dirtyState()
+	if err == nil {
+		err = d.truncate(ctx, size)
+	}
+	if err != nil {
+		return f.root.fail("truncate", f.key(), err)
+	}
+	return 0
+}
+
+var _ = (fusefs.NodeSetattrer)((*File)(nil))
+
+// Setattr implements fusefs.NodeSetattrer: truncate, chmod, chown and utimes. On a file without
+// local changes, attribute changes are written to S3 at once (a server-side copy onto itself).
+func (f *File) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if f.root.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	size, hasSize := in.GetSize()
+	update, mtime := attrUpdate(in)
+	if hasSize {
+		if errno := f.truncate(ctx, int64(size)); errno != 0 {
+			return errno
+		}
+	}
+	if update != nil {
+		d, err := f.dirtyState()
+		if err != nil {
+			return f.root.fail("setattr", f.key(), err)
+		}
+		d.setAttrs(update, mtime)
+	}
+	if fh == nil && (hasSize || update != nil) {
+		// truncate/chmod/chown/utimes by path: no close will follow, so the change goes to S3 now.
+		if err := f.commitDetached(ctx); err != nil {
+			return f.root.fail("setattr", f.key(), err)
+		}
+	}
+	f.fillAttr(&out.Attr)
+	out.SetTimeout(f.root.opts.AttrTTL)
+	return 0
+}
+
+// commitDetached commits and, when no handle is open, frees the local state again.
+func (f *File) commitDetached(ctx context.Context) error {
+	if err := f.commit(ctx); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.opens == 0 && f.dirty != nil {
+		f.dirty.release()
+		f.dirty = nil
+	}
+	return nil
+}
+
+// attrUpdate turns the attribute part of a setattr into an update of attrs; mtime reports whether
+// it sets the modification time.
+func attrUpdate(in *fuse.SetAttrIn) (update func(*attrs), mtime bool) {
+	mode, hasMode := in.GetMode()
+	uid, hasUID := in.GetUID()
+	gid, hasGID := in.GetGID()
+	mt, hasMtime := in.GetMTime()
+	if !hasMode && !hasUID && !hasGID && !hasMtime {
+		return nil, false
+	}
+	return func(a *attrs) {
+		if hasMode {
+			a.mode = a.fileType() | mode&07777
+		}
+		if hasUID {
+			a.uid = &uid
+		}
+		if hasGID {
+			a.gid = &gid
+		}
+		if hasMtime {
+			a.mtime = mt
+		}
+	}, hasMtime
+}
+
+var _ = (fusefs.NodeAllocater)((*File)(nil))
+
+// Allocate implements fusefs.NodeAllocater: mode 0 (grow, zero-filled) only.
+func (f *File) Allocate(ctx context.Context, fh fusefs.FileHandle, off, size uint64, mode uint32) syscall.Errno {
+	if mode != 0 {
+		return syscall.EOPNOTSUPP
+	}
+	cur, _, _ := f.state()
+	if end := int64(off + size); end > cur {
+		return f.truncate(ctx, end)
+	}
+	return 0
+}
+
+// fileHandle is an open file.
+type fileHandle struct {
+	f        *File
+	snapshot backend.ObjectInfo // the version seen at open, for reads before any write
+}
+
+var _ = (fusefs.FileReader)((*fileHandle)(nil))
+
+// Read implements fusefs.FileReader: local content if the file has any, else the version pinned
+// at open.
+func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	h.f.mu.Lock()
+	d := h.f.dirty
+	h.f.mu.Unlock()
+	var n int
+	var err error
+	if d != nil {
+		n, err = d.readAt(ctx, dest, off)
+	} else {
+		n, err = readObject(ctx, h.f.root.b, h.snapshot, dest, off)
+	}
+	if err != nil {
+		return nil, h.f.root.fail("read", h.snapshot.Key, err)
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+var _ = (fusefs.FileWriter)((*fileHandle)(nil))
+
+// Write implements fusefs.FileWriter.
+func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	d, err := h.f.dirtyState()
+	if err != nil {
+		return 0, h.f.root.fail("write", h.f.key(), err)
+	}
+	n, err := d.write(ctx, data, off)
+	if err != nil {
+		return uint32(n), h.f.root.fail("write", h.f.key(), err)
+	}
+	return uint32(n), 0
+}
+
+var _ = (fusefs.FileFlusher)((*fileHandle)(nil))
+
+// Flush implements fusefs.FileFlusher; it runs at every close(2), which therefore returns only
+// once the data is in S3, or with the error that kept it out.
+func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
+	if err := h.f.commit(ctx); err != nil {
+		return h.f.root.fail("close", h.f.key(), err)
+	}
+	return 0
+}
+
+var _ = (fusefs.FileFsyncer)((*fileHandle)(nil))
+
+// Fsync implements fusefs.FileFsyncer: like close, it returns once the data is in S3.
+func (h *fileHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	if err := h.f.commit(ctx); err != nil {
+		return h.f.root.fail("fsync", h.f.key(), err)
+	}
+	return 0
+}
+
+var _ = (fusefs.FileReleaser)((*fileHandle)(nil))
+
+// Release implements fusefs.FileReleaser.
+func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
+	h.f.releaseHandle()
+	return 0
+}
+
+var _ = (fusefs.FileGetattrer)((*fileHandle)(nil))
+
+// Getattr implements fusefs.FileGetattrer (fstat).
+func (h *fileHandle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
+	h.f.fillAttr(&out.Attr)
+	out.SetTimeout(h.f.root.opts.AttrTTL)
+	return 0
 }

@@ -31,11 +31,16 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 
 // readAt reads into dest from off, short only at the end of the object.
 func (h *readHandle) readAt(ctx context.Context, dest []byte, off int64) (int, error) {
-	if off >= h.info.Size {
+	return readObject(ctx, h.root.b, h.info, dest, off)
+}
+
+// readObject reads into dest from off of the version info of an object (pinned by its ETag).
+func readObject(ctx context.Context, b backend.Backend, info backend.ObjectInfo, dest []byte, off int64) (int, error) {
+	if off >= info.Size {
 		return 0, nil
 	}
-	n := min(int64(len(dest)), h.info.Size-off)
-	body, err := h.root.b.Get(ctx, h.info.Key, off, n, h.info.ETag)
+	n := min(int64(len(dest)), info.Size-off)
+	body, err := b.Get(ctx, info.Key, off, n, info.ETag)
 	if err != nil {
 		return 0, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"syscall"
+	"time"
 
 	"github.com/s3mount/s3mount/fs/backend"
 )
@@ -31,7 +32,14 @@ func (r *Root) lookupEntry(ctx context.Context, dir, name string) (dirEntry, err
 	h := <-head
 	switch {
 	case listErr == nil && (len(page.Objects) > 0 || len(page.Prefixes) > 0):
-		return dirEntry{name: name, isDir: true}, nil
+		e := dirEntry{name: name, isDir: true}
+		if len(page.Objects) > 0 && page.Objects[0].Key == dirPrefix(key) {
+			// The directory has a marker, which may carry its attributes.
+			if info, err := r.b.Head(ctx, dirPrefix(key)); err == nil {
+				e.info = info
+			}
+		}
+		return e, nil
 	case h.err == nil:
 		return dirEntry{name: name, info: h.info}, nil
 	case !errors.Is(h.err, backend.ErrNotExist):
@@ -39,5 +47,32 @@ func (r *Root) lookupEntry(ctx context.Context, dir, name string) (dirEntry, err
 	case listErr != nil:
 		return dirEntry{}, listErr
 	}
+	r.rememberMissing(key)
 	return dirEntry{}, syscall.ENOENT
+}
+
+// rememberMissing notes that key was just found missing. Create trusts such a recent answer (the
+// kernel looks a name up right before creating it) instead of asking S3 again.
+func (r *Root) rememberMissing(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.missing) > 10000 {
+		clear(r.missing)
+	}
+	r.missing[key] = time.Now()
+}
+
+// recentlyMissing reports whether key was found missing within the negative TTL.
+func (r *Root) recentlyMissing(key string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.missing[key]
+	return ok && time.Since(t) < r.opts.NegativeTTL
+}
+
+// forgetMissing drops key from the missing set, once something was created there.
+func (r *Root) forgetMissing(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.missing, key)
 }

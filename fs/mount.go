@@ -9,7 +9,8 @@ import (
 
 // Server is a live mount.
 type Server struct {
-	srv *fuse.Server
+	srv  *fuse.Server
+	root *Root
 }
 
 // Mount mounts r at mountpoint and starts serving. As root it mounts with the mount(2) system call
@@ -48,11 +49,14 @@ func Mount(mountpoint string, r *Root) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{srv: srv}, nil
+	return &Server{srv: srv, root: r}, nil
 }
 
-// Wait blocks until the filesystem is unmounted.
-func (s *Server) Wait() { s.srv.Wait() }
+// Wait blocks until the filesystem is unmounted, then releases what it held.
+func (s *Server) Wait() {
+	s.srv.Wait()
+	s.root.Close()
+}
 
 // Unmount asks the kernel to unmount; it fails with EBUSY while files are open.
 func (s *Server) Unmount() error { return s.srv.Unmount() }

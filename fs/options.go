@@ -1,6 +1,8 @@
 package fs
 
 import (
+	"fmt"
+	"path/filepath"
 	"log/slog"
 	"os"
 	"time"
@@ -29,6 +31,19 @@ type Options struct {
 	EntryTTL, AttrTTL, NegativeTTL time.Duration
 	// ListPageSize is the MaxKeys of each ListObjectsV2 request.
 	ListPageSize int
+	// PartSize is the multipart part size of uploads (at least 5 MiB); it doubles every 1,000 parts
+	// so that objects up to 5 TiB fit in 10,000 parts. Files up to one part are sent with one PUT.
+	PartSize int64
+	// UploadConcurrency bounds the parts (and PUTs) being uploaded at once, mount-wide; with
+	// PartSize it bounds the memory used for uploads.
+	UploadConcurrency int
+	// StagingDir holds the content of files being written, and the journal of multipart uploads
+	// in progress (so the next mount with the same StagingDir cleans up after a crash).
+	StagingDir string
+	// StagingSize bounds the bytes staged at once. Writers that would exceed it wait up to
+	// StagingWait for uploads to free space, then get ENOSPC.
+	StagingSize int64
+	StagingWait time.Duration
 	// Logger receives errors and debug traces; nil discards them.
 	Logger *slog.Logger
 	// Debug logs every FUSE request (very verbose).
@@ -47,5 +62,11 @@ func DefaultOptions() Options {
 		AttrTTL:      time.Second,
 		NegativeTTL:  time.Second,
 		ListPageSize: 1000,
+
+		PartSize:          8 << 20,
+		UploadConcurrency: 8,
+		StagingDir:        filepath.Join(os.TempDir(), fmt.Sprintf("s3mount-%d", os.Getuid())),
+		StagingSize:       4 << 30,
+		StagingWait:       30 * time.Second,
 	}
 }

@@ -14,6 +14,9 @@ package fs
 
 import (
 	"context"
+	"time"
+	"fmt"
+	"path/filepath"
 	"io"
 	"log/slog"
 	"sync"
@@ -28,34 +31,94 @@ import (
 // Root is the mount-wide state.
 type Root struct {
 	// read only after NewRoot
-	b    backend.Backend
-	opts Options
-	log  *slog.Logger
-	dir  *Dir // the root directory node
+	b       backend.Backend
+	opts    Options
+	log     *slog.Logger
+	dir     *Dir // the root directory node
+	staging *staging
+	journal *journal
+	// ctx is cancelled when the filesystem shuts down; background uploads use it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// uploads bounds the concurrent part uploads and PUTs; bufs recycles part buffers.
+	uploads chan struct{}
+	bufs    sync.Pool
 
 	mu      sync.Mutex        // protects the following
-	inos    map[string]uint64 // stable inode number per "d:"/"f:" + key
+	inos    map[string]uint64    // stable inode number per type and key
 	nextIno uint64
+	missing map[string]time.Time // keys recently found missing (see rememberMissing)
 }
 
-// NewRoot builds the filesystem for b.
-func NewRoot(b backend.Backend, opts Options) *Root {
+// NewRoot builds the filesystem for b. It makes no request.
+func NewRoot(b backend.Backend, opts Options) (*Root, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	r := &Root{b: b, opts: opts, log: log, inos: map[string]uint64{}, nextIno: 1}
+	if opts.PartSize < backend.MinPartSize {
+		return nil, fmt.Errorf("part size %d is below S3's minimum of 5 MiB", opts.PartSize)
+	}
+	st, err := newStaging(filepath.Join(opts.StagingDir, "files"), opts.StagingSize, opts.StagingWait)
+	if err != nil {
+		return nil, err
+	}
+	j, err := openJournal(filepath.Join(opts.StagingDir, "journal"), log)
+	if err != nil {
+		return nil, err
+	}
+	r := &Root{b: b, opts: opts, log: log, staging: st, journal: j, inos: map[string]uint64{}, nextIno: 1, missing: map[string]time.Time{},
+		uploads: make(chan struct{}, max(1, opts.UploadConcurrency))}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.dir = &Dir{root: r}
-	return r
+	return r, nil
 }
 
-// ino returns the stable inode number of the directory or file at key. Numbers are never reused
-// within a mount, so concurrent lookups of one name agree and the kernel deduplicates them.
-func (r *Root) ino(key string, isDir bool) uint64 {
-	k := "f:" + key
-	if isDir {
-		k = "d:" + key
+// RecoverUploads aborts the multipart uploads that earlier mounts with the same staging
+// directory started and never finished (they crashed). It returns how many it aborted.
+func (r *Root) RecoverUploads(ctx context.Context) (int, error) {
+	return recoverJournals(ctx, filepath.Join(r.opts.StagingDir, "journal"), r.b, r.log)
+}
+
+// Close releases what the filesystem holds after it was unmounted.
+func (r *Root) Close() {
+	r.cancel()
+	r.journal.close()
+}
+
+// acquireUpload waits for a free upload slot.
+func (r *Root) acquireUpload(ctx context.Context) error {
+	select {
+	case r.uploads <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
+}
+
+func (r *Root) releaseUpload() { <-r.uploads }
+
+// partBuffer returns a buffer of n bytes; buffers of the base part size are recycled.
+func (r *Root) partBuffer(n int64) []byte {
+	if n == r.opts.PartSize {
+		if b, ok := r.bufs.Get().(*[]byte); ok {
+			return *b
+		}
+	}
+	return make([]byte, n)
+}
+
+func (r *Root) freePartBuffer(b []byte) {
+	if int64(len(b)) == r.opts.PartSize {
+		r.bufs.Put(&b)
+	}
+}
+
+// ino returns the stable inode number of the node of type typ (S_IFREG, S_IFDIR, S_IFLNK) at
+// key. Numbers are never reused within a mount, so concurrent lookups of one name agree and the
+// kernel deduplicates them; a key that changes type gets a new number.
+func (r *Root) ino(key string, typ uint32) uint64 {
+	k := fmt.Sprintf("%o:%s", typ, key)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if n, ok := r.inos[k]; ok {
@@ -64,6 +127,22 @@ func (r *Root) ino(key string, isDir bool) uint64 {
 	r.nextIno++
 	r.inos[k] = r.nextIno
 	return r.nextIno
+}
+
+// moveIno gives the inode number of src to dst after a rename, so the moved node keeps its number.
+func (r *Root) moveIno(src, dst string, isDir bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, typ := range []uint32{syscall.S_IFREG, syscall.S_IFDIR, syscall.S_IFLNK} {
+		if isDir != (typ == syscall.S_IFDIR) {
+			continue
+		}
+		k := fmt.Sprintf("%o:", typ)
+		if n, ok := r.inos[k+src]; ok {
+			r.inos[k+dst] = n
+			delete(r.inos, k+src)
+		}
+	}
 }
 
 // fileKey returns the object key of a file node: the mount prefix plus its path in the tree.
@@ -79,12 +158,33 @@ func (r *Root) dirKey(n *fusefs.Inode) string {
 	return dirPrefix(r.opts.Prefix + n.Path(nil))
 }
 
-// setAttr fills the attributes every node shares.
-func (r *Root) setAttr(out *fuse.Attr, mode uint32) {
-	out.Mode = mode
+// fillAttrs fills the attributes every node shares: type, permissions and owner, from the stored
+// attributes where there are any, else the mount's defaults.
+func (r *Root) fillAttrs(out *fuse.Attr, a attrs, fileType, defaultPerm uint32) {
+	perm := defaultPerm
+	if a.mode != 0 {
+		perm = a.mode & 07777
+	}
+	out.Mode = fileType | perm
 	out.Uid, out.Gid = r.opts.UID, r.opts.GID
+	if a.uid != nil {
+		out.Uid = *a.uid
+	}
+	if a.gid != nil {
+		out.Gid = *a.gid
+	}
 	out.Nlink = 1
 	out.Blksize = 1 << 20
+}
+
+// newAttrs returns the attributes of a node created now by the caller in ctx.
+func newAttrs(ctx context.Context, mode uint32) attrs {
+	a := attrs{mode: mode, mtime: time.Now()}
+	if c, ok := fuse.FromContext(ctx); ok {
+		uid, gid := c.Uid, c.Gid
+		a.uid, a.gid = &uid, &gid
+	}
+	return a
 }
 
 // setEntryTimeouts applies the kernel cache TTLs to a lookup answer.
@@ -97,27 +197,50 @@ func (r *Root) setEntryTimeouts(out *fuse.EntryOut) {
 // that name and inode number is updated in place: go-fuse keeps the first node registered for an
 // inode number and would discard a new one together with its fresh info.
 func (r *Root) newChild(ctx context.Context, parent *fusefs.Inode, e dirEntry, out *fuse.EntryOut) *fusefs.Inode {
-	ino := r.ino(childKey(r.dirKey(parent), e.name), e.isDir)
+	key := childKey(r.dirKey(parent), e.name)
+	typ := syscall.S_IFDIR
+	if !e.isDir {
+		typ = int(parseMeta(e.info.Meta).fileType())
+	}
+	ino := r.ino(key, uint32(typ))
 	r.setEntryTimeouts(out)
 	if ch := parent.GetChild(e.name); ch != nil && ch.StableAttr().Ino == ino {
 		switch n := ch.Operations().(type) {
 		case *File:
 			n.setInfo(e.info)
-			n.fillAttr(&out.Attr)
-			return ch
 		case *Dir:
-			n.fillAttr(&out.Attr)
-			return ch
+			n.setAttrs(e.info.Meta)
+		case *Symlink:
+			n.setInfo(e.info)
 		}
+		fillEntry(ch, out)
+		return ch
 	}
-	if e.isDir {
-		d := &Dir{root: r}
-		d.fillAttr(&out.Attr)
-		return parent.NewInode(ctx, d, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino})
+	var node fusefs.InodeEmbedder
+	switch typ {
+	case syscall.S_IFDIR:
+		node = newDir(r, e.info.Meta)
+	case syscall.S_IFLNK:
+		node = &Symlink{root: r, info: e.info}
+	default:
+		node = newFile(r, e.info)
+		typ = syscall.S_IFREG
 	}
-	f := &File{root: r, info: e.info}
-	f.fillAttr(&out.Attr)
-	return parent.NewInode(ctx, f, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: ino})
+	ch := parent.NewInode(ctx, node, fusefs.StableAttr{Mode: uint32(typ), Ino: ino})
+	fillEntry(ch, out)
+	return ch
+}
+
+// fillEntry fills the attributes of a lookup answer from the node.
+func fillEntry(n *fusefs.Inode, out *fuse.EntryOut) {
+	switch n := n.Operations().(type) {
+	case *File:
+		n.fillAttr(&out.Attr)
+	case *Dir:
+		n.fillAttr(&out.Attr)
+	case *Symlink:
+		n.fillAttr(&out.Attr)
+	}
 }
 
 // Statfs reports a large, mostly free filesystem: S3 has no capacity limit to report.

@@ -254,6 +254,7 @@ func (b *Backend) copyMultipart(ctx context.Context, src backend.ObjectInfo, dst
 		return backend.ObjectInfo{}, err
 	}
 	up := u.(*upload)
+	var parts int32
 	for off, n := int64(0), int32(1); off < src.Size; off, n = off+copyPartSize, n+1 {
 		end := min(off+copyPartSize, src.Size) - 1
 		out, err := b.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
@@ -266,8 +267,9 @@ func (b *Backend) copyMultipart(ctx context.Context, src backend.ObjectInfo, dst
 			return backend.ObjectInfo{}, b.classify("UploadPartCopy", src.Key+" -> "+dst, err, backend.ErrStale)
 		}
 		up.addPart(n, aws.ToString(out.CopyPartResult.ETag))
+		parts = n
 	}
-	info, err := up.Complete(ctx)
+	info, err := up.Complete(ctx, parts)
 	if err != nil {
 		_ = up.Abort(context.WithoutCancel(ctx))
 	}

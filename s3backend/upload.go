@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"sort"
+	"fmt"
 	"sync"
 	"time"
 
@@ -54,14 +54,18 @@ func (u *upload) UploadPart(ctx context.Context, n int32, data []byte) error {
 	return nil
 }
 
-func (u *upload) Complete(ctx context.Context) (backend.ObjectInfo, error) {
+func (u *upload) Complete(ctx context.Context, n int32) (backend.ObjectInfo, error) {
 	u.mu.Lock()
-	parts := make([]types.CompletedPart, 0, len(u.parts))
-	for n, etag := range u.parts {
-		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(n), ETag: aws.String(etag)})
+	parts := make([]types.CompletedPart, 0, n)
+	for i := int32(1); i <= n; i++ {
+		etag, ok := u.parts[i]
+		if !ok {
+			u.mu.Unlock()
+			return backend.ObjectInfo{}, fmt.Errorf("s3: complete s3://%s/%s: part %d was never uploaded", u.b.cfg.Bucket, u.key, i)
+		}
+		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(i), ETag: aws.String(etag)})
 	}
 	u.mu.Unlock()
-	sort.Slice(parts, func(i, j int) bool { return *parts[i].PartNumber < *parts[j].PartNumber })
 	out, err := u.b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket: &u.b.cfg.Bucket, Key: &u.key, UploadId: &u.id,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},

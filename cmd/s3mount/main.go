@@ -158,7 +158,16 @@ func mountCommand(args []string, stderr io.Writer) error {
 		return err
 	}
 	c.fs.Logger = log
-	srv, err := fs.Mount(c.mountpoint, fs.NewRoot(b, c.fs))
+	root, err := fs.NewRoot(b, c.fs)
+	if err != nil {
+		return fail(exitError, "%v", err)
+	}
+	if n, err := root.RecoverUploads(context.Background()); err != nil {
+		log.Warn("could not clean up after an earlier crashed mount", "err", err)
+	} else if n > 0 {
+		log.Info("aborted multipart uploads left by an earlier crashed mount", "count", n)
+	}
+	srv, err := fs.Mount(c.mountpoint, root)
 	if err != nil {
 		return fail(exitMount, "mounting %s: %v", c.mountpoint, err)
 	}

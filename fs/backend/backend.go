@@ -109,13 +109,14 @@ type Backend interface {
 
 // Upload is one multipart upload in progress.
 //
-// UploadPart may be called concurrently for different part numbers (1..10000); every part but the
-// last must be at least MinPartSize bytes. Complete assembles the parts in number order; Abort
-// releases them. After a failed Complete the caller must Abort.
+// UploadPart may be called concurrently for different part numbers (1..10000), and again for a
+// number already uploaded (the last upload of a number wins); every part but the last must be at
+// least MinPartSize bytes. Complete(n) assembles parts 1..n in order into the object (parts above
+// n are dropped); Abort releases everything. After a failed Complete the caller must Abort.
 type Upload interface {
 	ID() string
 	UploadPart(ctx context.Context, number int32, data []byte) error
-	Complete(ctx context.Context) (ObjectInfo, error)
+	Complete(ctx context.Context, parts int32) (ObjectInfo, error)
 	Abort(ctx context.Context) error
 }
 

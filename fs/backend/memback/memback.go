@@ -312,20 +312,19 @@ func (u *upload) UploadPart(ctx context.Context, number int32, data []byte) erro
 	return nil
 }
 
-func (u *upload) Complete(ctx context.Context) (backend.ObjectInfo, error) {
+func (u *upload) Complete(ctx context.Context, parts int32) (backend.ObjectInfo, error) {
 	if err := u.b.begin(OpComplete, u.key); err != nil {
 		return backend.ObjectInfo{}, err
 	}
 	u.mu.Lock()
-	nums := make([]int, 0, len(u.parts))
-	for n := range u.parts {
-		nums = append(nums, int(n))
-	}
-	sort.Ints(nums)
 	var data []byte
-	for i, n := range nums {
-		p := u.parts[int32(n)]
-		if i < len(nums)-1 && len(p) < backend.MinPartSize {
+	for n := int32(1); n <= parts; n++ {
+		p, ok := u.parts[n]
+		if !ok {
+			u.mu.Unlock()
+			return backend.ObjectInfo{}, fmt.Errorf("memback: complete: part %d was never uploaded", n)
+		}
+		if n < parts && len(p) < backend.MinPartSize {
 			u.mu.Unlock()
 			return backend.ObjectInfo{}, fmt.Errorf("memback: part %d is %d bytes, below the minimum", n, len(p))
 		}

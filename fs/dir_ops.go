@@ -1,0 +1,232 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"syscall"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/s3mount/s3mount/fs/backend"
+)
+
+// exists reports whether name exists in d, locally or in S3.
+func (d *Dir) exists(ctx context.Context, name string) (dirEntry, bool, error) {
+	if ch := d.GetChild(name); ch != nil {
+		if f, ok := ch.Operations().(*File); ok && f.hasLocalState() {
+			return dirEntry{name: name}, true, nil
+		}
+	}
+	e, err := d.root.lookupEntry(ctx, d.key(), name)
+	if errors.Is(err, syscall.ENOENT) {
+		return dirEntry{}, false, nil
+	}
+	return e, err == nil, err
+}
+
+var _ = (fusefs.NodeCreater)((*Dir)(nil))
+
+// Create implements fusefs.NodeCreater. The new file exists here at once and in S3 from its first
+// commit (close or fsync). With O_EXCL the empty object is created in S3 at once with a
+// conditional write (If-None-Match: *), so that two hosts cannot both create it.
+func (d *Dir) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+	r := d.root
+	if r.opts.ReadOnly {
+		return nil, nil, 0, syscall.EROFS
+	}
+	if !validName(name) {
+		return nil, nil, 0, syscall.EINVAL
+	}
+	excl := flags&syscall.O_EXCL != 0
+	if !r.recentlyMissing(childKey(d.key(), name)) || excl {
+		e, ok, err := d.exists(ctx, name)
+		if err != nil {
+			return nil, nil, 0, r.fail("create", d.Path(nil)+"/"+name, err)
+		}
+		if ok && excl {
+			return nil, nil, 0, syscall.EEXIST
+		}
+		if ok {
+			// The kernel thought it missing; open the existing file instead of replacing it.
+			if e.isDir {
+				return nil, nil, 0, syscall.EISDIR
+			}
+			ch := r.newChild(ctx, &d.Inode, e, out)
+			fh, fl, errno := ch.Operations().(*File).Open(ctx, flags)
+			return ch, fh, fl, errno
+		}
+	}
+	key := childKey(d.key(), name)
+	a := newAttrs(ctx, syscall.S_IFREG|mode&07777)
+	f := &File{root: r, info: backend.ObjectInfo{Key: key}, attrs: a, localOnly: true, opens: 1}
+	dirty, err := newEmptyDirtyFile(r, f.key, f.info, a)
+	if err != nil {
+		return nil, nil, 0, r.fail("create", key, err)
+	}
+	f.dirty = dirty
+	if excl {
+		info, err := r.b.Put(ctx, key, bytes.NewReader(nil), 0, backend.PutOptions{IfNoneMatch: true, Meta: a.toMeta()})
+		if err != nil {
+			dirty.release()
+			return nil, nil, 0, r.fail("create", key, err)
+		}
+		f.info, f.localOnly = info, false
+		dirty.base, dirty.dirty = info, false
+	}
+	r.forgetMissing(key)
+	ch := d.NewInode(ctx, f, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: r.ino(key, syscall.S_IFREG)})
+	r.setEntryTimeouts(out)
+	f.fillAttr(&out.Attr)
+	return ch, &fileHandle{f: f, snapshot: f.info}, 0, 0
+}
+
+var _ = (fusefs.NodeMkdirer)((*Dir)(nil))
+
+// Mkdir implements fusefs.NodeMkdirer: it writes the marker "name/" with a conditional write, so
+// mkdir of an existing name fails with EEXIST also when another host made it at the same time.
+func (d *Dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	r := d.root
+	if r.opts.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	if !validName(name) {
+		return nil, syscall.EINVAL
+	}
+	if _, ok, err := d.exists(ctx, name); err != nil || ok {
+		if err != nil {
+			return nil, r.fail("mkdir", d.Path(nil)+"/"+name, err)
+		}
+		return nil, syscall.EEXIST
+	}
+	key := childKey(d.key(), name)
+	a := newAttrs(ctx, syscall.S_IFDIR|mode&07777)
+	info, err := r.b.Put(ctx, dirPrefix(key), bytes.NewReader(nil), 0, backend.PutOptions{IfNoneMatch: true, Meta: a.toMeta()})
+	if err != nil {
+		return nil, r.fail("mkdir", key, err)
+	}
+	r.forgetMissing(key)
+	return r.newChild(ctx, &d.Inode, dirEntry{name: name, isDir: true, info: info}, out), 0
+}
+
+var _ = (fusefs.NodeRmdirer)((*Dir)(nil))
+
+// Rmdir implements fusefs.NodeRmdirer: only an empty directory is removed (its marker deleted).
+func (d *Dir) Rmdir(ctx context.Context, name string) syscall.Errno {
+	r := d.root
+	if r.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	prefix := dirPrefix(childKey(d.key(), name))
+	if err := r.checkEmpty(ctx, d.GetChild(name), prefix); err != nil {
+		return r.fail("rmdir", prefix, err)
+	}
+	if err := r.b.Delete(ctx, prefix); err != nil {
+		return r.fail("rmdir", prefix, err)
+	}
+	return 0
+}
+
+// checkEmpty fails with ENOTEMPTY if the directory with key prefix has any entry, in S3 or
+// locally (node may be nil when the kernel has not looked inside).
+func (r *Root) checkEmpty(ctx context.Context, node *fusefs.Inode, prefix string) error {
+	if node != nil {
+		if dir, ok := node.Operations().(*Dir); ok && len(dir.localOnlyNames()) > 0 {
+			return syscall.ENOTEMPTY
+		}
+	}
+	p, err := r.b.List(ctx, backend.ListInput{Prefix: prefix, Delimiter: "/", MaxKeys: 2})
+	if err != nil {
+		return err
+	}
+	if len(p.Prefixes) > 0 || len(p.Objects) > 1 || (len(p.Objects) == 1 && p.Objects[0].Key != prefix) {
+		return syscall.ENOTEMPTY
+	}
+	return nil
+}
+
+var _ = (fusefs.NodeUnlinker)((*Dir)(nil))
+
+// Unlink implements fusefs.NodeUnlinker. The object is deleted at once; a file that is still open
+// keeps its content locally (downloaded first if needed), so open handles read on until closed.
+func (d *Dir) Unlink(ctx context.Context, name string) syscall.Errno {
+	r := d.root
+	if r.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	key := childKey(d.key(), name)
+	localOnly := false
+	if ch := d.GetChild(name); ch != nil {
+		if f, ok := ch.Operations().(*File); ok {
+			var err error
+			if localOnly, err = f.detach(ctx); err != nil {
+				return r.fail("unlink", key, err)
+			}
+		}
+	}
+	if !localOnly {
+		if err := r.b.Delete(ctx, key); err != nil {
+			return r.fail("unlink", key, err)
+		}
+	}
+	return 0
+}
+
+// detach prepares an unlinked file: its content stays available to open handles but is never
+// committed. It reports whether the file existed only here.
+func (f *File) detach(ctx context.Context) (localOnly bool, err error) {
+	f.mu.Lock()
+	opens, localOnly := f.opens, f.localOnly
+	f.mu.Unlock()
+	if opens == 0 {
+		return localOnly, nil
+	}
+	d, err := f.dirtyState()
+	if err != nil {
+		return false, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.waitIdle()
+	if err := d.ensureLoaded(ctx); err != nil {
+		return false, err
+	}
+	d.waitInflight()
+	d.abortUpload()
+	d.unlinked = true
+	return localOnly, nil
+}
+
+var _ = (fusefs.NodeSymlinker)((*Dir)(nil))
+
+// Symlink implements fusefs.NodeSymlinker: an object holding the target, with mode S_IFLNK.
+func (d *Dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	r := d.root
+	if r.opts.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	if _, ok, err := d.exists(ctx, name); err != nil || ok {
+		if err != nil {
+			return nil, r.fail("symlink", name, err)
+		}
+		return nil, syscall.EEXIST
+	}
+	key := childKey(d.key(), name)
+	a := newAttrs(ctx, syscall.S_IFLNK|0o777)
+	info, err := r.b.Put(ctx, key, strings.NewReader(target), int64(len(target)), backend.PutOptions{IfNoneMatch: true, Meta: a.toMeta()})
+	if err != nil {
+		return nil, r.fail("symlink", key, err)
+	}
+	r.forgetMissing(key)
+	return r.newChild(ctx, &d.Inode, dirEntry{name: name, info: info}, out), 0
+}
+
+var _ = (fusefs.NodeLinker)((*Dir)(nil))
+
+// Link implements fusefs.NodeLinker: S3 has no hard links, so link(2) fails with EPERM, the errno
+// POSIX gives for "the file system does not support hard links".
+func (d *Dir) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, syscall.EPERM
+}

@@ -1,0 +1,136 @@
+package fs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/s3mount/s3mount/fs/backend"
+)
+
+// journal records the multipart uploads this mount has started and not yet completed or aborted,
+// one small file each, so that the next mount can abort what a crash (SIGKILL, power loss) left
+// behind without touching uploads of other programs. Each mount process owns one directory,
+// locked with flock while it runs; a directory whose lock is free belongs to a dead mount.
+type journal struct {
+	dir  string // this process's directory, "" when journaling is off
+	lock *os.File
+	log  *slog.Logger
+}
+
+// openJournal creates this mount's journal directory under root.
+func openJournal(root string, log *slog.Logger) (*journal, error) {
+	if root == "" {
+		return &journal{log: log}, nil
+	}
+	dir := filepath.Join(root, fmt.Sprintf("mount-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("journal: locking %s: %w", dir, err)
+	}
+	return &journal{dir: dir, lock: lock, log: log}, nil
+}
+
+func entryName(key, id string) string {
+	sum := sha256.Sum256([]byte(key + "\x00" + id))
+	return "upload-" + hex.EncodeToString(sum[:12])
+}
+
+// add records an upload that has been created.
+func (j *journal) add(key, id string) {
+	if j.dir == "" {
+		return
+	}
+	if err := os.WriteFile(filepath.Join(j.dir, entryName(key, id)), []byte(key+"\n"+id), 0o600); err != nil {
+		j.log.Warn("journal: cannot record upload; a crash would leave it behind", "key", key, "err", err)
+	}
+}
+
+// remove forgets an upload that was completed or aborted.
+func (j *journal) remove(key, id string) {
+	if j.dir != "" {
+		_ = os.Remove(filepath.Join(j.dir, entryName(key, id)))
+	}
+}
+
+// close removes this mount's journal directory; uploads still recorded are left for recovery.
+func (j *journal) close() {
+	if j.dir == "" {
+		return
+	}
+	entries, _ := os.ReadDir(j.dir)
+	if len(entries) <= 1 {
+		_ = os.RemoveAll(j.dir)
+	}
+	_ = j.lock.Close()
+}
+
+// recover aborts the uploads recorded by dead mounts under root and removes their directories.
+// It returns how many uploads it aborted.
+func recoverJournals(ctx context.Context, root string, b backend.Backend, log *slog.Logger) (int, error) {
+	if root == "" {
+		return 0, nil
+	}
+	dirs, err := os.ReadDir(root)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	aborted := 0
+	for _, d := range dirs {
+		if !d.IsDir() || !strings.HasPrefix(d.Name(), "mount-") {
+			continue
+		}
+		dir := filepath.Join(root, d.Name())
+		lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR, 0)
+		if err != nil {
+			_ = os.RemoveAll(dir)
+			continue
+		}
+		if syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+			lock.Close() // a live mount owns it
+			continue
+		}
+		entries, _ := os.ReadDir(dir)
+		clean := true
+		for _, e := range entries {
+			if !strings.HasPrefix(e.Name(), "upload-") {
+				continue
+			}
+			data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			key, id, ok := strings.Cut(string(data), "\n")
+			if err != nil || !ok {
+				continue
+			}
+			if err := b.AbortUpload(ctx, key, id); err != nil {
+				log.Warn("could not abort a multipart upload left by a crashed mount", "key", key, "err", err)
+				clean = false
+				continue
+			}
+			log.Info("aborted a multipart upload left by a crashed mount", "key", key)
+			aborted++
+		}
+		lock.Close()
+		if clean {
+			_ = os.RemoveAll(dir)
+		}
+	}
+	return aborted, nil
+}

@@ -1,0 +1,84 @@
+package fs
+
+import (
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Object metadata names for POSIX attributes. They are the names s3fs-fuse uses
+// (x-amz-meta-mode/uid/gid/mtime), so trees written by one read right in the other.
+const (
+	metaMode  = "mode"  // st_mode in decimal, including the file type bits
+	metaUID   = "uid"   // decimal
+	metaGID   = "gid"   // decimal
+	metaMtime = "mtime" // seconds since the epoch, with an optional fraction: "1700000000.123456789"
+)
+
+// attrs are the POSIX attributes stored with an object. Zero values mean "not stored".
+type attrs struct {
+	mode     uint32 // full st_mode, 0 if not stored
+	uid, gid *uint32
+	mtime    time.Time
+}
+
+func parseUint32(s string) *uint32 {
+	v, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return nil
+	}
+	u := uint32(v)
+	return &u
+}
+
+// parseMeta reads attrs from object metadata; malformed values are ignored.
+func parseMeta(m map[string]string) attrs {
+	var a attrs
+	if v := parseUint32(m[metaMode]); v != nil {
+		a.mode = *v
+	}
+	a.uid, a.gid = parseUint32(m[metaUID]), parseUint32(m[metaGID])
+	if s := m[metaMtime]; s != "" {
+		sec, frac, _ := strings.Cut(s, ".")
+		if secs, err := strconv.ParseInt(sec, 10, 64); err == nil {
+			var nsec int64
+			if frac != "" {
+				frac = (frac + "000000000")[:9]
+				nsec, _ = strconv.ParseInt(frac, 10, 64)
+			}
+			a.mtime = time.Unix(secs, nsec)
+		}
+	}
+	return a
+}
+
+// toMeta writes attrs as object metadata.
+func (a attrs) toMeta() map[string]string {
+	m := map[string]string{}
+	if a.mode != 0 {
+		m[metaMode] = strconv.FormatUint(uint64(a.mode), 10)
+	}
+	if a.uid != nil {
+		m[metaUID] = strconv.FormatUint(uint64(*a.uid), 10)
+	}
+	if a.gid != nil {
+		m[metaGID] = strconv.FormatUint(uint64(*a.gid), 10)
+	}
+	if !a.mtime.IsZero() {
+		s := strconv.FormatInt(a.mtime.Unix(), 10)
+		if ns := a.mtime.Nanosecond(); ns != 0 {
+			s += "." + strings.TrimRight(strconv.FormatInt(int64(ns)+1e9, 10)[1:], "0")
+		}
+		m[metaMtime] = s
+	}
+	return m
+}
+
+// fileType returns the S_IFMT bits of a stored mode, S_IFREG when none is stored.
+func (a attrs) fileType() uint32 {
+	if t := a.mode & syscall.S_IFMT; t != 0 {
+		return t
+	}
+	return syscall.S_IFREG
+}

@@ -1,0 +1,173 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"syscall"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"golang.org/x/sys/unix"
+
+	"github.com/s3mount/s3mount/fs/backend"
+)
+
+var _ = (fusefs.NodeRenamer)((*Dir)(nil))
+
+// Rename implements fusefs.NodeRenamer. S3 has no rename: a file is copied (server side) and the
+// source deleted; a file still being written moves without a copy (it is uploaded to its new name
+// at commit); a directory is renamed object by object, which is not atomic (see SEMANTICS.md).
+func (d *Dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	r := d.root
+	if r.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	if flags&unix.RENAME_EXCHANGE != 0 || flags&^uint32(unix.RENAME_NOREPLACE|unix.RENAME_EXCHANGE) != 0 {
+		return syscall.EINVAL
+	}
+	dst, ok := newParent.(*Dir)
+	if !ok || !validName(newName) {
+		return syscall.EINVAL
+	}
+	src, ok, err := d.exists(ctx, name)
+	if err == nil && !ok {
+		err = syscall.ENOENT
+	}
+	if err != nil {
+		return r.fail("rename", name, err)
+	}
+	target, targetExists, err := dst.exists(ctx, newName)
+	if err != nil {
+		return r.fail("rename", newName, err)
+	}
+	srcKey, dstKey := childKey(d.key(), name), childKey(dst.key(), newName)
+	if srcKey == dstKey {
+		return 0
+	}
+	if targetExists && flags&unix.RENAME_NOREPLACE != 0 {
+		return syscall.EEXIST
+	}
+	if src.isDir {
+		err = r.renameDir(ctx, d.GetChild(name), srcKey, dstKey, target, targetExists, dst.GetChild(newName))
+	} else {
+		if targetExists && target.isDir {
+			return syscall.EISDIR
+		}
+		err = r.renameFile(ctx, d.GetChild(name), srcKey, dstKey)
+	}
+	if err != nil {
+		return r.fail("rename", srcKey+" -> "+dstKey, err)
+	}
+	r.forgetMissing(dstKey)
+	r.moveIno(srcKey, dstKey, src.isDir)
+	return 0
+}
+
+// renameFile moves the object srcKey to dstKey. node is the source's node, if the tree has one.
+func (r *Root) renameFile(ctx context.Context, node *fusefs.Inode, srcKey, dstKey string) error {
+	if node != nil {
+		if f, ok := node.Operations().(*File); ok && f.retarget() {
+			if f.isLocalOnly() {
+				return nil // nothing in S3 yet: the first commit goes to the new name
+			}
+			// S3 has an older version: move it too, so that the new name keeps it until the commit.
+		}
+	}
+	if _, err := r.b.Copy(ctx, srcKey, dstKey, nil); err != nil {
+		return err
+	}
+	return r.b.Delete(ctx, srcKey)
+}
+
+// retarget prepares a file with uncommitted content to be committed under its new name (the tree
+// renames the node once Rename returns): a multipart upload to the old name is abandoned and its
+// parts will be uploaded again. It reports false when the file has nothing uncommitted.
+func (f *File) retarget() bool {
+	f.mu.Lock()
+	d := f.dirty
+	f.mu.Unlock()
+	if d == nil {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.waitIdle()
+	if !d.dirty || !d.loaded || d.punchedBytes() > 0 {
+		return false
+	}
+	d.waitInflight()
+	d.abortUpload()
+	return true
+}
+
+// renameDir moves every object under srcKey/ to dstKey/, after committing the files below it that
+// have local changes. target describes what exists at dstKey (if targetExists), targetNode its node.
+func (r *Root) renameDir(ctx context.Context, node *fusefs.Inode, srcKey, dstKey string, target dirEntry, targetExists bool, targetNode *fusefs.Inode) error {
+	srcPrefix, dstPrefix := dirPrefix(srcKey), dirPrefix(dstKey)
+	if strings.HasPrefix(dstPrefix, srcPrefix) {
+		return syscall.EINVAL // into itself
+	}
+	if targetExists {
+		if !target.isDir {
+			return syscall.ENOTDIR
+		}
+		if err := r.checkEmpty(ctx, targetNode, dstPrefix); err != nil {
+			return err
+		}
+	}
+	if node != nil {
+		if err := r.commitTree(ctx, node); err != nil {
+			return err
+		}
+	}
+	var keys []string
+	token := ""
+	for {
+		p, err := r.b.List(ctx, backend.ListInput{Prefix: srcPrefix, Token: token})
+		if err != nil {
+			return err
+		}
+		for _, o := range p.Objects {
+			keys = append(keys, o.Key)
+		}
+		if token = p.NextToken; token == "" {
+			break
+		}
+	}
+	if len(keys) == 0 || keys[0] != srcPrefix {
+		// No marker: write one, so that the renamed directory exists even while empty.
+		keys = append([]string{srcPrefix}, keys...)
+		if _, err := r.b.Put(ctx, srcPrefix, strings.NewReader(""), 0, backend.PutOptions{}); err != nil {
+			return err
+		}
+	}
+	// Copy everything first, then delete: a crash in between leaves both trees, never neither.
+	for _, k := range keys {
+		if _, err := r.b.Copy(ctx, k, dstPrefix+strings.TrimPrefix(k, srcPrefix), nil); err != nil {
+			return err
+		}
+	}
+	for _, k := range keys {
+		if err := r.b.Delete(ctx, k); err != nil && !errors.Is(err, backend.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// commitTree commits every file with local changes below node.
+func (r *Root) commitTree(ctx context.Context, node *fusefs.Inode) error {
+	for _, ch := range node.Children() {
+		switch n := ch.Operations().(type) {
+		case *File:
+			if err := n.commit(ctx); err != nil {
+				return err
+			}
+		case *Dir:
+			if err := r.commitTree(ctx, ch); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,66 @@
+package fs
+
+import (
+	"context"
+	"sync"
+	"syscall"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/s3mount/s3mount/fs/backend"
+)
+
+// Symlink is a symbolic link: an object whose content is the target and whose stored mode has the
+// S_IFLNK type, as s3fs writes them.
+type Symlink struct {
+	fusefs.Inode
+	root *Root
+
+	mu   sync.Mutex // protects info
+	info backend.ObjectInfo
+}
+
+func (s *Symlink) setInfo(info backend.ObjectInfo) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.info = info
+}
+
+func (s *Symlink) fillAttr(out *fuse.Attr) {
+	s.mu.Lock()
+	info := s.info
+	s.mu.Unlock()
+	s.root.fillAttrs(out, parseMeta(info.Meta), syscall.S_IFLNK, 0o777)
+	out.Size = uint64(info.Size)
+	mtime := info.ModTime
+	if a := parseMeta(info.Meta); !a.mtime.IsZero() {
+		mtime = a.mtime
+	}
+	out.SetTimes(&mtime, &mtime, &mtime)
+}
+
+var _ = (fusefs.NodeGetattrer)((*Symlink)(nil))
+
+// Getattr implements fusefs.NodeGetattrer.
+func (s *Symlink) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	s.fillAttr(&out.Attr)
+	out.SetTimeout(s.root.opts.AttrTTL)
+	return 0
+}
+
+var _ = (fusefs.NodeReadlinker)((*Symlink)(nil))
+
+// Readlink implements fusefs.NodeReadlinker.
+func (s *Symlink) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	s.mu.Lock()
+	info := s.info
+	s.mu.Unlock()
+	info.Key = s.root.fileKey(&s.Inode)
+	buf := make([]byte, info.Size)
+	n, err := readObject(ctx, s.root.b, info, buf, 0)
+	if err != nil {
+		return nil, s.root.fail("readlink", info.Key, err)
+	}
+	return buf[:n], 0
+}
