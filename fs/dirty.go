@@ -58,6 +58,9 @@ type dirtyFile struct {
 	committing bool
 	// err is the sticky failure of a background part upload, returned by the next write or commit.
 	err error
+	// commitErr is the failure of the last commit, cleared by any change; content whose last commit
+	// failed is dropped at release rather than retried behind the application's back.
+	commitErr error
 	// unlinked: the file was removed; its content lives on for open handles but is never committed.
 	unlinked bool
 	closed   bool
@@ -210,6 +213,7 @@ func (d *dirtyFile) touch(off, end int64) {
 		}
 	}
 	d.dirty = true
+	d.commitErr = nil
 	if !d.mtimeSet || end > off {
 		d.attrs.mtime, d.mtimeSet = time.Now(), false
 	}
@@ -426,12 +430,12 @@ func (d *dirtyFile) truncate(ctx context.Context, size int64) error {
 	giveBack := func() { _ = d.staging.reserve(-reserved) }
 	for {
 		d.waitIdle()
+		if size == 0 {
+			break // replaces the content, including content lost to a failed upload
+		}
 		if d.err != nil {
 			giveBack()
 			return d.err
-		}
-		if size == 0 {
-			break
 		}
 		if err := d.ensureLoaded(ctx); err != nil {
 			giveBack()
@@ -449,6 +453,7 @@ func (d *dirtyFile) truncate(ctx context.Context, size int64) error {
 	}
 	if size == 0 {
 		d.waitInflight()
+		d.err = nil
 		d.abortUpload()
 		if err := d.f.Truncate(0); err != nil {
 			giveBack()
@@ -540,9 +545,10 @@ func (d *dirtyFile) stat() (int64, attrs, bool) {
 
 // commit makes S3 hold exactly the current content and attributes, and returns only when it does
 // (or with the error that prevented it; S3 then still holds the previous version).
-func (d *dirtyFile) commit(ctx context.Context) (backend.ObjectInfo, bool, error) {
+func (d *dirtyFile) commit(ctx context.Context) (info backend.ObjectInfo, changed bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	defer func() { d.commitErr = err }()
 	d.waitIdle()
 	if !d.dirty || d.unlinked {
 		return backend.ObjectInfo{}, false, nil
@@ -563,16 +569,12 @@ func (d *dirtyFile) commit(ctx context.Context) (backend.ObjectInfo, bool, error
 	}
 	d.waitInflight()
 	if d.err != nil {
-		err := d.err
-		d.err = nil
+		// A write was lost on the way (a part upload failed): the content is not what the
+		// application wrote, so it is never committed. The error stays until the content is
+		// replaced (truncate to zero) or the file is closed.
 		d.abortUpload()
-		if d.punchedBytes() > 0 {
-			d.err = fmt.Errorf("%v; the streamed data cannot be sent again: %w", err, syscall.EIO)
-		}
-		return backend.ObjectInfo{}, false, err
+		return backend.ObjectInfo{}, false, d.err
 	}
-	var info backend.ObjectInfo
-	var err error
 	if d.upload == nil && d.size <= d.partSz {
 		info, err = d.putWhole(ctx)
 	} else {
@@ -611,6 +613,8 @@ func (d *dirtyFile) completeMultipart(ctx context.Context) (backend.ObjectInfo, 
 	}
 	d.waitInflight()
 	if d.err != nil {
+		// Parts uploaded at commit failed: the local content is intact, so a later fsync or
+		// close may try again.
 		err := d.err
 		d.err = nil
 		d.abortUpload()
@@ -628,6 +632,13 @@ func (d *dirtyFile) completeMultipart(ctx context.Context) (backend.ObjectInfo, 
 	d.upload = nil
 	d.r.journal.remove(key, u.ID())
 	return info, nil
+}
+
+// failedCommit returns the error of the last commit if it failed and nothing changed since.
+func (d *dirtyFile) failedCommit() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.commitErr
 }
 
 // release frees the staging file and its space. The caller makes sure no handle uses d any more.

@@ -131,10 +131,16 @@ func (f *File) releaseHandle() {
 	if !last || d == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(f.root.ctx, 10*time.Minute)
-	defer cancel()
-	if err := f.commit(ctx); err != nil {
-		f.root.log.Error("changes not written to S3 and dropped at close", "key", f.key(), "err", err)
+	if err := d.failedCommit(); err != nil {
+		// The application was told at close or fsync; do not retry behind its back.
+		f.root.log.Warn("dropping changes that could not be written to S3", "key", f.key(), "err", err)
+	} else {
+		// Every close commits, so this only catches changes no close covered.
+		ctx, cancel := context.WithTimeout(f.root.ctx, 10*time.Minute)
+		if err := f.commit(ctx); err != nil {
+			f.root.log.Error("changes not written to S3 and dropped at release", "key", f.key(), "err", err)
+		}
+		cancel()
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -208,8 +214,12 @@ func (f *File) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 		}
 		d.setAttrs(update, mtime)
 	}
-	if fh == nil && (hasSize || update != nil) {
-		// truncate/chmod/chown/utimes by path: no close will follow, so the change goes to S3 now.
+	f.mu.Lock()
+	open := f.opens > 0
+	f.mu.Unlock()
+	if !open && (hasSize || update != nil) {
+		// truncate/chmod/chown/utimes of a file nobody has open: no close will follow, so the
+		// change goes to S3 now. Otherwise the close that follows commits it.
 		if err := f.commitDetached(ctx); err != nil {
 			return f.root.fail("setattr", f.key(), err)
 		}

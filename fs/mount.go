@@ -43,6 +43,9 @@ func Mount(mountpoint string, r *Root) (*Server, error) {
 			MaxBackground: 64,
 			DirectMount:   os.Geteuid() == 0,
 			Debug:         o.Debug,
+			// O_TRUNC arrives with OPEN instead of as a separate SETATTR, so truncating at open
+			// replaces the content only when the file is committed, never before.
+			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
 		},
 	}
 	srv, err := fusefs.Mount(mountpoint, r.dir, opts)

@@ -204,12 +204,12 @@ func TestMissingAndDeniedErrnos(t *testing.T) {
 	b := memback.New()
 	b.PutBytes("ok.txt", []byte("fine"))
 	b.PutBytes("secret/key.txt", []byte("no"))
-	b.Fault = func(op memback.Op, key string) error {
+	b.SetFault(func(op memback.Op, key string) error {
 		if filepath.Dir(key) == "secret" && op == memback.OpGet {
 			return &os.PathError{Op: "get", Path: key, Err: os.ErrPermission}
 		}
 		return nil
-	}
+	})
 	mnt := testMount(t, b, noCacheOptions())
 	if _, err := os.Stat(filepath.Join(mnt, "missing")); !os.IsNotExist(err) {
 		t.Errorf("stat missing: %v, want ENOENT", err)

@@ -2,9 +2,9 @@ package fs
 
 import (
 	"fmt"
-	"path/filepath"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 )
 

@@ -14,13 +14,13 @@ package fs
 
 import (
 	"context"
-	"time"
 	"fmt"
-	"path/filepath"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -45,7 +45,7 @@ type Root struct {
 	bufs    sync.Pool
 
 	mu      sync.Mutex        // protects the following
-	inos    map[string]uint64    // stable inode number per type and key
+	inos    map[string]uint64 // stable inode number per type and key
 	nextIno uint64
 	missing map[string]time.Time // keys recently found missing (see rememberMissing)
 }

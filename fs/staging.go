@@ -90,4 +90,6 @@ func (s *staging) inUse() int64 {
 }
 
 // isNoSpace reports whether err is the disk (or the staging bound) running out of space.
-func isNoSpace(err error) bool { return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) }
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/s3mount/s3mount/fs/backend"
@@ -45,11 +46,13 @@ type object struct {
 	meta    map[string]string
 }
 
+// FaultFunc is called before every operation with its name and key; a non-nil error is returned
+// to the caller instead of doing the operation.
+type FaultFunc func(op Op, key string) error
+
 // Backend is the in-memory store.
 type Backend struct {
-	// Fault, when set, is called before every operation with its name and key; a non-nil error is
-	// returned to the caller instead of doing the operation.
-	Fault func(op Op, key string) error
+	fault atomic.Pointer[FaultFunc]
 
 	mu      sync.Mutex // protects the following
 	objects map[string]*object
@@ -116,12 +119,21 @@ func (b *Backend) PendingUploads() int {
 	return len(b.uploads)
 }
 
+// SetFault installs (or, with nil, removes) a fault injector; it is safe while in use.
+func (b *Backend) SetFault(f FaultFunc) {
+	if f == nil {
+		b.fault.Store(nil)
+		return
+	}
+	b.fault.Store(&f)
+}
+
 func (b *Backend) begin(op Op, key string) error {
 	b.mu.Lock()
 	b.calls[op]++
 	b.mu.Unlock()
-	if b.Fault != nil {
-		return b.Fault(op, key)
+	if f := b.fault.Load(); f != nil {
+		return (*f)(op, key)
 	}
 	return nil
 }

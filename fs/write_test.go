@@ -1,0 +1,472 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/s3mount/s3mount/fs/backend"
+	"github.com/s3mount/s3mount/fs/backend/memback"
+)
+
+// writeOptions uses the smallest part size, so multipart paths run with small files.
+func writeOptions() Options {
+	o := noCacheOptions()
+	o.PartSize = backend.MinPartSize
+	return o
+}
+
+func objectBytes(t *testing.T, b *memback.Backend, key string) []byte {
+	t.Helper()
+	data, ok := b.Bytes(key)
+	if !ok {
+		t.Fatalf("object %q does not exist", key)
+	}
+	return data
+}
+
+func TestNewFileAppearsInS3OnlyAtClose(t *testing.T) {
+	b := memback.New()
+	mnt := testMount(t, b, writeOptions())
+	f, err := os.Create(filepath.Join(mnt, "new.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("hello"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.Bytes("new.txt"); ok {
+		t.Error("the object exists before close")
+	}
+	// The mount itself shows the new file at once.
+	if st, err := os.Stat(filepath.Join(mnt, "new.txt")); err != nil || st.Size() != 5 {
+		t.Errorf("stat of the open new file: %v, %v", st, err)
+	}
+	if got := names(t, mnt); !equal(got, []string{"new.txt"}) {
+		t.Errorf("listing with the open new file = %q", got)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if got := objectBytes(t, b, "new.txt"); string(got) != "hello" {
+		t.Errorf("object = %q, want hello", got)
+	}
+	if b.Calls(memback.OpPut) != 1 {
+		t.Errorf("%d PUTs for a small file, want 1", b.Calls(memback.OpPut))
+	}
+}
+
+func TestLargeSequentialWriteStreamsParts(t *testing.T) {
+	b := memback.New()
+	mnt := testMount(t, b, writeOptions())
+	data := randomData(3, 23<<20) // 4 full parts of 5 MiB and a tail
+	f, err := os.Create(filepath.Join(mnt, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for off := 0; off < len(data); off += 1 << 20 {
+		if _, err := f.Write(data[off:min(off+1<<20, len(data))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Full parts go out while the writer is still writing.
+	deadline := time.Now().Add(5 * time.Second)
+	for b.Calls(memback.OpPart) < 4 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := b.Calls(memback.OpPart); n < 4 {
+		t.Errorf("%d parts uploaded before close, want the 4 full ones", n)
+	}
+	if _, ok := b.Bytes("big"); ok {
+		t.Error("the object is visible before close")
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if got := objectBytes(t, b, "big"); !bytes.Equal(got, data) {
+		t.Errorf("object differs from what was written (%d bytes, want %d)", len(got), len(data))
+	}
+	if b.PendingUploads() != 0 {
+		t.Errorf("%d multipart uploads left", b.PendingUploads())
+	}
+}
+
+func randomData(seed byte, n int) []byte {
+	data := make([]byte, n)
+	x := uint32(seed) + 1
+	for i := range data {
+		x = x*1664525 + 1013904223
+		data[i] = byte(x >> 24)
+	}
+	return data
+}
+
+var errInjected = errors.New("injected failure")
+
+// TestFailedCommitIsReportedAndKeepsThePreviousVersion is the durability contract: when the data
+// cannot be stored, close (or fsync) fails, the previous object is intact and nothing is left over.
+func TestFailedCommitIsReportedAndKeepsThePreviousVersion(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		op   memback.Op
+		size int
+	}{
+		{"put", memback.OpPut, 1000},
+		{"part", memback.OpPart, 12 << 20},
+		{"complete", memback.OpComplete, 12 << 20},
+		{"create multipart", memback.OpCreateMP, 12 << 20},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := memback.New()
+			b.PutBytes("f", []byte("previous"))
+			var failing atomic.Bool
+			b.SetFault(func(op memback.Op, key string) error {
+				if failing.Load() && op == c.op {
+					return errInjected
+				}
+				return nil
+			})
+			mnt := testMount(t, b, writeOptions())
+			failing.Store(true)
+			f, err := os.OpenFile(filepath.Join(mnt, "f"), os.O_WRONLY|os.O_TRUNC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Write(randomData(1, c.size)); err != nil && c.op != memback.OpPart && c.op != memback.OpCreateMP {
+				t.Fatalf("write: %v", err)
+			}
+			if err := f.Sync(); !errorIs(err, syscall.EIO) {
+				t.Errorf("fsync: %v, want EIO", err)
+			}
+			if err := f.Close(); err == nil {
+				t.Error("close succeeded although the data never reached S3")
+			}
+			if got := objectBytes(t, b, "f"); string(got) != "previous" {
+				t.Errorf("object = %d bytes, want the previous version intact", len(got))
+			}
+			deadline := time.Now().Add(5 * time.Second) // aborts run in the background
+			for b.PendingUploads() != 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if n := b.PendingUploads(); n != 0 {
+				t.Errorf("%d multipart uploads left behind", n)
+			}
+			// Once S3 works again, the same writes succeed.
+			failing.Store(false)
+			if err := os.WriteFile(filepath.Join(mnt, "f"), []byte("next"), 0o644); err != nil {
+				t.Fatalf("write after recovery: %v", err)
+			}
+			if got := objectBytes(t, b, "f"); string(got) != "next" {
+				t.Errorf("object after recovery = %q", got)
+			}
+		})
+	}
+}
+
+func TestOverwriteInPlaceAndTruncate(t *testing.T) {
+	b := memback.New()
+	b.PutBytes("f", []byte("0123456789"))
+	mnt := testMount(t, b, writeOptions())
+	p := filepath.Join(mnt, "f")
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("ab"), 3); err != nil {
+		t.Fatal(err)
+	}
+	// The handle reads its own unflushed writes.
+	buf := make([]byte, 10)
+	if n, err := f.ReadAt(buf, 0); n != 10 || string(buf) != "012ab56789" {
+		t.Errorf("read back before close = %q (%v)", buf[:n], err)
+	}
+	if err := f.Truncate(7); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := objectBytes(t, b, "f"); string(got) != "012ab56" {
+		t.Errorf("object = %q, want 012ab56", got)
+	}
+	// truncate(2) by path, growing: zero-filled.
+	if err := os.Truncate(p, 9); err != nil {
+		t.Fatal(err)
+	}
+	if got := objectBytes(t, b, "f"); string(got) != "012ab56\x00\x00" {
+		t.Errorf("object after truncate to 9 = %q", got)
+	}
+	// Append.
+	af, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := af.WriteString("Z"); err != nil {
+		t.Fatal(err)
+	}
+	if err := af.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := objectBytes(t, b, "f"); string(got) != "012ab56\x00\x00Z" {
+		t.Errorf("object after append = %q", got)
+	}
+}
+
+func TestTwoHandlesShareUnflushedWrites(t *testing.T) {
+	b := memback.New()
+	mnt := testMount(t, b, writeOptions())
+	p := filepath.Join(mnt, "shared")
+	w, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.WriteString("from the writer"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	buf := make([]byte, 64)
+	n, _ := r.Read(buf)
+	if string(buf[:n]) != "from the writer" {
+		t.Errorf("second handle read %q", buf[:n])
+	}
+}
+
+func TestRenameFileAndDirectory(t *testing.T) {
+	b := memback.New()
+	b.PutBytes("a.txt", []byte("A"))
+	b.PutBytes("old.txt", []byte("OLD"))
+	b.PutBytes("d/x", []byte("X"))
+	b.PutBytes("d/sub/y", []byte("Y"))
+	b.PutBytes("full/z", []byte("Z"))
+	mnt := testMount(t, b, writeOptions())
+	p := func(n string) string { return filepath.Join(mnt, n) }
+
+	if err := os.Rename(p("a.txt"), p("b.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.Bytes("a.txt"); ok || string(objectBytes(t, b, "b.txt")) != "A" {
+		t.Errorf("after rename: keys %q", b.Keys())
+	}
+	// Rename over an existing file replaces it.
+	if err := os.Rename(p("b.txt"), p("old.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if string(objectBytes(t, b, "old.txt")) != "A" {
+		t.Errorf("rename over a file: %q", objectBytes(t, b, "old.txt"))
+	}
+	// RENAME_NOREPLACE.
+	b.PutBytes("c.txt", []byte("C"))
+	if err := unix.Renameat2(unix.AT_FDCWD, p("c.txt"), unix.AT_FDCWD, p("old.txt"), unix.RENAME_NOREPLACE); !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("RENAME_NOREPLACE over a file: %v, want EEXIST", err)
+	}
+	// Directories move recursively.
+	if err := os.Rename(p("d"), p("e")); err != nil {
+		t.Fatal(err)
+	}
+	if got := walkKeys(b); !equal(got, []string{"c.txt", "e/", "e/sub/y", "e/x", "full/z", "old.txt"}) {
+		t.Errorf("keys after directory rename: %q", got)
+	}
+	if data, err := os.ReadFile(p("e/sub/y")); err != nil || string(data) != "Y" {
+		t.Errorf("read through the renamed directory: %q, %v", data, err)
+	}
+	// A directory over a non-empty directory.
+	if err := os.Rename(p("e"), p("full")); !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("rename over a non-empty directory: %v, want ENOTEMPTY", err)
+	}
+}
+
+func walkKeys(b *memback.Backend) []string { return b.Keys() }
+
+func TestRenameOfFileBeingWrittenUploadsToNewName(t *testing.T) {
+	b := memback.New()
+	mnt := testMount(t, b, writeOptions())
+	f, err := os.Create(filepath.Join(mnt, "data.part"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("payload"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(mnt, "data.part"), filepath.Join(mnt, "data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Keys(); !equal(got, []string{"data"}) {
+		t.Errorf("keys = %q, want only data", got)
+	}
+	if b.Calls(memback.OpCopy) != 0 {
+		t.Errorf("%d copies, want none (the file was uploaded to its new name)", b.Calls(memback.OpCopy))
+	}
+}
+
+func TestMkdirRmdirAndExclusiveCreate(t *testing.T) {
+	b := memback.New()
+	b.PutBytes("implicit/f", []byte("x"))
+	mnt := testMount(t, b, writeOptions())
+	p := func(n string) string { return filepath.Join(mnt, n) }
+	if err := os.Mkdir(p("d"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.Bytes("d/"); !ok {
+		t.Error("mkdir wrote no marker")
+	}
+	if err := os.Mkdir(p("d"), 0o750); !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("second mkdir: %v, want EEXIST", err)
+	}
+	if err := os.Mkdir(p("implicit"), 0o750); !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("mkdir of an implicit directory: %v, want EEXIST", err)
+	}
+	if st, err := os.Stat(p("d")); err != nil || st.Mode().Perm() != 0o750 {
+		t.Errorf("mode of the new directory: %v, %v", st.Mode(), err)
+	}
+	if err := os.WriteFile(p("d/f"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(p("d")); !errors.Is(err, syscall.ENOTEMPTY) {
+		t.Errorf("rmdir of a non-empty directory: %v, want ENOTEMPTY", err)
+	}
+	if _, err := os.OpenFile(p("d/f"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("O_EXCL create of an existing file: %v, want EEXIST", err)
+	}
+	// Another host creates the name between our lookup and our create: the conditional write
+	// still refuses.
+	var raced atomic.Bool
+	b.SetFault(func(op memback.Op, key string) error {
+		if op == memback.OpPut && key == "d/race" && !raced.Swap(true) {
+			b.PutBytes("d/race", []byte("theirs"))
+		}
+		return nil
+	})
+	if _, err := os.OpenFile(p("d/race"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("O_EXCL create racing another host: %v, want EEXIST", err)
+	}
+	for _, n := range []string{"d/f", "d/race"} {
+		if err := os.Remove(p(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(p("d")); err != nil {
+		t.Errorf("rmdir of the emptied directory: %v", err)
+	}
+	if got := b.Keys(); !equal(got, []string{"implicit/f"}) {
+		t.Errorf("keys = %q", got)
+	}
+}
+
+func TestUnlinkedOpenFileStaysReadable(t *testing.T) {
+	b := memback.New()
+	b.PutBytes("f", []byte("still here"))
+	mnt := testMount(t, b, writeOptions())
+	f, err := os.Open(filepath.Join(mnt, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := os.Remove(filepath.Join(mnt, "f")); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.Bytes("f"); ok {
+		t.Error("the object still exists after unlink")
+	}
+	buf := make([]byte, 32)
+	n, err := f.ReadAt(buf, 0)
+	if string(buf[:n]) != "still here" {
+		t.Errorf("read of the unlinked open file: %q, %v", buf[:n], err)
+	}
+	if _, err := os.Stat(filepath.Join(mnt, "f")); !os.IsNotExist(err) {
+		t.Errorf("stat after unlink: %v", err)
+	}
+}
+
+func TestAttributesArePersistedAsS3fsMetadata(t *testing.T) {
+	b := memback.New()
+	mnt := testMount(t, b, writeOptions())
+	p := filepath.Join(mnt, "f")
+	if err := os.WriteFile(p, []byte("x"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Date(2020, 1, 2, 3, 4, 5, 600000000, time.UTC)
+	if err := os.Chmod(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(p, 1234, 5678); err != nil {
+		t.Fatal(err)
+	}
+	info, err := b.Head(context.Background(), "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"mode": "33152", "uid": "1234", "gid": "5678", "mtime": "1577934245.6"}
+	for k, v := range want {
+		if info.Meta[k] != v {
+			t.Errorf("x-amz-meta-%s = %q, want %q", k, info.Meta[k], v)
+		}
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 || !st.ModTime().Equal(mtime) {
+		t.Errorf("stat: mode %v mtime %v", st.Mode(), st.ModTime())
+	}
+	if sys := st.Sys().(*syscall.Stat_t); sys.Uid != 1234 || sys.Gid != 5678 {
+		t.Errorf("owner %d:%d", sys.Uid, sys.Gid)
+	}
+}
+
+func TestSymlinkAndHardLink(t *testing.T) {
+	b := memback.New()
+	b.PutBytes("target", []byte("t"))
+	mnt := testMount(t, b, writeOptions())
+	if err := os.Symlink("target", filepath.Join(mnt, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.Readlink(filepath.Join(mnt, "link")); err != nil || got != "target" {
+		t.Errorf("readlink = %q, %v", got, err)
+	}
+	if st, err := os.Lstat(filepath.Join(mnt, "link")); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("lstat of the link: %v, %v", st.Mode(), err)
+	}
+	if err := os.Link(filepath.Join(mnt, "target"), filepath.Join(mnt, "hard")); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("link: %v, want EPERM", err)
+	}
+}
+
+func TestStagingFullGivesENOSPC(t *testing.T) {
+	b := memback.New()
+	opts := writeOptions()
+	opts.StagingSize = 1 << 20
+	opts.StagingWait = 100 * time.Millisecond
+	mnt := testMount(t, b, opts)
+	f, err := os.OpenFile(filepath.Join(mnt, "f"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteAt(make([]byte, 2<<20), 0)
+	if !errorIs(err, syscall.ENOSPC) && !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("write beyond the staging space: %v, want ENOSPC", err)
+	}
+	f.Close()
+	// Space is freed: a file that fits can be written.
+	if err := os.WriteFile(filepath.Join(mnt, "g"), make([]byte, 512<<10), 0o644); err != nil {
+		t.Errorf("write after ENOSPC: %v", err)
+	}
+}
