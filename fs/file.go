@@ -214,12 +214,10 @@ func (f *File) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 		}
 		d.setAttrs(update, mtime)
 	}
-	f.mu.Lock()
-	open := f.opens > 0
-	f.mu.Unlock()
-	if !open && (hasSize || update != nil) {
-		// truncate/chmod/chown/utimes of a file nobody has open: no close will follow, so the
-		// change goes to S3 now. Otherwise the close that follows commits it.
+	if fh == nil && (hasSize || update != nil) {
+		// truncate/chmod/chown/utimes by path: no close of ours follows, so the change goes to S3
+		// before the call returns (with other handles open, like an fsync of theirs). O_TRUNC at
+		// open does not come here: it arrives with the open (atomic O_TRUNC).
 		if err := f.commitDetached(ctx); err != nil {
 			return f.root.fail("setattr", f.key(), err)
 		}
