@@ -179,6 +179,7 @@ func (d *Dir) Unlink(ctx context.Context, name string) syscall.Errno {
 func (f *File) detach(ctx context.Context) (localOnly bool, err error) {
 	f.mu.Lock()
 	opens, localOnly := f.opens, f.localOnly
+	f.unlinked = opens > 0
 	f.mu.Unlock()
 	if opens == 0 {
 		return localOnly, nil

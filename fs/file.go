@@ -8,6 +8,7 @@ import (
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/s3mount/s3mount/fs/backend"
 )
@@ -24,6 +25,8 @@ type File struct {
 	opens int                // open handles
 	// localOnly: created by this mount and not yet committed; S3 does not have it.
 	localOnly bool
+	// unlinked: removed while open (link count 0).
+	unlinked bool
 }
 
 func newFile(r *Root, info backend.ObjectInfo) *File {
@@ -80,6 +83,11 @@ func (f *File) state() (size int64, a attrs, mtime time.Time) {
 func (f *File) fillAttr(out *fuse.Attr) {
 	size, a, mtime := f.state()
 	f.root.fillAttrs(out, a, syscall.S_IFREG, f.root.opts.FileMode)
+	f.mu.Lock()
+	if f.unlinked {
+		out.Nlink = 0
+	}
+	f.mu.Unlock()
 	out.Size = uint64(size)
 	out.Blocks = (out.Size + 511) / 512
 	out.SetTimes(&mtime, &mtime, &mtime)
@@ -269,9 +277,14 @@ func attrUpdate(in *fuse.SetAttrIn) (update func(*attrs), mtime bool) {
 
 var _ = (fusefs.NodeAllocater)((*File)(nil))
 
-// Allocate implements fusefs.NodeAllocater: mode 0 (grow, zero-filled) only.
+// Allocate implements fusefs.NodeAllocater: mode 0 grows the file (zero-filled);
+// FALLOC_FL_KEEP_SIZE only reserves space, which S3 does not need, so it succeeds doing nothing.
 func (f *File) Allocate(ctx context.Context, fh fusefs.FileHandle, off, size uint64, mode uint32) syscall.Errno {
-	if mode != 0 {
+	switch mode {
+	case 0:
+	case unix.FALLOC_FL_KEEP_SIZE:
+		return 0
+	default:
 		return syscall.EOPNOTSUPP
 	}
 	cur, _, _ := f.state()
