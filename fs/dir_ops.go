@@ -80,7 +80,7 @@ func (d *Dir) Create(ctx context.Context, name string, flags, mode uint32, out *
 	ch := d.NewInode(ctx, f, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: r.ino(key, syscall.S_IFREG)})
 	r.setEntryTimeouts(out)
 	f.fillAttr(&out.Attr)
-	return ch, &fileHandle{f: f, snapshot: f.info}, 0, 0
+	return ch, newFileHandle(f, f.info), 0, 0
 }
 
 var _ = (fusefs.NodeMkdirer)((*Dir)(nil))

@@ -175,8 +175,9 @@ func (f *File) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	if (write || flags&syscall.O_TRUNC != 0) && f.root.opts.ReadOnly {
 		return nil, 0, syscall.EROFS
 	}
-	h := &fileHandle{f: f, snapshot: f.getInfo()}
-	h.snapshot.Key = f.key()
+	snapshot := f.getInfo()
+	snapshot.Key = f.key()
+	h := newFileHandle(f, snapshot)
 	f.mu.Lock()
 	f.opens++
 	f.mu.Unlock()
@@ -298,6 +299,11 @@ func (f *File) Allocate(ctx context.Context, fh fusefs.FileHandle, off, size uin
 type fileHandle struct {
 	f        *File
 	snapshot backend.ObjectInfo // the version seen at open, for reads before any write
+	rd       *reader            // reads of that version, with read-ahead
+}
+
+func newFileHandle(f *File, snapshot backend.ObjectInfo) *fileHandle {
+	return &fileHandle{f: f, snapshot: snapshot, rd: newReader(f.root, snapshot)}
 }
 
 var _ = (fusefs.FileReader)((*fileHandle)(nil))
@@ -313,7 +319,7 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	if d != nil {
 		n, err = d.readAt(ctx, dest, off)
 	} else {
-		n, err = readObject(ctx, h.f.root.b, h.snapshot, dest, off)
+		n, err = h.rd.readAt(ctx, dest, off)
 	}
 	if err != nil {
 		return nil, h.f.root.fail("read", h.snapshot.Key, err)
@@ -361,6 +367,7 @@ var _ = (fusefs.FileReleaser)((*fileHandle)(nil))
 
 // Release implements fusefs.FileReleaser.
 func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
+	h.rd.close()
 	h.f.releaseHandle()
 	return 0
 }

@@ -31,6 +31,15 @@ type Options struct {
 	EntryTTL, AttrTTL, NegativeTTL time.Duration
 	// ListPageSize is the MaxKeys of each ListObjectsV2 request.
 	ListPageSize int
+	// CacheSize bounds the block cache (bytes of object content kept in memory); 0 turns it off.
+	CacheSize int64
+	// ReadPartSize is the size of each ranged GET of read-ahead; ReadConcurrency bounds the GETs
+	// in flight mount-wide.
+	ReadPartSize    int64
+	ReadConcurrency int
+	// MaxReadahead is the largest read-ahead window of one sequential reader; ReadaheadBudget
+	// bounds the bytes fetched ahead by all readers together (beyond it, reads go without).
+	MaxReadahead, ReadaheadBudget int64
 	// PartSize is the multipart part size of uploads (at least 5 MiB); it doubles every 1,000 parts
 	// so that objects up to 5 TiB fit in 10,000 parts. Files up to one part are sent with one PUT.
 	PartSize int64
@@ -62,6 +71,12 @@ func DefaultOptions() Options {
 		AttrTTL:      time.Second,
 		NegativeTTL:  time.Second,
 		ListPageSize: 1000,
+
+		CacheSize:       256 << 20,
+		ReadPartSize:    8 << 20,
+		ReadConcurrency: 16,
+		MaxReadahead:    64 << 20,
+		ReadaheadBudget: 96 << 20,
 
 		PartSize:          8 << 20,
 		UploadConcurrency: 8,

@@ -43,6 +43,9 @@ type Root struct {
 	// uploads bounds the concurrent part uploads and PUTs; bufs recycles part buffers.
 	uploads chan struct{}
 	bufs    sync.Pool
+	// cache holds object content; readahead bounds what readers fetch ahead.
+	cache     *blockCache
+	readahead *byteBudget
 
 	mu      sync.Mutex        // protects the following
 	inos    map[string]uint64 // stable inode number per type and key
@@ -71,6 +74,10 @@ func NewRoot(b backend.Backend, opts Options) (*Root, error) {
 		uploads: make(chan struct{}, max(1, opts.UploadConcurrency))}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.dir = &Dir{root: r}
+	if r.cache, err = newBlockCache(b, opts.CacheSize, opts.ReadConcurrency); err != nil {
+		return nil, err
+	}
+	r.readahead = &byteBudget{limit: opts.ReadaheadBudget}
 	return r, nil
 }
 

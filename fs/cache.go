@@ -1,0 +1,174 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+
+	"github.com/dgraph-io/ristretto/v2"
+
+	"github.com/s3mount/s3mount/fs/backend"
+)
+
+// blockSize is the unit of the block cache and of reads from S3.
+const blockSize = 256 << 10
+
+// blockCache holds object content in blocks keyed by object key, ETag and block index, so cached
+// content belongs to exactly one version and never needs invalidating. It also deduplicates
+// fetches: a block being fetched is waited for, not fetched again.
+//
+// Memory: the ristretto cache is bounded by its size (cost in bytes); blocks being fetched or held
+// by a reader's read-ahead are bounded by readahead (see reader).
+type blockCache struct {
+	b     backend.Backend
+	c     *ristretto.Cache[string, []byte] // nil when the cache is off
+	gets  chan struct{}                    // bounds concurrent GETs
+	retry int                              // times a broken body is resumed
+
+	mu       sync.Mutex        // protects inflight
+	inflight map[string]*block // blocks being fetched
+}
+
+// block is a block being fetched (or fetched): done closes when data or err is set.
+type block struct {
+	done chan struct{}
+	data []byte
+	err  error
+}
+
+func newBlockCache(b backend.Backend, size int64, concurrency int) (*blockCache, error) {
+	bc := &blockCache{b: b, gets: make(chan struct{}, max(1, concurrency)), retry: 3, inflight: map[string]*block{}}
+	if size <= 0 {
+		return bc, nil
+	}
+	c, err := ristretto.NewCache(&ristretto.Config[string, []byte]{
+		NumCounters: max(1000, 10*size/blockSize), // ten counters per block that fits, as ristretto advises
+		MaxCost:     size,
+		BufferItems: 64,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("block cache: %w", err)
+	}
+	bc.c = c
+	return bc, nil
+}
+
+func blockKey(info backend.ObjectInfo, idx int64) string {
+	return info.Key + "\x00" + info.ETag + "\x00" + strconv.FormatInt(idx, 10)
+}
+
+// cached returns block idx if the cache holds it.
+func (bc *blockCache) cached(info backend.ObjectInfo, idx int64) ([]byte, bool) {
+	if bc.c == nil {
+		return nil, false
+	}
+	return bc.c.Get(blockKey(info, idx))
+}
+
+// keep offers a complete block to the cache.
+func (bc *blockCache) keep(info backend.ObjectInfo, idx int64, data []byte) {
+	if bc.c != nil {
+		bc.c.Set(blockKey(info, idx), data, int64(cap(data)))
+	}
+}
+
+// fetch returns the blocks [first, last] of info, starting one GET for the ones that are neither
+// cached nor being fetched. The returned blocks complete as their bytes arrive.
+func (bc *blockCache) fetch(info backend.ObjectInfo, first, last int64) []*block {
+	out := make([]*block, 0, last-first+1)
+	var todo []*block
+	todoFirst := int64(-1)
+	bc.mu.Lock()
+	for idx := first; idx <= last; idx++ {
+		if data, ok := bc.cached(info, idx); ok {
+			b := &block{done: make(chan struct{}), data: data}
+			close(b.done)
+			out = append(out, b)
+			continue
+		}
+		k := blockKey(info, idx)
+		if b, ok := bc.inflight[k]; ok {
+			out = append(out, b)
+			continue
+		}
+		b := &block{done: make(chan struct{})}
+		bc.inflight[k] = b
+		out = append(out, b)
+		if todoFirst >= 0 && todoFirst+int64(len(todo)) != idx {
+			go bc.get(info, todoFirst, todo)
+			todo = nil
+		}
+		if len(todo) == 0 {
+			todoFirst = idx
+		}
+		todo = append(todo, b)
+	}
+	bc.mu.Unlock()
+	if len(todo) > 0 {
+		go bc.get(info, todoFirst, todo)
+	}
+	return out
+}
+
+// get fetches consecutive blocks starting at block first with one ranged GET (pinned to the
+// ETag), completing each block as its bytes arrive. A body that breaks off is resumed where it
+// stopped, a few times.
+func (bc *blockCache) get(info backend.ObjectInfo, first int64, blocks []*block) {
+	bc.gets <- struct{}{}
+	defer func() { <-bc.gets }()
+	off := first * blockSize
+	end := min(info.Size, (first+int64(len(blocks)))*blockSize)
+	ctx := context.Background()
+	var body io.ReadCloser
+	var err error
+	attempts := 0
+	i := 0
+	for i < len(blocks) && err == nil {
+		if body == nil {
+			body, err = bc.b.Get(ctx, info.Key, off, end-off, info.ETag)
+			if err != nil {
+				break
+			}
+		}
+		n := min(blockSize, end-off)
+		buf := make([]byte, n)
+		var got int
+		got, err = io.ReadFull(body, buf)
+		if err != nil && !errors.Is(err, backend.ErrStale) && attempts < bc.retry && got < int(n) {
+			// The body broke off: resume with a new GET from the start of this block.
+			attempts++
+			body.Close()
+			body, err = nil, nil
+			continue
+		}
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				err = fmt.Errorf("object shorter than when opened: %w", backend.ErrStale)
+			}
+			break
+		}
+		bc.complete(info, first+int64(i), blocks[i], buf, nil)
+		off += n
+		i++
+	}
+	if body != nil {
+		body.Close()
+	}
+	for ; i < len(blocks); i++ {
+		bc.complete(info, first+int64(i), blocks[i], nil, err)
+	}
+}
+
+func (bc *blockCache) complete(info backend.ObjectInfo, idx int64, b *block, data []byte, err error) {
+	b.data, b.err = data, err
+	bc.mu.Lock()
+	delete(bc.inflight, blockKey(info, idx))
+	bc.mu.Unlock()
+	if err == nil {
+		bc.keep(info, idx, data)
+	}
+	close(b.done)
+}

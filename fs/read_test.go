@@ -1,0 +1,109 @@
+package fs
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/s3mount/s3mount/fs/backend/memback"
+)
+
+// TestDifferentialReads compares reads at random offsets and lengths (across block and part
+// boundaries, at and past EOF) with the object's bytes, for fixed seeds, in each cache setting.
+func TestDifferentialReads(t *testing.T) {
+	data := randomData(7, 5*blockSize+12345)
+	for _, cacheSize := range []int64{0, 2 * blockSize, 64 << 20} {
+		t.Run(fmt.Sprintf("cache=%d", cacheSize), func(t *testing.T) {
+			b := memback.New()
+			b.PutBytes("obj", data)
+			opts := DefaultOptions()
+			opts.CacheSize = cacheSize
+			opts.ReadPartSize = 2 * blockSize
+			mnt := testMount(t, b, opts)
+			f, err := os.Open(filepath.Join(mnt, "obj"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			for _, seed := range []int64{1, 2, 3, 4} {
+				rng := rand.New(rand.NewSource(seed))
+				for i := 0; i < 200; i++ {
+					off := rng.Int63n(int64(len(data)) + blockSize)
+					if i%10 == 0 {
+						off = int64(rng.Intn(6)) * blockSize // exactly on a block boundary
+					}
+					buf := make([]byte, 1+rng.Intn(3*blockSize))
+					n, err := f.ReadAt(buf, off)
+					if err != nil && err != io.EOF {
+						t.Fatalf("seed %d: ReadAt(%d, %d): %v", seed, off, len(buf), err)
+					}
+					want := data[min(off, int64(len(data))):min(off+int64(len(buf)), int64(len(data)))]
+					if !bytes.Equal(buf[:n], want) {
+						t.Fatalf("seed %d: ReadAt(%d, %d) returned %d bytes that differ", seed, off, len(buf), n)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestConcurrentReadersOfOneAndManyFiles(t *testing.T) {
+	b := memback.New()
+	files := map[string][]byte{}
+	for i := 0; i < 4; i++ {
+		name := fmt.Sprintf("f%d", i)
+		files[name] = randomData(byte(i), 3<<20+i*777)
+		b.PutBytes(name, files[name])
+	}
+	opts := DefaultOptions()
+	opts.CacheSize = 4 * blockSize // far smaller than the data: eviction under load
+	opts.ReadaheadBudget = 4 << 20
+	mnt := testMount(t, b, opts)
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for r := 0; r < 12; r++ {
+		name := fmt.Sprintf("f%d", r%4)
+		if r >= 8 {
+			name = "f0" // several readers of one file
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := os.ReadFile(filepath.Join(mnt, name))
+			if err != nil {
+				errs <- err
+				return
+			}
+			if !bytes.Equal(got, files[name]) {
+				errs <- fmt.Errorf("%s: %d bytes differ from the object", name, len(got))
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestSequentialReadUsesLargeGets(t *testing.T) {
+	b := memback.New()
+	data := randomData(9, 32<<20)
+	b.PutBytes("big", data)
+	mnt := testMount(t, b, DefaultOptions())
+	b.ResetCalls()
+	got, err := os.ReadFile(filepath.Join(mnt, "big"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes (%v), want the object", len(got), err)
+	}
+	// 32 MiB in 8 MiB read-ahead GETs, plus a few small ones while the window grows; not one GET
+	// per kernel read (which would be 256 or more).
+	if n := b.Calls(memback.OpGet); n > 16 {
+		t.Errorf("%d GETs for a 32 MiB sequential read, want at most 16", n)
+	}
+}
