@@ -156,6 +156,54 @@ type dirHandle struct {
 	next  *dirEntry
 	last  dirEntry // the entry Readdirent returned last, for Lookup
 	pos   uint64   // entries returned so far
+	// heads are HEAD requests started ahead for the files about to be looked up (READDIRPLUS).
+	heads map[string]*headResult
+}
+
+// headResult is a HEAD started ahead of its lookup.
+type headResult struct {
+	done chan struct{}
+	info backend.ObjectInfo
+	err  error
+}
+
+// headsAhead is how many files ahead of the kernel's READDIRPLUS lookups are HEADed in parallel.
+const headsAhead = 64
+
+// headAhead starts HEADs for the files queued in the listing, so that READDIRPLUS (ls -l) waits
+// for one round trip per batch rather than per file.
+func (h *dirHandle) headAhead() {
+	if h.heads == nil {
+		h.heads = map[string]*headResult{}
+	}
+	r := h.dir.root
+	for _, e := range h.l.queue[:min(len(h.l.queue), headsAhead)] {
+		if e.isDir || h.heads[e.name] != nil || len(h.heads) >= 2*headsAhead {
+			continue
+		}
+		res := &headResult{done: make(chan struct{})}
+		h.heads[e.name] = res
+		go func(key string) {
+			r.heads <- struct{}{}
+			res.info, res.err = r.b.Head(r.ctx, key)
+			<-r.heads
+			close(res.done)
+		}(e.info.Key)
+	}
+}
+
+// head returns the HEAD of the file e, from a request started ahead if there is one.
+func (h *dirHandle) head(ctx context.Context, e dirEntry) (backend.ObjectInfo, error) {
+	if res, ok := h.heads[e.name]; ok {
+		delete(h.heads, e.name)
+		select {
+		case <-res.done:
+			return res.info, res.err
+		case <-ctx.Done():
+			return backend.ObjectInfo{}, ctx.Err()
+		}
+	}
+	return h.dir.root.b.Head(ctx, e.info.Key)
 }
 
 // nextEntry returns the next name in order from the listing and the local-only names.
@@ -222,7 +270,8 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	e := h.last
 	if !e.isDir {
 		// The listing settled that this is a file (a directory of the same name would shadow it).
-		info, err := r.b.Head(ctx, e.info.Key)
+		info, err := h.head(ctx, e)
+		h.headAhead()
 		if err != nil {
 			return nil, r.fail("lookup", e.info.Key, err)
 		}

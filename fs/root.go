@@ -46,6 +46,8 @@ type Root struct {
 	// cache holds object content; readahead bounds what readers fetch ahead.
 	cache     *blockCache
 	readahead *byteBudget
+	// heads bounds the HEAD requests started ahead of READDIRPLUS lookups.
+	heads chan struct{}
 
 	mu      sync.Mutex        // protects the following
 	inos    map[string]uint64 // stable inode number per type and key
@@ -78,6 +80,7 @@ func NewRoot(b backend.Backend, opts Options) (*Root, error) {
 		return nil, err
 	}
 	r.readahead = &byteBudget{limit: opts.ReadaheadBudget}
+	r.heads = make(chan struct{}, 32)
 	return r, nil
 }
 
