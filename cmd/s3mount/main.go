@@ -3,12 +3,16 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -30,6 +34,7 @@ type config struct {
 	fs                         fs.Options
 	foreground, debug          bool
 	nonEmpty                   bool
+	stagingRoot                string // "" for the default
 }
 
 // cliError is an error with the exit code it should produce.
@@ -93,7 +98,23 @@ func parseConfig(args []string) (*config, error) {
 	c.s3.Bucket = c.bucket
 	c.fs.Prefix = c.prefix
 	c.fs.FsName = "s3://" + c.bucket + "/" + c.prefix
+	c.fs.StagingDir = stagingDir(c.stagingRoot, c.bucket, c.prefix)
 	return c, nil
+}
+
+// stagingDir returns the staging directory of a mount target. It is the same for every mount of
+// the same bucket and prefix, so that a new mount finds (and cleans up) what a crashed one left.
+func stagingDir(root, bucket, prefix string) string {
+	if root == "" {
+		root = "/var/cache/s3mount"
+		if os.Geteuid() != 0 {
+			if home, err := os.UserCacheDir(); err == nil {
+				root = filepath.Join(home, "s3mount")
+			}
+		}
+	}
+	sum := sha256.Sum256([]byte(bucket + "/" + prefix))
+	return filepath.Join(root, bucket+"-"+hex.EncodeToString(sum[:6]))
 }
 
 // parseTarget accepts s3://bucket[/prefix] and bucket[:prefix]; the prefix comes back as "" or
@@ -158,6 +179,7 @@ func mountCommand(args []string, stderr io.Writer) error {
 		return err
 	}
 	c.fs.Logger = log
+	setMemoryLimit(c.fs)
 	root, err := fs.NewRoot(b, c.fs)
 	if err != nil {
 		return fail(exitError, "%v", err)
@@ -194,6 +216,14 @@ func serve(srv *fs.Server, c *config, log *slog.Logger) error {
 			}
 		}
 	}
+}
+
+// setMemoryLimit tells the Go runtime how much memory the daemon is meant to use: the block
+// cache, the read-ahead budget and the upload buffers, plus headroom. Without it the garbage
+// collector lets the heap grow to twice what is live.
+func setMemoryLimit(o fs.Options) {
+	limit := o.CacheSize + o.ReadaheadBudget + int64(o.UploadConcurrency)*o.PartSize + 96<<20
+	debug.SetMemoryLimit(limit)
 }
 
 // checkMountpoint refuses what would hide data or fail late: a missing path, a file, a non-empty

@@ -64,6 +64,38 @@ var optionTable = []option{
 	}},
 
 	{"ro", "", "Mount", "mount read-only", func(c *config, v string) error { c.fs.ReadOnly = true; return nil }},
+	{"rw", "", "Mount", "mount read-write (the default)", func(c *config, v string) error { c.fs.ReadOnly = false; return nil }},
+	{"uid", "UID", "Mount", "owner of files and directories without a stored owner (default: the mounting user)", func(c *config, v string) error { return parseUint32(v, &c.fs.UID) }},
+	{"gid", "GID", "Mount", "group of files and directories without a stored group", func(c *config, v string) error { return parseUint32(v, &c.fs.GID) }},
+	{"file_mode", "MODE", "Mount", "permissions of files without a stored mode, octal (default 0644)", func(c *config, v string) error { return parseMode(v, &c.fs.FileMode) }},
+	{"dir_mode", "MODE", "Mount", "permissions of directories without a stored mode, octal (default 0755)", func(c *config, v string) error { return parseMode(v, &c.fs.DirMode) }},
+	{"allow_root", "", "Mount", "let root access the mount too", func(c *config, v string) error { c.fs.AllowRoot = true; return nil }},
+	{"default_permissions", "", "Mount", "have the kernel check permission bits", func(c *config, v string) error { c.fs.DefaultPermissions = true; return nil }},
+
+	{"cache_size", "SIZE", "Caching", "memory for cached object content, e.g. 256M (0 turns the cache off)", func(c *config, v string) error { return parseSize(v, &c.fs.CacheSize) }},
+	{"metadata_ttl", "DURATION", "Caching", "how long names and attributes are cached (default 1s)", func(c *config, v string) error {
+		d, err := parseDuration(v)
+		c.fs.EntryTTL, c.fs.AttrTTL = d, d
+		return err
+	}},
+	{"negative_ttl", "DURATION", "Caching", "how long a missing name is remembered (default 1s)", func(c *config, v string) error {
+		d, err := parseDuration(v)
+		c.fs.NegativeTTL = d
+		return err
+	}},
+	{"read_part_size", "SIZE", "Performance", "size of each ranged GET of read-ahead (default 8M)", func(c *config, v string) error { return parseSize(v, &c.fs.ReadPartSize) }},
+	{"max_readahead", "SIZE", "Performance", "largest read-ahead window of one sequential reader (default 64M)", func(c *config, v string) error { return parseSize(v, &c.fs.MaxReadahead) }},
+	{"part_size", "SIZE", "Performance", "multipart upload part size, at least 5M (default 8M)", func(c *config, v string) error { return parseSize(v, &c.fs.PartSize) }},
+	{"concurrency", "N", "Performance", "parallel GETs and parallel part uploads, each (default 16 and 8)", func(c *config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1024 {
+			return fmt.Errorf("want a number from 1 to 1024, got %q", v)
+		}
+		c.fs.ReadConcurrency, c.fs.UploadConcurrency, c.s3.Concurrency = n, n, n
+		return nil
+	}},
+	{"staging_dir", "DIR", "Writing", "local directory for files being written (default /var/cache/s3mount or ~/.cache/s3mount)", func(c *config, v string) error { c.stagingRoot = v; return nil }},
+	{"staging_size", "SIZE", "Writing", "bound on the local space used for files being written (default 4G)", func(c *config, v string) error { return parseSize(v, &c.fs.StagingSize) }},
 	{"foreground", "", "Mount", "stay in the foreground (-f)", func(c *config, v string) error { c.foreground = true; return nil }},
 	{"debug", "", "Mount", "log debug messages (never secrets)", func(c *config, v string) error { c.debug = true; return nil }},
 	{"debug_fuse", "", "Mount", "log every FUSE request", func(c *config, v string) error { c.fs.Debug = true; return nil }},
@@ -200,6 +232,61 @@ func (c *config) lastHop(opt string) (*creds.Hop, error) {
 		return nil, fmt.Errorf("%s applies to the role_arn before it; give role_arn first", opt)
 	}
 	return &c.chain.Hops[len(c.chain.Hops)-1], nil
+}
+
+// parseSize accepts a byte count with an optional K, M, G or T suffix (powers of 1024; "KiB",
+// "MB" and the like too).
+func parseSize(v string, dst *int64) error {
+	s := strings.ToUpper(strings.TrimSpace(v))
+	s = strings.TrimSuffix(strings.TrimSuffix(s, "B"), "I")
+	mult := int64(1)
+	if n := len(s); n > 0 {
+		switch s[n-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			s = s[:n-1]
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return fmt.Errorf("want a size like 512K, 64M or 2G, got %q", v)
+	}
+	*dst = n * mult
+	return nil
+}
+
+func parseUint32(v string, dst *uint32) error {
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil {
+		return fmt.Errorf("want a number, got %q", v)
+	}
+	*dst = uint32(n)
+	return nil
+}
+
+func parseMode(v string, dst *uint32) error {
+	n, err := strconv.ParseUint(v, 8, 32)
+	if err != nil || n > 0o7777 {
+		return fmt.Errorf("want an octal mode like 0640, got %q", v)
+	}
+	*dst = uint32(n)
+	return nil
+}
+
+func parseDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("want a duration like 1s, 500ms or 5m, got %q", v)
+	}
+	return d, nil
 }
 
 // usage renders the option table grouped by topic.
