@@ -34,7 +34,7 @@ var _ = (fusefs.NodeCreater)((*Dir)(nil))
 // conditional write (If-None-Match: *), so that two hosts cannot both create it.
 func (d *Dir) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
 	r := d.root
-	if r.opts.ReadOnly {
+	if err := r.writable(); err != nil {
 		return nil, nil, 0, syscall.EROFS
 	}
 	if !validName(name) {
@@ -67,10 +67,12 @@ func (d *Dir) Create(ctx context.Context, name string, flags, mode uint32, out *
 		return nil, nil, 0, r.fail("create", key, err)
 	}
 	f.dirty = dirty
+	r.track(f, true)
 	if excl {
 		info, err := r.b.Put(ctx, key, bytes.NewReader(nil), 0, backend.PutOptions{IfNoneMatch: true, Meta: a.toMeta()})
 		if err != nil {
 			dirty.release()
+			r.track(f, false)
 			return nil, nil, 0, r.fail("create", key, err)
 		}
 		f.info, f.localOnly = info, false

@@ -102,11 +102,15 @@ func (f *File) dirtyState() (*dirtyFile, error) {
 	}
 	info := f.info
 	info.Key = f.key()
+	if err := f.root.writable(); err != nil {
+		return nil, err
+	}
 	d, err := newDirtyFile(f.root, f.key, info, f.attrs)
 	if err != nil {
 		return nil, err
 	}
 	f.dirty = d
+	f.root.track(f, true)
 	return d, nil
 }
 
@@ -155,6 +159,7 @@ func (f *File) releaseHandle() {
 	if f.opens == 0 && f.dirty == d {
 		d.release()
 		f.dirty = nil
+		f.root.track(f, false)
 	}
 }
 
@@ -246,6 +251,7 @@ func (f *File) commitDetached(ctx context.Context) error {
 	if f.opens == 0 && f.dirty != nil {
 		f.dirty.release()
 		f.dirty = nil
+		f.root.track(f, false)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"sort"
 	"sync"
 	"syscall"
 	"time"
@@ -53,6 +54,8 @@ type Root struct {
 	inos    map[string]uint64 // stable inode number per type and key
 	nextIno uint64
 	missing map[string]time.Time // keys recently found missing (see rememberMissing)
+	active  map[*File]struct{}   // files with local content (see File.dirtyState)
+	closing bool                 // shutting down: no new writers
 }
 
 // NewRoot builds the filesystem for b. It makes no request.
@@ -72,7 +75,7 @@ func NewRoot(b backend.Backend, opts Options) (*Root, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Root{b: b, opts: opts, log: log, staging: st, journal: j, inos: map[string]uint64{}, nextIno: 1, missing: map[string]time.Time{},
+	r := &Root{b: b, opts: opts, log: log, staging: st, journal: j, inos: map[string]uint64{}, nextIno: 1, missing: map[string]time.Time{}, active: map[*File]struct{}{},
 		uploads: make(chan struct{}, max(1, opts.UploadConcurrency))}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.dir = &Dir{root: r}
@@ -94,6 +97,73 @@ func (r *Root) RecoverUploads(ctx context.Context) (int, error) {
 func (r *Root) Close() {
 	r.cancel()
 	r.journal.close()
+}
+
+// track records whether f has local content, for Shutdown.
+func (r *Root) track(f *File, active bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if active {
+		r.active[f] = struct{}{}
+	} else {
+		delete(r.active, f)
+	}
+}
+
+// writable fails with EROFS while the filesystem shuts down or is mounted read-only.
+func (r *Root) writable() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing || r.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	return nil
+}
+
+// Shutdown prepares an unmount without losing data: it refuses new writers, waits up to grace
+// for files being written to be closed (each close commits), then commits what has no open
+// handle and gives up on the rest. It returns the paths whose changes are not in S3.
+func (r *Root) Shutdown(ctx context.Context, grace time.Duration) []string {
+	r.mu.Lock()
+	r.closing = true
+	r.mu.Unlock()
+	deadline := time.Now().Add(grace)
+	for {
+		r.mu.Lock()
+		n := len(r.active)
+		r.mu.Unlock()
+		if n == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.mu.Lock()
+	var files []*File
+	for f := range r.active {
+		files = append(files, f)
+	}
+	r.mu.Unlock()
+	var lost []string
+	for _, f := range files {
+		f.mu.Lock()
+		open, d := f.opens > 0, f.dirty
+		f.mu.Unlock()
+		if d == nil {
+			continue
+		}
+		if !open && d.failedCommit() == nil {
+			if err := f.commit(ctx); err == nil {
+				continue
+			}
+		}
+		_, _, dirty := d.stat()
+		if dirty {
+			lost = append(lost, f.key())
+		}
+		d.release()
+	}
+	sort.Strings(lost)
+	return lost
 }
 
 // acquireUpload waits for a free upload slot.

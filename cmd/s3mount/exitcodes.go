@@ -9,4 +9,5 @@ const (
 	exitCredentials = 11 // the credential chain failed (source or an AssumeRole hop)
 	exitS3          = 12 // the bucket or prefix cannot be reached with the credentials
 	exitMount       = 13 // the kernel mount failed
+	exitUncommitted = 14 // unmounted, but some files being written did not reach S3 (they are named)
 )

@@ -10,9 +10,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -35,6 +37,8 @@ type config struct {
 	foreground, debug          bool
 	nonEmpty                   bool
 	stagingRoot                string // "" for the default
+	logFile                    string
+	shutdownGrace              time.Duration
 }
 
 // cliError is an error with the exit code it should produce.
@@ -51,7 +55,12 @@ func fail(code int, format string, args ...any) error {
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	args := append([]string(nil), os.Args[1:]...)
+	for i := range args {
+		args[i] = strings.Clone(args[i]) // our copy; the originals are scrubbed of secrets
+	}
+	scrubArgs(os.Args[1:])
+	os.Exit(run(args, os.Stdout, os.Stderr))
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -83,7 +92,7 @@ func parseConfig(args []string) (*config, error) {
 	if err != nil {
 		return nil, fail(exitUsage, "%v", err)
 	}
-	c := &config{s3: s3backend.NewConfig(), fs: fs.DefaultOptions(), chain: creds.Chain{Source: creds.SourceIMDS}}
+	c := &config{s3: s3backend.NewConfig(), fs: fs.DefaultOptions(), chain: creds.Chain{Source: creds.SourceIMDS}, shutdownGrace: defaultShutdownGrace}
 	c.s3.Region = ""
 	if err := c.apply(settings); err != nil {
 		return nil, fail(exitUsage, "%v", err)
@@ -168,7 +177,35 @@ func mountCommand(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if !c.foreground && os.Getenv(childEnv) == "" {
+		if err := checkMountpoint(c.mountpoint, c.nonEmpty); err != nil {
+			return err // fail fast, before starting anything
+		}
+		return daemonize(args, stderr)
+	}
+	n := newNotifier()
 	log := newLogger(stderr, c.debug)
+	if n.pipe != nil {
+		var closer io.Closer
+		log, closer = backgroundLogger(c)
+		defer closer.Close()
+	}
+	err = mountAndServe(c, log, n)
+	if err != nil {
+		code := exitError
+		var ce *cliError
+		if errors.As(err, &ce) {
+			code = ce.code
+		}
+		n.failed(code, err)
+		log.Error("s3mount failed", "err", err)
+	}
+	return err
+}
+
+// mountAndServe checks everything, mounts, tells the waiting parent or systemd, and serves until
+// unmounted or told to stop.
+func mountAndServe(c *config, log *slog.Logger, n *notifier) error {
 	if err := checkMountpoint(c.mountpoint, c.nonEmpty); err != nil {
 		return err
 	}
@@ -194,28 +231,45 @@ func mountCommand(args []string, stderr io.Writer) error {
 		return fail(exitMount, "mounting %s: %v", c.mountpoint, err)
 	}
 	log.Info("mounted", "source", c.fs.FsName, "mountpoint", c.mountpoint)
-	return serve(srv, c, log)
+	n.ready()
+	return serve(srv, root, c, log)
 }
 
-// serve runs until the filesystem is unmounted, or a signal asks to unmount it.
-func serve(srv *fs.Server, c *config, log *slog.Logger) error {
+// serve runs until the filesystem is unmounted, or a signal asks to unmount it. On SIGTERM or
+// SIGINT it refuses new writers, gives open files the grace period to be closed (and so
+// committed), unmounts, and reports every file whose changes did not reach S3.
+func serve(srv *fs.Server, root *fs.Root, c *config, log *slog.Logger) error {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	done := make(chan struct{})
 	go func() { srv.Wait(); close(done) }()
-	for {
+	var lost []string
+	select {
+	case <-done:
+		lost = root.Shutdown(context.Background(), 0)
+	case s := <-sigs:
+		log.Info("signal received: finishing writes, then unmounting", "signal", s.String(), "grace", c.shutdownGrace)
+		ctx, cancel := context.WithTimeout(context.Background(), c.shutdownGrace+time.Minute)
+		lost = root.Shutdown(ctx, c.shutdownGrace)
+		cancel()
+		if err := srv.Unmount(); err != nil {
+			log.Warn("unmount failed (files still open); detaching", "err", err)
+			_ = syscall.Unmount(c.mountpoint, syscall.MNT_DETACH)
+		}
 		select {
 		case <-done:
-			log.Info("unmounted", "mountpoint", c.mountpoint)
-			return nil
-		case s := <-sigs:
-			log.Info("signal received, unmounting", "signal", s.String())
-			if err := srv.Unmount(); err != nil {
-				log.Warn("unmount failed (files still open?); retrying lazily", "err", err)
-				_ = syscall.Unmount(c.mountpoint, syscall.MNT_DETACH)
-			}
+		case <-time.After(10 * time.Second):
 		}
 	}
+	if len(lost) > 0 {
+		for _, k := range lost {
+			log.Error("NOT written to S3: the file was still being written", "key", k)
+		}
+		return fail(exitUncommitted, "%d file(s) were not written to S3 before unmounting: %s", len(lost), strings.Join(lost, ", "))
+	}
+	log.Info("unmounted", "mountpoint", c.mountpoint)
+	return nil
 }
 
 // setMemoryLimit tells the Go runtime how much memory the daemon is meant to use: the block
@@ -227,18 +281,28 @@ func setMemoryLimit(o fs.Options) {
 }
 
 // checkMountpoint refuses what would hide data or fail late: a missing path, a file, a non-empty
-// directory (unless allowed), an existing mount.
+// directory (unless allowed), a live mount. A dead FUSE mount (its daemon gone: "transport
+// endpoint is not connected") is unmounted so that the new mount can take its place.
 func checkMountpoint(dir string, allowNonEmpty bool) error {
 	st, err := os.Stat(dir)
+	if errors.Is(err, syscall.ENOTCONN) {
+		if uerr := syscall.Unmount(dir, syscall.MNT_DETACH); uerr != nil {
+			if out, ferr := exec.Command("fusermount3", "-u", "-z", dir).CombinedOutput(); ferr != nil {
+				return fail(exitMountpoint, "mountpoint %s is a dead FUSE mount and cannot be unmounted: %v %s", dir, uerr, out)
+			}
+		}
+		st, err = os.Stat(dir)
+	}
 	switch {
-	case err != nil && errors.Is(err, syscall.ENOTCONN):
-		return fail(exitMountpoint, "mountpoint %s is a dead FUSE mount (transport endpoint is not connected); run: fusermount3 -u %s", dir, dir)
 	case errors.Is(err, os.ErrNotExist):
 		return fail(exitMountpoint, "mountpoint %s does not exist; create it with: mkdir -p %s", dir, dir)
 	case err != nil:
 		return fail(exitMountpoint, "mountpoint %s: %v", dir, err)
 	case !st.IsDir():
 		return fail(exitMountpoint, "mountpoint %s is not a directory", dir)
+	}
+	if mounted, fstype := isMountpoint(dir); mounted {
+		return fail(exitMountpoint, "%s is already a mountpoint (%s); unmount it first (umount %s)", dir, fstype, dir)
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -248,4 +312,52 @@ func checkMountpoint(dir string, allowNonEmpty bool) error {
 		return fail(exitMountpoint, "mountpoint %s is not empty (mounting would hide its files); empty it or pass --nonempty", dir)
 	}
 	return nil
+}
+
+// isMountpoint reports whether dir is a mountpoint, and of what type, from /proc/self/mountinfo.
+func isMountpoint(dir string) (bool, string) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return false, ""
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false, ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		// mount ID, parent ID, major:minor, root, mount point, options, optional fields..., "-", type
+		if len(fields) < 7 || unescapeMountinfo(fields[4]) != abs {
+			continue
+		}
+		for i, f := range fields {
+			if f == "-" && i+1 < len(fields) {
+				return true, fields[i+1]
+			}
+		}
+		return true, "unknown"
+	}
+	return false, ""
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space) of /proc/self/mountinfo.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

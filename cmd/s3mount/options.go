@@ -96,8 +96,14 @@ var optionTable = []option{
 	}},
 	{"staging_dir", "DIR", "Writing", "local directory for files being written (default /var/cache/s3mount or ~/.cache/s3mount)", func(c *config, v string) error { c.stagingRoot = v; return nil }},
 	{"staging_size", "SIZE", "Writing", "bound on the local space used for files being written (default 4G)", func(c *config, v string) error { return parseSize(v, &c.fs.StagingSize) }},
-	{"foreground", "", "Mount", "stay in the foreground (-f)", func(c *config, v string) error { c.foreground = true; return nil }},
+	{"foreground", "", "Mount", "stay in the foreground (-f); by default s3mount returns once the mount is live and runs in the background", func(c *config, v string) error { c.foreground = true; return nil }},
 	{"debug", "", "Mount", "log debug messages (never secrets)", func(c *config, v string) error { c.debug = true; return nil }},
+	{"log_file", "PATH", "Mount", "in the background, log here instead of to syslog", func(c *config, v string) error { c.logFile = v; return nil }},
+	{"shutdown_timeout", "DURATION", "Mount", "on SIGTERM, how long to wait for files being written to be closed (default 30s)", func(c *config, v string) error {
+		d, err := parseDuration(v)
+		c.shutdownGrace = d
+		return err
+	}},
 	{"debug_fuse", "", "Mount", "log every FUSE request", func(c *config, v string) error { c.fs.Debug = true; return nil }},
 	{"allow_other", "", "Mount", "let other users access the mount", func(c *config, v string) error { c.fs.AllowOther = true; return nil }},
 	{"nonempty", "", "Mount", "allow mounting over a non-empty directory", func(c *config, v string) error { c.nonEmpty = true; return nil }},

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"log/syslog"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// The daemon. By default s3mount runs in the background: the command starts a copy of itself
+// (marked by childEnv, with a pipe on fd 3) and waits until that copy reports the mount live
+// ("OK") or failed ("ERR <exit code> <message>"); only then does it exit, with the child's code.
+// Under systemd (Type=notify, with -f) the process also tells systemd READY=1 once mounted.
+const childEnv = "S3MOUNT_DAEMON_CHILD"
+
+// notifyFD is the child's end of the readiness pipe.
+const notifyFD = 3
+
+// daemonize starts the background child and relays its outcome.
+func daemonize(args []string, stderr io.Writer) error {
+	self, err := os.Executable()
+	if err != nil {
+		return fail(exitError, "cannot find my own executable to start the background process: %v", err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fail(exitError, "%v", err)
+	}
+	cmd := exec.Command(self, args...)
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fail(exitError, "starting the background process: %v", err)
+	}
+	w.Close()
+	line, _ := bufio.NewReader(r).ReadString('\n')
+	r.Close()
+	line = strings.TrimSpace(line)
+	switch {
+	case line == "OK":
+		_ = cmd.Process.Release()
+		return nil
+	case strings.HasPrefix(line, "ERR "):
+		_ = cmd.Wait()
+		code, msg, _ := strings.Cut(strings.TrimPrefix(line, "ERR "), " ")
+		n, _ := strconv.Atoi(code)
+		return &cliError{code: max(n, exitError), err: errors.New(unescapeLine(msg))}
+	default:
+		err := cmd.Wait()
+		return fail(exitError, "the background process ended before mounting (%v); run with -f to see its output", err)
+	}
+}
+
+// notifier reports the outcome of mounting to whoever waits: the parent (background mode) and
+// systemd (NOTIFY_SOCKET).
+type notifier struct {
+	pipe *os.File // nil in the foreground
+}
+
+func newNotifier() *notifier {
+	n := &notifier{}
+	if os.Getenv(childEnv) != "" {
+		n.pipe = os.NewFile(notifyFD, "notify")
+		os.Unsetenv(childEnv)
+	}
+	return n
+}
+
+func (n *notifier) ready() {
+	if n.pipe != nil {
+		fmt.Fprintln(n.pipe, "OK")
+		n.pipe.Close()
+		n.pipe = nil
+	}
+	sdNotify("READY=1")
+}
+
+func (n *notifier) failed(code int, err error) {
+	if n.pipe != nil {
+		fmt.Fprintf(n.pipe, "ERR %d %s\n", code, escapeLine(err.Error()))
+		n.pipe.Close()
+		n.pipe = nil
+	}
+}
+
+// escapeLine keeps a multi-line message on one line of the pipe.
+func escapeLine(s string) string   { return strings.ReplaceAll(s, "\n", "\x1f") }
+func unescapeLine(s string) string { return strings.ReplaceAll(s, "\x1f", "\n") }
+
+// sdNotify sends a state line to systemd when it runs us with Type=notify.
+func sdNotify(state string) {
+	path := os.Getenv("NOTIFY_SOCKET")
+	if path == "" {
+		return
+	}
+	if strings.HasPrefix(path, "@") {
+		path = "\x00" + path[1:]
+	}
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	_, _ = conn.Write([]byte(state))
+}
+
+// backgroundLogger logs to the file given with log_file, else to syslog; never to a terminal.
+func backgroundLogger(c *config) (*slog.Logger, io.Closer) {
+	level := slog.LevelInfo
+	if c.debug {
+		level = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.logFile != "" {
+		f, err := os.OpenFile(c.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err == nil {
+			return slog.New(slog.NewTextHandler(f, opts)), f
+		}
+	}
+	if w, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "s3mount"); err == nil {
+		return slog.New(slog.NewTextHandler(w, opts)), w
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, opts)), io.NopCloser(nil)
+}
+
+// secretOptions are options whose values must not stay visible in the process list.
+var secretOptions = map[string]bool{"external_id": true}
+
+// scrubArgs overwrites the values of secret options in the process's own argument memory, which
+// is what ps and /proc/PID/cmdline show. Go's os.Args strings point into that memory, so the
+// values must have been copied (see the option setters) before this runs.
+func scrubArgs(args []string) {
+	mask := func(s string) {
+		if s == "" {
+			return
+		}
+		b := unsafe.Slice(unsafe.StringData(s), len(s))
+		for i := range b {
+			b[i] = 'x'
+		}
+	}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "-o" && i+1 < len(args):
+			scrubList(args[i+1], mask)
+			i++
+		case strings.HasPrefix(a, "-o"):
+			scrubList(a[2:], mask)
+		case strings.HasPrefix(a, "-"):
+			name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			if !secretOptions[strings.ReplaceAll(name, "-", "_")] {
+				continue
+			}
+			if hasValue {
+				mask(value)
+			} else if i+1 < len(args) {
+				mask(args[i+1])
+				i++
+			}
+		}
+	}
+}
+
+// scrubList masks the secret values inside an -o list, in place.
+func scrubList(list string, mask func(string)) {
+	rest := list
+	for rest != "" {
+		var item string
+		item, rest, _ = strings.Cut(rest, ",")
+		name, value, ok := strings.Cut(item, "=")
+		if !ok || !secretOptions[name] {
+			continue
+		}
+		if strings.HasPrefix(value, `"`) && !strings.HasSuffix(value, `"`) {
+			// A quoted value with commas: mask up to the closing quote.
+			end := strings.Index(rest, `"`)
+			if end >= 0 {
+				mask(value)
+				mask(rest[:end])
+				rest = strings.TrimPrefix(rest[end+1:], ",")
+				continue
+			}
+		}
+		mask(value)
+	}
+}
+
+// waitForShutdown is how long SIGTERM waits for writers to close their files.
+const defaultShutdownGrace = 30 * time.Second
