@@ -5,7 +5,8 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TOOLS_BIN = $(shell bash scripts/install-deps.sh --print)
 export PATH := $(TOOLS_BIN):$(PATH)
 
-.PHONY: all build deps test unit integration vet demo demo-stop clean
+PREFIX ?= /usr/local
+.PHONY: all build deps test unit integration vet demo demo-stop clean install uninstall
 
 all: build
 
@@ -40,3 +41,13 @@ demo-stop:
 
 clean:
 	rm -rf bin .demo
+
+# Installs the binary, the mount(8) helper for fstab lines of type fuse.s3mount, and the man page.
+install: build
+	install -D -m 0755 bin/s3mount $(DESTDIR)$(PREFIX)/bin/s3mount
+	install -d $(DESTDIR)/sbin $(DESTDIR)$(PREFIX)/share/man/man8
+	ln -sfn $(PREFIX)/bin/s3mount $(DESTDIR)/sbin/mount.fuse.s3mount
+	bin/s3mount man > $(DESTDIR)$(PREFIX)/share/man/man8/s3mount.8
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/s3mount $(DESTDIR)/sbin/mount.fuse.s3mount $(DESTDIR)$(PREFIX)/share/man/man8/s3mount.8

@@ -228,3 +228,26 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// Transient reports whether err looks like something that goes away by waiting: the network, the
+// instance metadata service or STS not reachable yet (as at boot), or a server error. Denials and
+// bad configuration are not transient.
+func Transient(err error) bool {
+	var se *StepError
+	if errors.As(err, &se) && (se.Cause == CauseIMDS) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return true
+	}
+	var re interface{ HTTPStatusCode() int }
+	if errors.As(err, &re) && re.HTTPStatusCode() >= 500 {
+		return true
+	}
+	return false
+}

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"time"
+
 	"errors"
 	"fmt"
+	"github.com/s3mount/s3mount/creds"
 	"log/slog"
 
 	"github.com/s3mount/s3mount/fs/backend"
@@ -15,12 +18,23 @@ import (
 func connect(ctx context.Context, c *config, log *slog.Logger) (*s3backend.Backend, error) {
 	c.chain.Region = c.region
 	c.chain.Logger = log
-	chain, err := c.chain.Build(ctx)
-	if err != nil {
-		return nil, fail(exitCredentials, "credentials: %v", err)
-	}
-	if err := chain.Verify(ctx); err != nil {
-		return nil, fail(exitCredentials, "credentials: %v", err)
+	var chain *creds.Built
+	deadline := time.Now().Add(c.retryTimeout)
+	for attempt := 1; ; attempt++ {
+		var err error
+		chain, err = c.chain.Build(ctx)
+		if err == nil {
+			err = chain.Verify(ctx)
+		}
+		if err == nil {
+			break
+		}
+		if !creds.Transient(err) || time.Now().After(deadline) {
+			return nil, fail(exitCredentials, "credentials: %v", err)
+		}
+		wait := min(time.Duration(attempt)*time.Second, 5*time.Second)
+		log.Warn("credentials not available yet; retrying (network or instance metadata still starting?)", "in", wait, "err", err)
+		time.Sleep(wait)
 	}
 	c.s3.Region = c.region
 	if c.s3.Region == "" {

@@ -39,6 +39,7 @@ type config struct {
 	stagingRoot                string // "" for the default
 	logFile                    string
 	shutdownGrace              time.Duration
+	retryTimeout               time.Duration
 }
 
 // cliError is an error with the exit code it should produce.
@@ -60,6 +61,17 @@ func main() {
 		args[i] = strings.Clone(args[i]) // our copy; the originals are scrubbed of secrets
 	}
 	scrubArgs(os.Args[1:])
+	if isMountHelper(os.Args[0]) {
+		var fake bool
+		var err error
+		if args, fake, err = helperArgs(args); err != nil {
+			fmt.Fprintln(os.Stderr, "s3mount:", err)
+			os.Exit(exitUsage)
+		}
+		if fake {
+			os.Exit(exitOK)
+		}
+	}
 	os.Exit(run(args, os.Stdout, os.Stderr))
 }
 
@@ -71,6 +83,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitOK
 		case "help", "--help", "-h":
 			fmt.Fprint(stdout, usage())
+			return exitOK
+		case "man":
+			writeManPage(stdout)
 			return exitOK
 		}
 	}
@@ -92,7 +107,7 @@ func parseConfig(args []string) (*config, error) {
 	if err != nil {
 		return nil, fail(exitUsage, "%v", err)
 	}
-	c := &config{s3: s3backend.NewConfig(), fs: fs.DefaultOptions(), chain: creds.Chain{Source: creds.SourceIMDS}, shutdownGrace: defaultShutdownGrace}
+	c := &config{s3: s3backend.NewConfig(), fs: fs.DefaultOptions(), chain: creds.Chain{Source: creds.SourceIMDS}, shutdownGrace: defaultShutdownGrace, retryTimeout: 30 * time.Second}
 	c.s3.Region = ""
 	if err := c.apply(settings); err != nil {
 		return nil, fail(exitUsage, "%v", err)
@@ -209,7 +224,7 @@ func mountAndServe(c *config, log *slog.Logger, n *notifier) error {
 	if err := checkMountpoint(c.mountpoint, c.nonEmpty); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), c.retryTimeout+2*time.Minute)
 	b, err := connect(ctx, c, log)
 	cancel()
 	if err != nil {

@@ -99,6 +99,11 @@ var optionTable = []option{
 	{"foreground", "", "Mount", "stay in the foreground (-f); by default s3mount returns once the mount is live and runs in the background", func(c *config, v string) error { c.foreground = true; return nil }},
 	{"debug", "", "Mount", "log debug messages (never secrets)", func(c *config, v string) error { c.debug = true; return nil }},
 	{"log_file", "PATH", "Mount", "in the background, log here instead of to syslog", func(c *config, v string) error { c.logFile = v; return nil }},
+	{"retry_timeout", "DURATION", "Mount", "at start, keep retrying an unreachable network, IMDS or STS for this long (default 30s; for boot)", func(c *config, v string) error {
+		d, err := parseDuration(v)
+		c.retryTimeout = d
+		return err
+	}},
 	{"shutdown_timeout", "DURATION", "Mount", "on SIGTERM, how long to wait for files being written to be closed (default 30s)", func(c *config, v string) error {
 		d, err := parseDuration(v)
 		c.shutdownGrace = d
@@ -215,6 +220,9 @@ func dashed(name string) string { return strings.ReplaceAll(name, "_", "-") }
 func (c *config) apply(settings []setting) error {
 	for _, s := range settings {
 		o, ok := findOption(s.name)
+		if !ok && ignoredOption(s.name) {
+			continue
+		}
 		if !ok {
 			return unknownOption(s.name)
 		}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+// fstab and mount(8). An /etc/fstab line
+//
+//	s3://bucket/prefix /mnt/backup fuse.s3mount _netdev,nofail,role_arn=...,external_id=... 0 0
+//
+// reaches s3mount in one of two ways: mount(8) runs /sbin/mount.fuse.s3mount (a link to s3mount
+// installed by make install), or, without it, mount.fuse3, which runs `s3mount SOURCE DIR -o OPTS`.
+// Either way the options field holds fstab-only options next to ours; those are dropped here.
+
+// fstabOnly are options for mount(8), systemd or the kernel that s3mount accepts and ignores.
+// FUSE mounts are always nosuid and nodev for users; s3mount does not execute anything itself.
+var fstabOnly = map[string]bool{
+	"_netdev": true, "nofail": true, "noauto": true, "auto": true, "user": true, "users": true,
+	"nouser": true, "owner": true, "group": true, "defaults": true, "suid": true, "nosuid": true,
+	"dev": true, "nodev": true, "exec": true, "noexec": true, "async": true, "sync": true,
+	"dirsync": true, "atime": true, "noatime": true, "relatime": true, "norelatime": true,
+	"strictatime": true, "nodiratime": true, "lazytime": true, "loud": true, "silent": true,
+}
+
+// ignoredOption reports whether an option belongs to mount(8) or systemd rather than to s3mount.
+func ignoredOption(name string) bool {
+	return fstabOnly[name] || strings.HasPrefix(name, "x-") || strings.HasPrefix(name, "X-") ||
+		name == "comment" || name == "fsname" || name == "subtype"
+}
+
+// isMountHelper reports whether we were run as mount(8)'s helper for type fuse.s3mount.
+func isMountHelper(argv0 string) bool {
+	base := filepath.Base(argv0)
+	return base == "mount.fuse.s3mount" || base == "mount.s3mount"
+}
+
+// helperArgs turns mount(8)'s helper calling convention,
+//
+//	mount.fuse.s3mount SOURCE DIR [-sfnv] [-N NAMESPACE] [-o OPTIONS] [-t TYPE]
+//
+// into s3mount's own arguments. -f means "fake" there: nothing is mounted.
+func helperArgs(args []string) (out []string, fake bool, err error) {
+	var positional []string
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "-o" || a == "-t" || a == "-N":
+			if i+1 == len(args) {
+				return nil, false, fmt.Errorf("mount helper: %s needs a value", a)
+			}
+			if a == "-o" {
+				out = append(out, "-o", args[i+1])
+			}
+			i++
+		case strings.HasPrefix(a, "-o"):
+			out = append(out, a)
+		case strings.HasPrefix(a, "-") && len(a) > 1:
+			if strings.Contains(a, "f") {
+				fake = true
+			}
+		default:
+			positional = append(positional, a)
+		}
+	}
+	return append(out, positional...), fake, nil
+}
