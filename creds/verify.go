@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -60,12 +61,47 @@ func (e *StepError) Unwrap() error { return e.Err }
 // Verify retrieves the credentials of every link in order and returns a *StepError for the first
 // that fails. Successful links stay cached, so the provider is warm afterwards.
 func (b *Built) Verify(ctx context.Context) error {
-	for i, s := range b.steps {
-		if _, err := s.provider.Retrieve(ctx); err != nil {
-			return b.diagnose(ctx, i, err)
+	for _, r := range b.Check(ctx, false) {
+		if r.Err != nil {
+			return r.Err
 		}
 	}
 	return nil
+}
+
+// LinkResult is the outcome of one link of the chain.
+type LinkResult struct {
+	Name     string // "instance profile (IMDS)", "hop 1 (arn:...)"
+	IsSource bool
+	Identity string    // the ARN the link's credentials act as (only when identities were asked for)
+	Expires  time.Time // zero if the credentials do not expire
+	Err      *StepError
+}
+
+// Check retrieves every link in order, stopping at the first failure. With identities, it also
+// asks STS who each link is (GetCallerIdentity), for a checklist.
+func (b *Built) Check(ctx context.Context, identities bool) []LinkResult {
+	var out []LinkResult
+	for i, s := range b.steps {
+		r := LinkResult{Name: s.name, IsSource: s.hop == nil}
+		c, err := s.provider.Retrieve(ctx)
+		if err != nil {
+			var se *StepError
+			if !errors.As(b.diagnose(ctx, i, err), &se) {
+				se = &StepError{Step: s.name, Cause: CauseOther, Err: err}
+			}
+			r.Err = se
+			return append(out, r)
+		}
+		if c.CanExpire {
+			r.Expires = c.Expires
+		}
+		if identities {
+			r.Identity = b.callerARN(ctx, i)
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 func errorCode(err error) (code, msg string) {

@@ -38,6 +38,7 @@ type API interface {
 	CompleteMultipartUpload(context.Context, *s3.CompleteMultipartUploadInput, ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
 	AbortMultipartUpload(context.Context, *s3.AbortMultipartUploadInput, ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
 	ListMultipartUploads(context.Context, *s3.ListMultipartUploadsInput, ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error)
+	GetBucketLocation(context.Context, *s3.GetBucketLocationInput, ...func(*s3.Options)) (*s3.GetBucketLocationOutput, error)
 }
 
 // Backend is a backend.Backend on one S3 bucket.
@@ -88,6 +89,18 @@ func newHTTPClient(cfg Config) aws.HTTPClient {
 			t.ResponseHeaderTimeout = cfg.RequestTimeout
 		}).
 		WithDialerOptions(func(d *net.Dialer) { d.Timeout = 10 * time.Second })
+}
+
+// BucketRegion asks S3 where the bucket is (GetBucketLocation); "us-east-1" for the empty answer.
+func (b *Backend) BucketRegion(ctx context.Context) (string, error) {
+	out, err := b.client.GetBucketLocation(ctx, &s3.GetBucketLocationInput{Bucket: &b.cfg.Bucket})
+	if err != nil {
+		return "", b.classify("GetBucketLocation", "", err, nil)
+	}
+	if out.LocationConstraint == "" {
+		return "us-east-1", nil
+	}
+	return string(out.LocationConstraint), nil
 }
 
 // Bucket returns the bucket name.

@@ -89,7 +89,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitOK
 		}
 	}
-	err := mountCommand(args, stderr)
+	var err error
+	switch {
+	case len(args) > 0 && args[0] == "check":
+		err = checkCommand(args[1:], stdout)
+	case len(args) > 0 && args[0] == "policy":
+		err = policyCommand(args[1:], stdout)
+	default:
+		err = mountCommand(args, stderr)
+	}
 	if err == nil {
 		return exitOK
 	}

@@ -307,6 +307,9 @@ func parseDuration(v string) (time.Duration, error) {
 func usage() string {
 	var b strings.Builder
 	b.WriteString(`Usage: s3mount [options] s3://BUCKET[/PREFIX] MOUNTPOINT
+       s3mount check [--json] [options] s3://BUCKET[/PREFIX]    prove every piece works, or say which is wrong
+       s3mount policy [--read-only] [--principal ARN] [--external-id ID] s3://BUCKET[/PREFIX]
+       s3mount version
 
 Mounts an S3 bucket (or a prefix of it) as a directory, with credentials from the EC2 instance
 profile and optional chained AssumeRole hops: no access key anywhere.

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/s3mount/s3mount/creds"
+	"github.com/s3mount/s3mount/fs/backend"
+	"github.com/s3mount/s3mount/s3backend"
+)
+
+// Exit codes of `s3mount check`: the first stage that failed.
+const (
+	exitCheckSource = 21 // the source of credentials (IMDS, profile, environment)
+	exitCheckHop    = 22 // an AssumeRole hop
+	exitCheckS3     = 23 // S3 on the target bucket and prefix
+)
+
+// checkItem is one line of the checklist.
+type checkItem struct {
+	Stage  string `json:"stage"` // "source", "hop", "s3"
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail,omitempty"`
+	Fix    string `json:"fix,omitempty"`
+	Cause  string `json:"cause,omitempty"`
+}
+
+// checkCommand runs the whole flow a mount depends on and prints a checklist:
+//
+//	s3mount check [--json] [mount options] s3://BUCKET[/PREFIX]
+func checkCommand(args []string, stdout io.Writer) error {
+	jsonOut := false
+	var rest []string
+	for _, a := range args {
+		if a == "--json" {
+			jsonOut = true
+			continue
+		}
+		rest = append(rest, a)
+	}
+	// The same options as a mount; the mountpoint is not needed.
+	c, err := parseConfig(append(rest, "/"))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	items, code := runChecks(ctx, c)
+	if jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(map[string]any{"ok": code == exitOK, "target": c.fs.FsName, "checks": items})
+	} else {
+		fmt.Fprintf(stdout, "Checking %s\n", c.fs.FsName)
+		for _, it := range items {
+			mark := "✓"
+			if !it.OK {
+				mark = "✗"
+			}
+			fmt.Fprintf(stdout, "%s %s", mark, it.Name)
+			if it.Detail != "" {
+				fmt.Fprintf(stdout, ": %s", it.Detail)
+			}
+			fmt.Fprintln(stdout)
+			if it.Fix != "" {
+				fmt.Fprintf(stdout, "    fix: %s\n", it.Fix)
+			}
+		}
+	}
+	if code != exitOK {
+		return &cliError{code: code, err: errors.New("check failed")}
+	}
+	return nil
+}
+
+func runChecks(ctx context.Context, c *config) ([]checkItem, int) {
+	c.chain.Region = c.region
+	chain, err := c.chain.Build(ctx)
+	if err != nil {
+		item := checkItem{Stage: "source", Name: "credential chain", Detail: err.Error()}
+		var se *creds.StepError
+		if errors.As(err, &se) {
+			item.Detail, item.Fix, item.Cause = se.Message, se.Fix, string(se.Cause)
+		}
+		return []checkItem{item}, exitCheckSource
+	}
+	var items []checkItem
+	for _, r := range chain.Check(ctx, true) {
+		stage := "hop"
+		if r.IsSource {
+			stage = "source"
+		}
+		it := checkItem{Stage: stage, Name: r.Name, OK: r.Err == nil}
+		if r.Err != nil {
+			it.Detail, it.Fix, it.Cause = r.Err.Message, r.Err.Fix, string(r.Err.Cause)
+			if it.Detail == "" {
+				it.Detail = r.Err.Error()
+			}
+			items = append(items, it)
+			if r.IsSource {
+				return items, exitCheckSource
+			}
+			return items, exitCheckHop
+		}
+		it.Detail = "acting as " + r.Identity
+		if !r.Expires.IsZero() {
+			it.Detail += fmt.Sprintf(", valid until %s", r.Expires.UTC().Format(time.RFC3339))
+		}
+		items = append(items, it)
+	}
+	c.s3.Region = c.region
+	if c.s3.Region == "" {
+		c.s3.Region = chain.Region()
+	}
+	c.s3.Credentials = chain.Provider()
+	b, err := s3backend.New(c.s3)
+	if err != nil {
+		return append(items, checkItem{Stage: "s3", Name: "S3 client", Detail: err.Error()}), exitCheckS3
+	}
+	s3items, ok := checkS3(ctx, b, c)
+	items = append(items, s3items...)
+	if !ok {
+		return items, exitCheckS3
+	}
+	return items, exitOK
+}
+
+// checkS3 tries what a mount does on the target: region, listing, reading and, for read-write
+// mounts, writing and multipart uploads, with a probe object it removes again.
+func checkS3(ctx context.Context, b *s3backend.Backend, c *config) ([]checkItem, bool) {
+	var items []checkItem
+	target := fmt.Sprintf("s3://%s/%s", c.bucket, c.prefix)
+	add := func(name string, err error, detail, fix string) bool {
+		it := checkItem{Stage: "s3", Name: name, OK: err == nil, Detail: detail}
+		if err != nil {
+			it.Detail, it.Fix = err.Error(), fix
+		}
+		items = append(items, it)
+		return err == nil
+	}
+	bucketARN := "arn:aws:s3:::" + c.bucket
+	objects := bucketARN + "/" + c.prefix + "*"
+	region, err := b.BucketRegion(ctx)
+	if err == nil && region != c.s3.Region {
+		err = fmt.Errorf("the bucket is in %s, not %s", region, c.s3.Region)
+	}
+	if !add("bucket region", err, region, fmt.Sprintf("pass --region %s (needs s3:GetBucketLocation on %s)", region, bucketARN)) && !errors.Is(err, backend.ErrPermission) {
+		return items, false
+	}
+	page, err := b.List(ctx, backend.ListInput{Prefix: c.prefix, MaxKeys: 1})
+	if !add("list "+target, err, "ListObjectsV2 allowed", fmt.Sprintf("allow s3:ListBucket on %s with condition StringLike s3:prefix %q", bucketARN, c.prefix+"*")) {
+		return items, false
+	}
+	if len(page.Objects) > 0 {
+		key := page.Objects[0].Key
+		body, err := b.Get(ctx, key, 0, 1, "")
+		if err == nil {
+			body.Close()
+		}
+		if !add("read "+key, err, "GetObject allowed", "allow s3:GetObject on "+objects) {
+			return items, false
+		}
+	} else {
+		add("read", nil, "no object under the prefix to try a read on", "")
+	}
+	if c.fs.ReadOnly {
+		return items, true
+	}
+	var nonce [6]byte
+	_, _ = rand.Read(nonce[:])
+	probe := c.prefix + ".s3mount-check-" + hex.EncodeToString(nonce[:])
+	_, err = b.Put(ctx, probe, bytes.NewReader([]byte("probe")), 5, backend.PutOptions{})
+	if !add("write "+probe, err, "PutObject allowed", "allow s3:PutObject on "+objects+" (or mount read-only with --ro)") {
+		return items, false
+	}
+	err = b.Delete(ctx, probe)
+	if !add("delete "+probe, err, "DeleteObject allowed", "allow s3:DeleteObject on "+objects) {
+		return items, false
+	}
+	u, err := b.NewUpload(ctx, probe, backend.PutOptions{})
+	if err == nil {
+		err = u.Abort(ctx)
+		if err != nil {
+			err = fmt.Errorf("abort: %w", err)
+		}
+	}
+	fix := "allow s3:PutObject and s3:AbortMultipartUpload on " + objects
+	if err != nil && strings.Contains(err.Error(), "abort") {
+		fix = "allow s3:AbortMultipartUpload on " + objects
+	}
+	if !add("multipart upload", err, "CreateMultipartUpload and AbortMultipartUpload allowed", fix) {
+		return items, false
+	}
+	return items, true
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// policyCommand prints the least-privilege IAM policies for a mount: the permission policy of the
+// role the mount ends with, and that role's trust policy.
+//
+//	s3mount policy [--read-only] [--principal ARN] [--external-id ID] [--only permission|trust] s3://BUCKET[/PREFIX]
+//
+// It prints one JSON object {"PermissionPolicy": ..., "TrustPolicy": ...}, or with --only the one
+// policy document, ready to paste into IAM.
+func policyCommand(args []string, stdout io.Writer) error {
+	var readOnly bool
+	var principal, externalID, target, only string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		name = strings.ReplaceAll(name, "-", "_")
+		needValue := func() (string, error) {
+			if hasValue {
+				return value, nil
+			}
+			if i+1 == len(args) {
+				return "", fail(exitUsage, "policy: %s needs a value", a)
+			}
+			i++
+			return args[i], nil
+		}
+		var err error
+		switch {
+		case !strings.HasPrefix(a, "-"):
+			target = a
+		case name == "read_only" || name == "ro":
+			readOnly = true
+		case name == "principal":
+			principal, err = needValue()
+		case name == "external_id":
+			externalID, err = needValue()
+		case name == "only":
+			only, err = needValue()
+			if err == nil && only != "permission" && only != "trust" {
+				err = fail(exitUsage, "policy: --only takes permission or trust, not %q", only)
+			}
+		default:
+			err = fail(exitUsage, "policy: unknown option %s (want --read-only, --principal ARN, --external-id ID, --only permission|trust)", a)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if target == "" {
+		return fail(exitUsage, "usage: s3mount policy [--read-only] [--principal ARN] [--external-id ID] s3://BUCKET[/PREFIX]")
+	}
+	bucket, prefix, err := parseTarget(target)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	if principal == "" && only == "trust" {
+		return fail(exitUsage, "policy: the trust policy needs --principal (the ARN of the role or account s3mount runs as)")
+	}
+	var out any = map[string]any{"PermissionPolicy": permissionPolicy(bucket, prefix, readOnly)}
+	switch {
+	case only == "permission":
+		out = permissionPolicy(bucket, prefix, readOnly)
+	case only == "trust":
+		out = trustPolicy(principal, externalID)
+	case principal != "":
+		out.(map[string]any)["TrustPolicy"] = trustPolicy(principal, externalID)
+	}
+	doc, _ := json.MarshalIndent(out, "", "  ")
+	fmt.Fprintf(stdout, "%s\n", doc)
+	return nil
+}
+
+type policy struct {
+	Version   string
+	Statement []statement
+}
+
+type statement struct {
+	Sid       string
+	Effect    string
+	Principal map[string]string            `json:",omitempty"`
+	Action    []string                     `json:""`
+	Resource  []string                     `json:",omitempty"`
+	Condition map[string]map[string]string `json:",omitempty"`
+}
+
+// permissionPolicy is what a mount of bucket/prefix needs, and no more: listing limited to the
+// prefix, object access under it, multipart uploads (and their cleanup), the bucket's region.
+func permissionPolicy(bucket, prefix string, readOnly bool) policy {
+	bucketARN := "arn:aws:s3:::" + bucket
+	objects := bucketARN + "/" + prefix + "*"
+	list := statement{Sid: "ListPrefix", Effect: "Allow", Action: []string{"s3:ListBucket"}, Resource: []string{bucketARN}}
+	if prefix != "" {
+		list.Condition = map[string]map[string]string{"StringLike": {"s3:prefix": prefix + "*"}}
+	}
+	p := policy{Version: "2012-10-17", Statement: []statement{
+		list,
+		{Sid: "BucketRegion", Effect: "Allow", Action: []string{"s3:GetBucketLocation"}, Resource: []string{bucketARN}},
+		{Sid: "ReadObjects", Effect: "Allow", Action: []string{"s3:GetObject"}, Resource: []string{objects}},
+	}}
+	if !readOnly {
+		p.Statement = append(p.Statement,
+			statement{Sid: "WriteObjects", Effect: "Allow", Action: []string{"s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}, Resource: []string{objects}},
+			statement{Sid: "CleanUpUploads", Effect: "Allow", Action: []string{"s3:ListBucketMultipartUploads"}, Resource: []string{bucketARN}})
+	}
+	return p
+}
+
+// trustPolicy lets principal assume the role, with the External ID if one is given.
+func trustPolicy(principal, externalID string) policy {
+	st := statement{Sid: "TrustS3mountHost", Effect: "Allow", Principal: map[string]string{"AWS": principal}, Action: []string{"sts:AssumeRole"}}
+	if externalID != "" {
+		st.Condition = map[string]map[string]string{"StringEquals": {"sts:ExternalId": externalID}}
+	}
+	return policy{Version: "2012-10-17", Statement: []statement{st}}
+}
