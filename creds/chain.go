@@ -101,7 +101,7 @@ func (b *Built) Region() string { return b.awsCfg.Region }
 // Build assembles the chain. It reads the environment and shared config the way the AWS SDK does,
 // but makes no request except, when no region is known, asking IMDS for the instance's region.
 func (c Chain) Build(ctx context.Context) (*Built, error) {
-	if err := c.validate(); err != nil {
+	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	var opts []func(*config.LoadOptions) error
@@ -207,7 +207,9 @@ var (
 	sessionNamePattern = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
 )
 
-func (c Chain) validate() error {
+// Validate checks the chain's settings without any request: the source, each role ARN, External
+// ID, session name and duration.
+func (c Chain) Validate() error {
 	switch c.Source {
 	case SourceIMDS, SourceDefault:
 	default:

@@ -25,7 +25,7 @@ func TestInteg_MountFailsEarly(t *testing.T) {
 			[]string{"requires an External ID", "external_id="}},
 		{"untrusted principal", []string{"--role-arn", world.UntrustedRole}, 11,
 			[]string{"does not name principal", "arn:aws:iam::111111111111:role/s3mount-instance"}},
-		{"missing bucket", append(accessChain(), "s3://no-such-bucket-here/x"), 12,
+		{"missing bucket", append(accessChain(), "s3://demo-missing/x"), 12,
 			[]string{"does not exist"}},
 		{"bad role arn", []string{"--role-arn", "arn:aws:iam::12:role/x"}, 2,
 			[]string{"not a role ARN"}},

@@ -126,6 +126,9 @@ func parseConfig(args []string) (*config, error) {
 	if c.bucket, c.prefix, err = parseTarget(positional[0]); err != nil {
 		return nil, fail(exitUsage, "%v", err)
 	}
+	if err := c.chain.Validate(); err != nil {
+		return nil, fail(exitUsage, "%v", err)
+	}
 	c.mountpoint = positional[1]
 	c.s3.Bucket = c.bucket
 	c.fs.Prefix = c.prefix

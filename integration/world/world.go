@@ -29,7 +29,7 @@ const (
 	AccessExtID   = "team-a-7f3c9e"
 	ReaderRole    = "arn:aws:iam::333333333333:role/team-a-reader"
 	ReaderExtID   = "reader-51d0a2"
-	UntrustedRole = "arn:aws:iam::444444444444:role/other-team"
+	UntrustedRole = "arn:aws:iam::111111111111:role/other-team"
 )
 
 // Options configures Start.
