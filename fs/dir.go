@@ -43,9 +43,11 @@ func (d *Dir) fillAttr(out *fuse.Attr) {
 	d.root.fillAttrs(out, a, syscall.S_IFDIR, d.root.opts.DirMode)
 	out.Size = 4096
 	out.Nlink = 2
-	if !a.mtime.IsZero() {
-		out.SetTimes(&a.mtime, &a.mtime, &a.mtime)
+	mtime := a.mtime
+	if mtime.IsZero() {
+		mtime = d.root.started
 	}
+	out.SetTimes(&mtime, &mtime, &mtime)
 }
 
 // key returns the directory's key prefix ("" or ending in "/").

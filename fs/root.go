@@ -38,6 +38,8 @@ type Root struct {
 	dir     *Dir // the root directory node
 	staging *staging
 	journal *journal
+	// started is when the mount started: the time of directories that store none.
+	started time.Time
 	// ctx is cancelled when the filesystem shuts down; background uploads use it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -78,6 +80,7 @@ func NewRoot(b backend.Backend, opts Options) (*Root, error) {
 	r := &Root{b: b, opts: opts, log: log, staging: st, journal: j, inos: map[string]uint64{}, nextIno: 1, missing: map[string]time.Time{}, active: map[*File]struct{}{},
 		uploads: make(chan struct{}, max(1, opts.UploadConcurrency))}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.started = time.Now()
 	r.dir = &Dir{root: r}
 	if r.cache, err = newBlockCache(b, opts.CacheSize, opts.ReadConcurrency); err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -70,9 +71,12 @@ func verifySigV4(r *http.Request, body []byte, fields map[string]string, secret 
 	signed := strings.Split(fields["SignedHeaders"], ";")
 	var canonHeaders strings.Builder
 	for _, h := range signed {
-		v := r.Header.Values(h)
-		if strings.EqualFold(h, "host") {
+		v := append([]string(nil), r.Header.Values(h)...)
+		switch {
+		case strings.EqualFold(h, "host"):
 			v = []string{r.Host}
+		case strings.EqualFold(h, "content-length") && len(v) == 0:
+			v = []string{strconv.FormatInt(r.ContentLength, 10)}
 		}
 		for i := range v {
 			v[i] = strings.Join(strings.Fields(v[i]), " ")
@@ -139,4 +143,9 @@ func canonicalQuery(q url.Values) string {
 // awsEscape is URI encoding as SigV4 defines it: everything but unreserved characters.
 func awsEscape(s string) string {
 	return strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
