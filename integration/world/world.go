@@ -60,7 +60,7 @@ func RepoRoot() string {
 }
 
 // Start starts MinIO and the emulator and creates the bucket.
-func Start(ctx context.Context, o Options) (w *World, err error) {
+func Start(ctx context.Context, o Options) (_ *World, err error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
@@ -71,7 +71,7 @@ func Start(ctx context.Context, o Options) (w *World, err error) {
 	if err != nil {
 		return nil, err
 	}
-	w = &World{}
+	w := &World{}
 	defer func() {
 		if err != nil {
 			w.Close()

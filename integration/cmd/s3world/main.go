@@ -23,6 +23,10 @@ func main() {
 	envFile := flag.String("env", "", "write the endpoints here as shell variables once ready")
 	seed := flag.Bool("seed", true, "put a few demo files under team-a/")
 	flag.Parse()
+	// Every run starts from an empty MinIO: its root credentials are new each time.
+	if err := os.RemoveAll(filepath.Join(*dir, "minio")); err != nil {
+		log.Fatal(err)
+	}
 	if err := os.MkdirAll(*dir, 0o700); err != nil {
 		log.Fatal(err)
 	}
