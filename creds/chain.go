@@ -68,8 +68,8 @@ type Chain struct {
 	// Region is used for STS; "" takes it from the environment or the instance's IMDS.
 	Region string
 	Hops   []Hop
-	// RefreshWindow is how long before expiry credentials are refreshed (with jitter of up to half
-	// of it, so that many mounts do not refresh at once).
+	// RefreshWindow is how long before expiry credentials are refreshed, at most a third of their
+	// lifetime, plus jitter of up to half of that, so that many mounts do not refresh at once.
 	RefreshWindow time.Duration
 	// Logger gets debug lines on refreshes (expiry times, never secrets); nil discards.
 	Logger *slog.Logger
@@ -175,30 +175,10 @@ func (b *Built) add(name string, h *Hop, p aws.CredentialsProvider) {
 	if window == 0 {
 		window = DefaultRefreshWindow
 	}
-	cache := aws.NewCredentialsCache(logged{p, name, b.chain.Logger}, func(o *aws.CredentialsCacheOptions) {
-		o.ExpiryWindow = window
-		o.ExpiryWindowJitterFrac = 0.5
-	})
+	// The refresher decides when to refresh (see refresh.go); the cache only serves and dedupes.
+	cache := aws.NewCredentialsCache(&refresher{inner: p, name: name, window: window, log: b.chain.Logger},
+		func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = 0 })
 	b.steps = append(b.steps, step{name: name, hop: h, provider: cache})
-}
-
-// logged logs every retrieval at debug level: which link, and until when it is valid.
-type logged struct {
-	aws.CredentialsProvider
-	name string
-	log  *slog.Logger
-}
-
-func (l logged) Retrieve(ctx context.Context) (aws.Credentials, error) {
-	c, err := l.CredentialsProvider.Retrieve(ctx)
-	if l.log != nil {
-		if err != nil {
-			l.log.Debug("credential refresh failed", "step", l.name, "err", err)
-		} else {
-			l.log.Debug("credentials refreshed", "step", l.name, "expires", c.Expires.UTC().Format(time.RFC3339))
-		}
-	}
-	return c, err
 }
 
 var (
