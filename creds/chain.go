@@ -35,6 +35,8 @@ const (
 	// SourceDefault is the SDK's standard chain: environment, shared config and credentials files
 	// (profiles, including role_arn/source_profile/credential_source), web identity, then IMDS.
 	SourceDefault Source = "default"
+	// SourceFile is long-term keys from Chain.CredentialsFile (owned by the user, mode 0600).
+	SourceFile Source = "file"
 )
 
 // Hop is one sts:AssumeRole step.
@@ -57,6 +59,8 @@ type Chain struct {
 	Source Source
 	// Profile selects a shared-config profile (SourceDefault only).
 	Profile string
+	// CredentialsFile holds the keys of SourceFile.
+	CredentialsFile string
 	// IMDSEndpoint overrides the IMDS address (AWS_EC2_METADATA_SERVICE_ENDPOINT also works).
 	IMDSEndpoint string
 	// AllowIMDSv1 lets the IMDS client fall back to IMDSv1 when no token can be had.
@@ -140,6 +144,12 @@ func (c Chain) Build(ctx context.Context) (*Built, error) {
 		b.add("instance profile (IMDS)", nil, ec2rolecreds.New(func(o *ec2rolecreds.Options) { o.Client = imdsClient }))
 	case SourceDefault:
 		b.add("default AWS credential chain", nil, cfg.Credentials)
+	case SourceFile:
+		p, err := staticFromFile(c.CredentialsFile)
+		if err != nil {
+			return nil, err
+		}
+		b.add("credentials file "+c.CredentialsFile, nil, p)
 	}
 	for i := range c.Hops {
 		h := &c.Hops[i]
@@ -192,8 +202,12 @@ var (
 func (c Chain) Validate() error {
 	switch c.Source {
 	case SourceIMDS, SourceDefault:
+	case SourceFile:
+		if c.CredentialsFile == "" {
+			return fmt.Errorf("credential source %q needs a credentials file", c.Source)
+		}
 	default:
-		return fmt.Errorf("unknown credential source %q (want %q or %q)", c.Source, SourceIMDS, SourceDefault)
+		return fmt.Errorf("unknown credential source %q (want %q, %q or %q)", c.Source, SourceIMDS, SourceDefault, SourceFile)
 	}
 	for i, h := range c.Hops {
 		if !roleARNPattern.MatchString(h.RoleARN) {

@@ -138,11 +138,13 @@ func runChecks(ctx context.Context, c *config) ([]checkItem, int) {
 // mounts, writing and multipart uploads, with a probe object it removes again.
 func checkS3(ctx context.Context, b *s3backend.Backend, c *config) ([]checkItem, bool) {
 	var items []checkItem
+	failed := false
 	target := fmt.Sprintf("s3://%s/%s", c.bucket, c.prefix)
 	add := func(name string, err error, detail, fix string) bool {
 		it := checkItem{Stage: "s3", Name: name, OK: err == nil, Detail: detail}
 		if err != nil {
 			it.Detail, it.Fix = err.Error(), fix
+			failed = true
 		}
 		items = append(items, it)
 		return err == nil
@@ -173,7 +175,7 @@ func checkS3(ctx context.Context, b *s3backend.Backend, c *config) ([]checkItem,
 		add("read", nil, "no object under the prefix to try a read on", "")
 	}
 	if c.fs.ReadOnly {
-		return items, true
+		return items, !failed
 	}
 	var nonce [6]byte
 	_, _ = rand.Read(nonce[:])
@@ -200,5 +202,5 @@ func checkS3(ctx context.Context, b *s3backend.Backend, c *config) ([]checkItem,
 	if !add("multipart upload", err, "CreateMultipartUpload and AbortMultipartUpload allowed", fix) {
 		return items, false
 	}
-	return items, true
+	return items, !failed
 }

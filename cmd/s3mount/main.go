@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +41,7 @@ type config struct {
 	logFile                    string
 	shutdownGrace              time.Duration
 	retryTimeout               time.Duration
+	scopeDown                  bool
 }
 
 // cliError is an error with the exit code it should produce.
@@ -125,6 +127,16 @@ func parseConfig(args []string) (*config, error) {
 	}
 	if c.bucket, c.prefix, err = parseTarget(positional[0]); err != nil {
 		return nil, fail(exitUsage, "%v", err)
+	}
+	if c.fs.UploadConcurrency > c.s3.Concurrency {
+		c.s3.Concurrency = c.fs.UploadConcurrency
+	}
+	if c.scopeDown {
+		if len(c.chain.Hops) == 0 {
+			return nil, fail(exitUsage, "scope_down narrows the last role_arn hop; give a role_arn")
+		}
+		doc, _ := json.Marshal(permissionPolicy(c.bucket, c.prefix, c.fs.ReadOnly))
+		c.chain.Hops[len(c.chain.Hops)-1].Policy = string(doc)
 	}
 	if err := c.chain.Validate(); err != nil {
 		return nil, fail(exitUsage, "%v", err)

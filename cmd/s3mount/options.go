@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +35,12 @@ var optionTable = []option{
 		c.chain.Source, c.chain.Profile = creds.SourceDefault, v
 		return nil
 	}},
+	{"imdsv1", "", "Credentials", "allow falling back to IMDSv1 when no IMDSv2 token can be had (off by default)", func(c *config, v string) error { c.chain.AllowIMDSv1 = true; return nil }},
+	{"credentials_file", "PATH", "Credentials", "long-term keys (aws_access_key_id/aws_secret_access_key) from this file, which must be yours and mode 0600; never on the command line", func(c *config, v string) error {
+		c.chain.Source, c.chain.CredentialsFile = creds.SourceFile, v
+		return nil
+	}},
+	{"config", "PATH", "Credentials", "read more options from a file, one name=value per line (# comments), applied here", nil},
 	{"imds_endpoint", "URL", "Credentials", "instance metadata service address (default AWS_EC2_METADATA_SERVICE_ENDPOINT or 169.254.169.254)", func(c *config, v string) error { c.chain.IMDSEndpoint = v; return nil }},
 	{"sts_endpoint", "URL", "Credentials", "STS endpoint URL", func(c *config, v string) error { c.chain.STSEndpoint = v; return nil }},
 	{"iam_endpoint", "URL", "Credentials", "IAM endpoint URL (only used to explain AssumeRole denials)", func(c *config, v string) error { c.chain.IAMEndpoint = v; return nil }},
@@ -62,6 +70,26 @@ var optionTable = []option{
 		h.Duration, err = time.ParseDuration(v)
 		return err
 	}},
+	{"session_policy_file", "PATH", "Credentials", "session policy (JSON) narrowing the latest role_arn", func(c *config, v string) error {
+		h, err := c.lastHop("session_policy_file")
+		if err != nil {
+			return err
+		}
+		data, err := os.ReadFile(v)
+		if err == nil && !json.Valid(data) {
+			err = fmt.Errorf("%s is not JSON", v)
+		}
+		h.Policy = string(data)
+		return err
+	}},
+	{"source_identity", "NAME", "Credentials", "SourceIdentity recorded by STS for the latest role_arn (and carried along the chain)", func(c *config, v string) error {
+		h, err := c.lastHop("source_identity")
+		if err == nil {
+			h.SourceIdentity = v
+		}
+		return err
+	}},
+	{"scope_down", "", "Credentials", "narrow the last hop to the mounted bucket and prefix with a generated session policy (least privilege even when the role grants more)", func(c *config, v string) error { c.scopeDown = true; return nil }},
 
 	{"ro", "", "Mount", "mount read-only", func(c *config, v string) error { c.fs.ReadOnly = true; return nil }},
 	{"rw", "", "Mount", "mount read-write (the default)", func(c *config, v string) error { c.fs.ReadOnly = false; return nil }},
@@ -218,7 +246,24 @@ func dashed(name string) string { return strings.ReplaceAll(name, "_", "-") }
 
 // apply applies settings in order to c.
 func (c *config) apply(settings []setting) error {
+	return c.applyDepth(settings, 0)
+}
+
+func (c *config) applyDepth(settings []setting, depth int) error {
 	for _, s := range settings {
+		if s.name == "config" {
+			if depth > 4 || s.value == "" {
+				return fmt.Errorf("option config: want a file, not nested more than 4 deep")
+			}
+			list, err := readConfigFile(s.value)
+			if err == nil {
+				err = c.applyDepth(list, depth+1)
+			}
+			if err != nil {
+				return fmt.Errorf("config file %s: %w", s.value, err)
+			}
+			continue
+		}
 		o, ok := findOption(s.name)
 		if !ok && ignoredOption(s.name) {
 			continue
@@ -246,6 +291,25 @@ func (c *config) lastHop(opt string) (*creds.Hop, error) {
 		return nil, fmt.Errorf("%s applies to the role_arn before it; give role_arn first", opt)
 	}
 	return &c.chain.Hops[len(c.chain.Hops)-1], nil
+}
+
+// readConfigFile reads options from a file: one name=value (or a flag name) per line, with #
+// comments; values are taken verbatim (commas included).
+func readConfigFile(path string) ([]setting, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []setting
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, value, _ := strings.Cut(line, "=")
+		out = append(out, setting{strings.TrimSpace(name), strings.TrimSpace(value)})
+	}
+	return out, nil
 }
 
 // parseSize accepts a byte count with an optional K, M, G or T suffix (powers of 1024; "KiB",

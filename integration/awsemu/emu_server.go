@@ -151,6 +151,21 @@ func (s *Server) SetPermissionPolicy(roleARN string, doc json.RawMessage) error 
 	return nil
 }
 
+// SetTrustPolicy replaces a role's trust policy.
+func (s *Server) SetTrustPolicy(roleARN string, doc json.RawMessage) error {
+	if _, err := parsePolicy(doc); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.opts.Config.role(roleARN)
+	if !ok {
+		return fmt.Errorf("no role %s", roleARN)
+	}
+	r.TrustPolicy = doc
+	return nil
+}
+
 func (s *Server) count(action string) {
 	s.mu.Lock()
 	s.calls[action]++

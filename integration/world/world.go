@@ -30,6 +30,8 @@ const (
 	ReaderRole    = "arn:aws:iam::333333333333:role/team-a-reader"
 	ReaderExtID   = "reader-51d0a2"
 	UntrustedRole = "arn:aws:iam::111111111111:role/other-team"
+	// PolicyRole starts out trusting no one and allowing nothing; tests set its policies.
+	PolicyRole = "arn:aws:iam::222222222222:role/policy-under-test"
 )
 
 // Options configures Start.
