@@ -108,6 +108,7 @@ var _ = (fusefs.NodeSetattrer)((*Dir)(nil))
 // Setattr implements fusefs.NodeSetattrer: chmod, chown and utimes of a directory are stored on
 // its marker object (created if the directory had none).
 func (d *Dir) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	ctx = detached(ctx)
 	if d.root.opts.ReadOnly {
 		return syscall.EROFS
 	}

@@ -259,17 +259,17 @@ func (d *dirtyFile) write(ctx context.Context, data []byte, off int64) (int, err
 		n, err := d.reserveGrowth(end - reserved)
 		if err != nil {
 			_ = d.staging.reserve(-reserved)
-			return 0, err
+			return 0, d.poison(err)
 		}
 		reserved += n
 	}
 	if err := d.checkNotPunched(off, end); err != nil {
 		_ = d.staging.reserve(-reserved)
-		return 0, err
+		return 0, d.poison(err)
 	}
 	if _, err := d.f.WriteAt(data, off); err != nil {
 		_ = d.staging.reserve(-reserved)
-		return 0, fmt.Errorf("writing to the staging file: %w", err)
+		return 0, d.poison(fmt.Errorf("writing to the staging file: %w", err))
 	}
 	if off != d.size {
 		d.sequential = false
@@ -282,6 +282,16 @@ func (d *dirtyFile) write(ctx context.Context, data []byte, off int64) (int, err
 		d.streamFullParts()
 	}
 	return len(data), nil
+}
+
+// poison records a write that failed: the content is no longer what the application wrote, so it
+// must never be committed. The error is returned by every later write, fsync and close until the
+// content is replaced (truncate to zero) or the file is released. Must hold mu.
+func (d *dirtyFile) poison(err error) error {
+	if d.err == nil {
+		d.err = err
+	}
+	return err
 }
 
 // streamFullParts starts uploads of the parts that are full and not yet uploaded. Must hold mu.
@@ -338,9 +348,7 @@ func (d *dirtyFile) uploadPart(i, version int) {
 	p := &d.parts[i]
 	p.inflight = false
 	if err != nil {
-		if d.err == nil {
-			d.err = fmt.Errorf("uploading part %d of %s: %w", i+1, d.keyOf(), err)
-		}
+		d.poison(fmt.Errorf("uploading part %d of %s: %w", i+1, d.keyOf(), err))
 		return
 	}
 	if p.version == version {

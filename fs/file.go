@@ -214,6 +214,7 @@ func (f *File) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 	if f.root.opts.ReadOnly {
 		return syscall.EROFS
 	}
+	ctx = detached(ctx)
 	size, hasSize := in.GetSize()
 	update, mtime := attrUpdate(in)
 	if hasSize {
@@ -337,6 +338,7 @@ var _ = (fusefs.FileWriter)((*fileHandle)(nil))
 
 // Write implements fusefs.FileWriter.
 func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	ctx = detached(ctx) // a write may download the object first; do not leave it half-loaded
 	d, err := h.f.dirtyState()
 	if err != nil {
 		return 0, h.f.root.fail("write", h.f.key(), err)
@@ -353,7 +355,7 @@ var _ = (fusefs.FileFlusher)((*fileHandle)(nil))
 // Flush implements fusefs.FileFlusher; it runs at every close(2), which therefore returns only
 // once the data is in S3, or with the error that kept it out.
 func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
-	if err := h.f.commit(ctx); err != nil {
+	if err := h.f.commit(detached(ctx)); err != nil {
 		return h.f.root.fail("close", h.f.key(), err)
 	}
 	return 0
@@ -363,7 +365,7 @@ var _ = (fusefs.FileFsyncer)((*fileHandle)(nil))
 
 // Fsync implements fusefs.FileFsyncer: like close, it returns once the data is in S3.
 func (h *fileHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
-	if err := h.f.commit(ctx); err != nil {
+	if err := h.f.commit(detached(ctx)); err != nil {
 		return h.f.root.fail("fsync", h.f.key(), err)
 	}
 	return 0

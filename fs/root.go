@@ -169,6 +169,12 @@ func (r *Root) Shutdown(ctx context.Context, grace time.Duration) []string {
 	return lost
 }
 
+// detached returns ctx without its cancellation. Operations that change S3 (commits, mkdir,
+// rename, unlink...) must not stop half-way because the kernel interrupted the request (a signal
+// to the calling thread, even Go's own preemption signal): close(2) is never retried, and a
+// half-done rename is worse than a slow one. The S3 client's timeouts and retries bound them.
+func detached(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
 // acquireUpload waits for a free upload slot.
 func (r *Root) acquireUpload(ctx context.Context) error {
 	select {

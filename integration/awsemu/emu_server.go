@@ -151,6 +151,17 @@ func (s *Server) SetPermissionPolicy(roleARN string, doc json.RawMessage) error 
 	return nil
 }
 
+// PermissionPolicy returns a role's current permission policy.
+func (s *Server) PermissionPolicy(roleARN string) (json.RawMessage, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.opts.Config.role(roleARN)
+	if !ok {
+		return nil, false
+	}
+	return r.PermissionPolicy, true
+}
+
 // SetTrustPolicy replaces a role's trust policy.
 func (s *Server) SetTrustPolicy(roleARN string, doc json.RawMessage) error {
 	if _, err := parsePolicy(doc); err != nil {
