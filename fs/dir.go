@@ -240,6 +240,9 @@ var _ = (fusefs.FileReaddirenter)((*dirHandle)(nil))
 
 // Readdirent implements fusefs.FileReaddirenter.
 func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	// Listing is not interruptible: go-fuse and the kernel replay interrupted READDIRs from
+	// offsets, which is fragile; a page request is bounded by the S3 client's timeouts anyway.
+	ctx = detached(ctx)
 	r := h.dir.root
 	if h.l == nil {
 		h.l = newLister(r.b, h.dir.key(), r.opts.ListPageSize)
@@ -266,6 +269,7 @@ var _ = (fusefs.FileLookuper)((*dirHandle)(nil))
 // Lookup implements fusefs.FileLookuper for READDIRPLUS. A directory entry is answered from the
 // listing; a file needs its stored attributes, so it is looked up (HEAD).
 func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	ctx = detached(ctx) // see Readdirent
 	r := h.dir.root
 	if name != h.last.name || h.dir.localChild(name) != nil {
 		return h.dir.Lookup(ctx, name, out)
