@@ -60,7 +60,6 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 		return r.fail("rename", srcKey+" -> "+dstKey, err)
 	}
 	r.forgetMissing(dstKey)
-	r.moveIno(srcKey, dstKey, src.isDir)
 	return 0
 }
 

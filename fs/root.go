@@ -15,6 +15,7 @@ package fs
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -52,9 +53,7 @@ type Root struct {
 	// heads bounds the HEAD requests started ahead of READDIRPLUS lookups.
 	heads chan struct{}
 
-	mu      sync.Mutex        // protects the following
-	inos    map[string]uint64 // stable inode number per type and key
-	nextIno uint64
+	mu      sync.Mutex           // protects the following
 	missing map[string]time.Time // keys recently found missing (see rememberMissing)
 	active  map[*File]struct{}   // files with local content (see File.dirtyState)
 	closing bool                 // shutting down: no new writers
@@ -77,7 +76,7 @@ func NewRoot(b backend.Backend, opts Options) (*Root, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Root{b: b, opts: opts, log: log, staging: st, journal: j, inos: map[string]uint64{}, nextIno: 1, missing: map[string]time.Time{}, active: map[*File]struct{}{},
+	r := &Root{b: b, opts: opts, log: log, staging: st, journal: j, missing: map[string]time.Time{}, active: map[*File]struct{}{},
 		uploads: make(chan struct{}, max(1, opts.UploadConcurrency))}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.started = time.Now()
@@ -204,34 +203,17 @@ func (r *Root) freePartBuffer(b []byte) {
 }
 
 // ino returns the stable inode number of the node of type typ (S_IFREG, S_IFDIR, S_IFLNK) at
-// key. Numbers are never reused within a mount, so concurrent lookups of one name agree and the
-// kernel deduplicates them; a key that changes type gets a new number.
+// key: a 64-bit hash of both, so that concurrent lookups of one name agree (go-fuse deduplicates
+// on it), a key that changes type gets a new number, and no table grows with the number of keys
+// seen (a million entries cost nothing here). Numbers 0 and 1 (the root) are never produced.
 func (r *Root) ino(key string, typ uint32) uint64 {
-	k := fmt.Sprintf("%o:%s", typ, key)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if n, ok := r.inos[k]; ok {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte{byte(typ >> 12)})
+	_, _ = h.Write([]byte(key))
+	if n := h.Sum64(); n > 1 {
 		return n
 	}
-	r.nextIno++
-	r.inos[k] = r.nextIno
-	return r.nextIno
-}
-
-// moveIno gives the inode number of src to dst after a rename, so the moved node keeps its number.
-func (r *Root) moveIno(src, dst string, isDir bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, typ := range []uint32{syscall.S_IFREG, syscall.S_IFDIR, syscall.S_IFLNK} {
-		if isDir != (typ == syscall.S_IFDIR) {
-			continue
-		}
-		k := fmt.Sprintf("%o:", typ)
-		if n, ok := r.inos[k+src]; ok {
-			r.inos[k+dst] = n
-			delete(r.inos, k+src)
-		}
-	}
+	return 2
 }
 
 // fileKey returns the object key of a file node: the mount prefix plus its path in the tree.
@@ -283,8 +265,8 @@ func (r *Root) setEntryTimeouts(out *fuse.EntryOut) {
 }
 
 // newChild returns the node for a directory entry, filling out. A node the tree already has for
-// that name and inode number is updated in place: go-fuse keeps the first node registered for an
-// inode number and would discard a new one together with its fresh info.
+// that name and type is updated in place: go-fuse keeps the first node registered for an inode
+// number and would discard a new one together with its fresh info.
 func (r *Root) newChild(ctx context.Context, parent *fusefs.Inode, e dirEntry, out *fuse.EntryOut) *fusefs.Inode {
 	key := childKey(r.dirKey(parent), e.name)
 	typ := syscall.S_IFDIR
@@ -293,7 +275,9 @@ func (r *Root) newChild(ctx context.Context, parent *fusefs.Inode, e dirEntry, o
 	}
 	ino := r.ino(key, uint32(typ))
 	r.setEntryTimeouts(out)
-	if ch := parent.GetChild(e.name); ch != nil && ch.StableAttr().Ino == ino {
+	// A node of the same type already under this name keeps its identity (and inode number, which
+	// may be the hash of the name it had before a rename).
+	if ch := parent.GetChild(e.name); ch != nil && ch.StableAttr().Mode == uint32(typ) {
 		switch n := ch.Operations().(type) {
 		case *File:
 			n.setInfo(e.info)
