@@ -77,6 +77,9 @@ type Chain struct {
 	RefreshWindow time.Duration
 	// Logger gets debug lines on refreshes (expiry times, never secrets); nil discards.
 	Logger *slog.Logger
+	// OnRefresh, if set, is told of every refresh of a link: its name, the new expiry (zero if
+	// none) and the error if it failed. For metrics.
+	OnRefresh func(step string, expires time.Time, err error)
 }
 
 // DefaultRefreshWindow is used when Chain.RefreshWindow is zero.
@@ -186,7 +189,7 @@ func (b *Built) add(name string, h *Hop, p aws.CredentialsProvider) {
 		window = DefaultRefreshWindow
 	}
 	// The refresher decides when to refresh (see refresh.go); the cache only serves and dedupes.
-	cache := aws.NewCredentialsCache(&refresher{inner: p, name: name, window: window, log: b.chain.Logger},
+	cache := aws.NewCredentialsCache(&refresher{inner: p, name: name, window: window, log: b.chain.Logger, notify: b.chain.OnRefresh},
 		func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = 0 })
 	b.steps = append(b.steps, step{name: name, hop: h, provider: cache})
 }

@@ -24,6 +24,7 @@ type refresher struct {
 	name   string
 	window time.Duration
 	log    *slog.Logger
+	notify func(step string, expires time.Time, err error)
 
 	mu   sync.Mutex      // protects last
 	last aws.Credentials // with the real expiry
@@ -34,6 +35,9 @@ const retryOutage = 5 * time.Second
 
 func (r *refresher) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	c, err := r.inner.Retrieve(ctx)
+	if r.notify != nil {
+		r.notify(r.name, c.Expires, err)
+	}
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"github.com/dgraph-io/ristretto/v2"
 
 	"github.com/s3mount/s3mount/fs/backend"
+	"github.com/s3mount/s3mount/fs/metrics"
 )
 
 // blockSize is the unit of the block cache and of reads from S3.
@@ -24,6 +25,7 @@ const blockSize = 256 << 10
 // by a reader's read-ahead are bounded by readahead (see reader).
 type blockCache struct {
 	b     backend.Backend
+	m     *metrics.Registry
 	c     *ristretto.Cache[string, []byte] // nil when the cache is off
 	gets  chan struct{}                    // bounds concurrent GETs
 	retry int                              // times a broken body is resumed
@@ -39,8 +41,8 @@ type block struct {
 	err  error
 }
 
-func newBlockCache(b backend.Backend, size int64, concurrency int) (*blockCache, error) {
-	bc := &blockCache{b: b, gets: make(chan struct{}, max(1, concurrency)), retry: 3, inflight: map[string]*block{}}
+func newBlockCache(b backend.Backend, m *metrics.Registry, size int64, concurrency int) (*blockCache, error) {
+	bc := &blockCache{b: b, m: m, gets: make(chan struct{}, max(1, concurrency)), retry: 3, inflight: map[string]*block{}}
 	if size <= 0 {
 		return bc, nil
 	}
@@ -84,6 +86,7 @@ func (bc *blockCache) fetch(info backend.ObjectInfo, first, last int64) []*block
 	bc.mu.Lock()
 	for idx := first; idx <= last; idx++ {
 		if data, ok := bc.cached(info, idx); ok {
+			bc.m.Inc("s3mount_cache_hits_total", "blocks served from the block cache")
 			b := &block{done: make(chan struct{}), data: data}
 			close(b.done)
 			out = append(out, b)
@@ -94,6 +97,7 @@ func (bc *blockCache) fetch(info backend.ObjectInfo, first, last int64) []*block
 			out = append(out, b)
 			continue
 		}
+		bc.m.Inc("s3mount_cache_misses_total", "blocks fetched from S3")
 		b := &block{done: make(chan struct{})}
 		bc.inflight[k] = b
 		out = append(out, b)

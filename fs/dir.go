@@ -67,6 +67,7 @@ var _ = (fusefs.NodeLookuper)((*Dir)(nil))
 // Lookup implements fusefs.NodeLookuper. A child that exists only here (created and not yet
 // committed) or has local changes is answered from memory; anything else from S3.
 func (d *Dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	d.root.op("lookup")
 	if ch := d.localChild(name); ch != nil {
 		d.root.setEntryTimeouts(out)
 		fillEntry(ch, out)
@@ -137,6 +138,7 @@ var _ = (fusefs.NodeOpendirHandler)((*Dir)(nil))
 // OpendirHandle implements fusefs.NodeOpendirHandler: listing happens lazily, page by page, as
 // the kernel reads the directory.
 func (d *Dir) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	d.root.op("opendir")
 	return &dirHandle{dir: d}, 0, 0
 }
 

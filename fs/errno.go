@@ -3,8 +3,11 @@ package fs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/s3mount/s3mount/fs/backend"
 )
@@ -36,10 +39,24 @@ func toErrno(err error) syscall.Errno {
 	}
 }
 
+// errnoName returns the symbolic name of an errno (ENOENT), or its number.
+func errnoName(e syscall.Errno) string {
+	if name := unix.ErrnoName(e); name != "" {
+		return name
+	}
+	return fmt.Sprint(int(e))
+}
+
+// op counts one FUSE operation.
+func (r *Root) op(name string) {
+	r.opts.Metrics.Inc("s3mount_fuse_ops_total", "FUSE operations by operation", "op", name)
+}
+
 // fail logs a failed operation once, at the FUSE boundary, and returns its errno. Expected
 // outcomes (ENOENT, EEXIST, ENOTEMPTY...) are logged at debug level, the rest as warnings.
 func (r *Root) fail(op, path string, err error) syscall.Errno {
 	errno := toErrno(err)
+	r.opts.Metrics.Inc("s3mount_fuse_errors_total", "FUSE operations that failed, by operation and errno", "op", op, "errno", errnoName(errno))
 	level := slog.LevelWarn
 	switch errno {
 	case syscall.ENOENT, syscall.EEXIST, syscall.ENOTEMPTY, syscall.EINTR, syscall.EROFS, syscall.ENOTDIR, syscall.EISDIR:

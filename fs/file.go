@@ -176,6 +176,7 @@ var _ = (fusefs.NodeOpener)((*File)(nil))
 
 // Open implements fusefs.NodeOpener. Reads are pinned to the version (ETag) seen at open.
 func (f *File) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	f.root.op("open")
 	write := flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0
 	if (write || flags&syscall.O_TRUNC != 0) && f.root.opts.ReadOnly {
 		return nil, 0, syscall.EROFS
@@ -211,6 +212,7 @@ var _ = (fusefs.NodeSetattrer)((*File)(nil))
 // Setattr implements fusefs.NodeSetattrer: truncate, chmod, chown and utimes. On a file without
 // local changes, attribute changes are written to S3 at once (a server-side copy onto itself).
 func (f *File) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	f.root.op("setattr")
 	if f.root.opts.ReadOnly {
 		return syscall.EROFS
 	}
@@ -318,6 +320,7 @@ var _ = (fusefs.FileReader)((*fileHandle)(nil))
 // Read implements fusefs.FileReader: local content if the file has any, else the version pinned
 // at open.
 func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	h.f.root.op("read")
 	h.f.mu.Lock()
 	d := h.f.dirty
 	h.f.mu.Unlock()
@@ -338,6 +341,7 @@ var _ = (fusefs.FileWriter)((*fileHandle)(nil))
 
 // Write implements fusefs.FileWriter.
 func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	h.f.root.op("write")
 	ctx = detached(ctx) // a write may download the object first; do not leave it half-loaded
 	d, err := h.f.dirtyState()
 	if err != nil {
@@ -355,6 +359,7 @@ var _ = (fusefs.FileFlusher)((*fileHandle)(nil))
 // Flush implements fusefs.FileFlusher; it runs at every close(2), which therefore returns only
 // once the data is in S3, or with the error that kept it out.
 func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
+	h.f.root.op("flush")
 	if err := h.f.commit(detached(ctx)); err != nil {
 		return h.f.root.fail("close", h.f.key(), err)
 	}
@@ -365,6 +370,7 @@ var _ = (fusefs.FileFsyncer)((*fileHandle)(nil))
 
 // Fsync implements fusefs.FileFsyncer: like close, it returns once the data is in S3.
 func (h *fileHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	h.f.root.op("fsync")
 	if err := h.f.commit(detached(ctx)); err != nil {
 		return h.f.root.fail("fsync", h.f.key(), err)
 	}

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"fmt"
+	"github.com/s3mount/s3mount/fs/metrics"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -55,6 +56,8 @@ type Options struct {
 	StagingWait time.Duration
 	// Logger receives errors and debug traces; nil discards them.
 	Logger *slog.Logger
+	// Metrics counts FUSE operations, their errors and cache hits; nil records nothing.
+	Metrics *metrics.Registry
 	// Debug logs every FUSE request (very verbose).
 	Debug bool
 }

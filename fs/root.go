@@ -81,7 +81,7 @@ func NewRoot(b backend.Backend, opts Options) (*Root, error) {
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.started = time.Now()
 	r.dir = &Dir{root: r}
-	if r.cache, err = newBlockCache(b, opts.CacheSize, opts.ReadConcurrency); err != nil {
+	if r.cache, err = newBlockCache(b, opts.Metrics, opts.CacheSize, opts.ReadConcurrency); err != nil {
 		return nil, err
 	}
 	r.readahead = &byteBudget{limit: opts.ReadaheadBudget}

@@ -22,6 +22,8 @@ import (
 
 	"github.com/s3mount/s3mount/creds"
 	"github.com/s3mount/s3mount/fs"
+	"github.com/s3mount/s3mount/fs/backend/metered"
+	"github.com/s3mount/s3mount/fs/metrics"
 	"github.com/s3mount/s3mount/s3backend"
 )
 
@@ -42,6 +44,7 @@ type config struct {
 	shutdownGrace              time.Duration
 	retryTimeout               time.Duration
 	scopeDown                  bool
+	metricsAddr                string
 }
 
 // cliError is an error with the exit code it should produce.
@@ -247,13 +250,22 @@ func mountAndServe(c *config, log *slog.Logger, n *notifier) error {
 	if err := checkMountpoint(c.mountpoint, c.nonEmpty); err != nil {
 		return err
 	}
+	m := metrics.New()
+	c.chain.OnRefresh = credentialMetrics(m)
 	ctx, cancel := context.WithTimeout(context.Background(), c.retryTimeout+2*time.Minute)
-	b, err := connect(ctx, c, log)
+	s3b, err := connect(ctx, c, log)
 	cancel()
 	if err != nil {
 		return err
 	}
-	c.fs.Logger = log
+	if c.metricsAddr != "" {
+		if err := serveMetrics(c.metricsAddr, m, log); err != nil {
+			return fail(exitUsage, "%v", err)
+		}
+	}
+	logMetricsOnSIGUSR1(m, log)
+	b := metered.New(s3b, m)
+	c.fs.Logger, c.fs.Metrics = log, m
 	setMemoryLimit(c.fs)
 	root, err := fs.NewRoot(b, c.fs)
 	if err != nil {

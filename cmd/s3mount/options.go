@@ -132,6 +132,7 @@ var optionTable = []option{
 		c.retryTimeout = d
 		return err
 	}},
+	{"metrics_address", "HOST:PORT", "Mount", "serve Prometheus metrics at http://HOST:PORT/metrics (loopback only); SIGUSR1 logs the same summary", func(c *config, v string) error { c.metricsAddr = v; return nil }},
 	{"shutdown_timeout", "DURATION", "Mount", "on SIGTERM, how long to wait for files being written to be closed (default 30s)", func(c *config, v string) error {
 		d, err := parseDuration(v)
 		c.shutdownGrace = d
