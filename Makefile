@@ -6,7 +6,7 @@ TOOLS_BIN = $(shell bash scripts/install-deps.sh --print)
 export PATH := $(TOOLS_BIN):$(PATH)
 
 PREFIX ?= /usr/local
-.PHONY: all build deps test unit integration vet demo demo-stop clean install uninstall
+.PHONY: all build deps test unit integration vet demo demo-stop clean install uninstall reliability-report
 
 all: build
 
@@ -32,6 +32,13 @@ unit:
 
 integration:
 	$(GO) test -tags integration -count=1 -timeout 30m ./integration/...
+
+# docs/RELIABILITY.md, generated from a run of the fault, bad-input and load tests.
+reliability-report: deps
+	rm -f /tmp/s3mount-reliability.jsonl
+	S3MOUNT_RELIABILITY_LOG=/tmp/s3mount-reliability.jsonl $(GO) test -tags integration -count=1 -timeout 30m \
+		-run 'Fault|TwoMounts|Load|BadInput' ./integration/ || true
+	$(GO) run ./integration/cmd/reliabilityreport -in /tmp/s3mount-reliability.jsonl -out docs/RELIABILITY.md
 
 demo:
 	bash scripts/demo.sh
