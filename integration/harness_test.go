@@ -124,9 +124,17 @@ func command(args ...string) *exec.Cmd {
 // It unmounts and stops the process when the test ends, also when it fails.
 func mount(t *testing.T, target string, args ...string) *mounted {
 	t.Helper()
+	return mountEnv(t, nil, target, args...)
+}
+
+// mountEnv is mount with extra environment variables (the environment is otherwise free of AWS_
+// variables).
+func mountEnv(t *testing.T, env []string, target string, args ...string) *mounted {
+	t.Helper()
 	dir := t.TempDir()
 	all := append(append(w.MountArgs(), args...), "-f", target, dir)
 	m := &mounted{dir: dir, cmd: command(all...), stderr: &syncBuffer{}, done: make(chan error, 1)}
+	m.cmd.Env = append(m.cmd.Env, env...)
 	m.cmd.Stderr = m.stderr
 	if err := m.cmd.Start(); err != nil {
 		t.Fatal(err)

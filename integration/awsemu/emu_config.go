@@ -21,6 +21,16 @@ type Config struct {
 	Region   string   `json:"region"`
 	Instance Instance `json:"instance"`
 	Roles    []Role   `json:"roles"`
+	// OIDC lists the web identity tokens STS accepts (AssumeRoleWithWebIdentity).
+	OIDC []OIDCToken `json:"oidc"`
+}
+
+// OIDCToken is a web identity token issued by an OIDC provider, as STS would validate it.
+type OIDCToken struct {
+	Provider string `json:"provider"` // arn:aws:iam::<acct>:oidc-provider/<host>
+	Token    string `json:"token"`
+	Subject  string `json:"sub"`
+	Audience string `json:"aud"`
 }
 
 // Instance is the EC2 instance whose metadata the emulator serves.

@@ -126,6 +126,11 @@ func principalMatches(raw json.RawMessage, callerRole, callerAccount string) boo
 	if json.Unmarshal(raw, &m) != nil {
 		return false
 	}
+	for _, p := range m["Federated"] {
+		if p == callerRole { // a web identity caller is its OIDC provider
+			return true
+		}
+	}
 	for _, p := range m["AWS"] {
 		switch {
 		case p == "*", strings.EqualFold(p, callerRole), p == callerAccount, p == "arn:aws:iam::"+callerAccount+":root":
@@ -139,8 +144,13 @@ func principalMatches(raw json.RawMessage, callerRole, callerAccount string) boo
 // namedRole reports whether the Allow named the caller's role explicitly (then, within one
 // account, the caller needs no identity-policy permission of its own).
 func trustDecision(p policy, callerRole, callerAccount string, ctx map[string]string) (allowed, namedRole bool) {
+	return trustFor(p, "sts:AssumeRole", callerRole, callerAccount, ctx)
+}
+
+// trustFor evaluates a trust policy for action (sts:AssumeRole or sts:AssumeRoleWithWebIdentity).
+func trustFor(p policy, action, callerRole, callerAccount string, ctx map[string]string) (allowed, namedRole bool) {
 	for _, s := range p.Statement {
-		if !matchesAny(s.Action, "sts:AssumeRole", true) || !principalMatches(s.Principal, callerRole, callerAccount) || !conditionsHold(s.Condition, ctx) {
+		if !matchesAny(s.Action, action, true) || !principalMatches(s.Principal, callerRole, callerAccount) || !conditionsHold(s.Condition, ctx) {
 			continue
 		}
 		if s.Effect == "Deny" {

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -74,6 +75,22 @@ func (s *Server) serveSTS(w http.ResponseWriter, r *http.Request) {
 	if !up {
 		s.writeError(w, ns, &apiError{http.StatusServiceUnavailable, "ServiceUnavailable", "Service is unavailable."})
 		return
+	}
+	if r.Method == http.MethodPost && r.Header.Get("Authorization") == "" {
+		// AssumeRoleWithWebIdentity is the one unsigned STS call: the token is the proof.
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		form, _ := url.ParseQuery(string(body))
+		if form.Get("Action") == "AssumeRoleWithWebIdentity" {
+			out, aerr := s.assumeRoleWithWebIdentity(r, form)
+			if aerr != nil {
+				s.opts.Logf("sts: AssumeRoleWithWebIdentity refused: %s", aerr.code)
+				s.writeError(w, ns, aerr)
+				return
+			}
+			s.count("AssumeRoleWithWebIdentity")
+			s.writeResult(w, out)
+			return
+		}
 	}
 	req, fields, err := parseSigV4(r)
 	if err != nil {
@@ -318,6 +335,67 @@ func (s *Server) getRole(caller *issued, name string) (any, *apiError) {
 	out.Role.CreateDate = "2026-01-01T00:00:00Z"
 	out.Role.AssumeRolePolicyDocument = url.QueryEscape(string(role.TrustPolicy))
 	out.Role.MaxSessionDuration = role.MaxSessionDuration
+	out.RequestID = randomID("", 8)
+	return out, nil
+}
+
+type webIdentityResponse struct {
+	XMLName xml.Name `xml:"AssumeRoleWithWebIdentityResponse"`
+	NS      string   `xml:"xmlns,attr"`
+	Result  struct {
+		Credentials                 xmlCredentials
+		SubjectFromWebIdentityToken string
+		AssumedRoleUser             struct {
+			Arn           string
+			AssumedRoleID string `xml:"AssumedRoleId"`
+		}
+		Provider string
+		Audience string
+	} `xml:"AssumeRoleWithWebIdentityResult"`
+	RequestID string `xml:"ResponseMetadata>RequestId"`
+}
+
+// assumeRoleWithWebIdentity checks the token against the configured OIDC tokens and the role's
+// trust policy (Principal {"Federated": provider}, conditions on <host>:sub and <host>:aud).
+func (s *Server) assumeRoleWithWebIdentity(r *http.Request, form url.Values) (any, *apiError) {
+	var tok *OIDCToken
+	for i := range s.opts.Config.OIDC {
+		if s.opts.Config.OIDC[i].Token == form.Get("WebIdentityToken") {
+			tok = &s.opts.Config.OIDC[i]
+		}
+	}
+	if tok == nil {
+		return nil, &apiError{http.StatusBadRequest, "InvalidIdentityToken", "The ID Token provided is not a valid JWT."}
+	}
+	session := form.Get("RoleSessionName")
+	if !sessionNameRe.MatchString(session) {
+		return nil, validation("1 validation error detected: Value at 'roleSessionName' failed to satisfy constraint")
+	}
+	s.mu.Lock()
+	role, ok := s.opts.Config.role(form.Get("RoleArn"))
+	var trust, perms policy
+	if ok {
+		trust, _ = parsePolicy(role.TrustPolicy)
+		perms, _ = parsePolicy(role.PermissionPolicy)
+	}
+	s.mu.Unlock()
+	host := tok.Provider[strings.Index(tok.Provider, "oidc-provider/")+len("oidc-provider/"):]
+	ctx := map[string]string{host + ":sub": tok.Subject, host + ":aud": tok.Audience}
+	if allowed, _ := trustFor(trust, "sts:AssumeRoleWithWebIdentity", tok.Provider, "", ctx); !ok || !allowed {
+		return nil, &apiError{http.StatusForbidden, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity"}
+	}
+	c, err := s.mint(r.Context(), role, session, time.Hour, s3Only(perms), false, "")
+	if err != nil {
+		return nil, &apiError{http.StatusInternalServerError, "InternalFailure", "The request processing has failed because of an unknown error."}
+	}
+	var out webIdentityResponse
+	out.NS = stsNS
+	out.Result.Credentials = xmlCredentials{c.accessKey, c.secret, c.token, c.expires.Format(time.RFC3339)}
+	out.Result.SubjectFromWebIdentityToken = tok.Subject
+	out.Result.AssumedRoleUser.Arn = c.arn()
+	out.Result.AssumedRoleUser.AssumedRoleID = roleID(role) + ":" + session
+	out.Result.Provider = tok.Provider
+	out.Result.Audience = tok.Audience
 	out.RequestID = randomID("", 8)
 	return out, nil
 }
