@@ -254,3 +254,16 @@ func TestSecretNeverPrints(t *testing.T) {
 		}
 	}
 }
+
+// TestIMDSTokenTimeoutIsDiagnosedAsHopLimit: IMDS answers, but the IMDSv2 token never arrives, as
+// in a container whose instance allows one network hop for the token's answer.
+func TestIMDSTokenTimeoutIsDiagnosedAsHopLimit(t *testing.T) {
+	clearAWSEnv(t)
+	w := startWorld(t, 0)
+	w.Emu.SetTokenHang(true)
+	defer w.Emu.SetTokenHang(false)
+	_, err := verify(t, chain(w))
+	if err == nil || !strings.Contains(err.Error(), "hop limit") {
+		t.Errorf("verify with a hanging token request: %v; want the hop-limit diagnosis", err)
+	}
+}

@@ -158,10 +158,17 @@ func (b *Built) diagnoseSource(e *StepError, err error) {
 
 // fixIMDS suggests a fix for a failed IMDS request.
 func fixIMDS(err error) string {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return "IMDS did not answer in time; inside a container the IMDSv2 token needs a hop limit of 2 " +
-			"(aws ec2 modify-instance-metadata-options --http-put-response-hop-limit 2)"
+	// The IMDS client wraps its retries in an error type without Unwrap, so the timeout is found
+	// in the message when it cannot be found in the chain.
+	msg := err.Error()
+	tokenTimeout := strings.Contains(msg, "API token") && (strings.Contains(msg, "timeout") || strings.Contains(msg, "deadline exceeded"))
+	if tokenTimeout || (timedOut(err) && strings.Contains(msg, "API token")) {
+		return "IMDS answered but its IMDSv2 token never arrived: this is the container hop-limit problem; " +
+			"allow two hops for the token's answer (aws ec2 modify-instance-metadata-options --http-put-response-hop-limit 2), " +
+			"or run on the host network"
+	}
+	if timedOut(err) {
+		return "IMDS did not answer in time; check that this is an EC2 instance with the metadata service enabled"
 	}
 	return "check that this is an EC2 instance with IMDS enabled (http://169.254.169.254), " +
 		"or set AWS_EC2_METADATA_SERVICE_ENDPOINT / imds_endpoint="
@@ -284,6 +291,25 @@ func Transient(err error) bool {
 	var re interface{ HTTPStatusCode() int }
 	if errors.As(err, &re) && re.HTTPStatusCode() >= 500 {
 		return true
+	}
+	return false
+}
+
+// timedOut reports whether any error in err's chain is a timeout.
+func timedOut(err error) bool {
+	for err != nil {
+		if t, ok := err.(interface{ Timeout() bool }); ok && t.Timeout() {
+			return true
+		}
+		if multi, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range multi.Unwrap() {
+				if timedOut(e) {
+					return true
+				}
+			}
+			return false
+		}
+		err = errors.Unwrap(err)
 	}
 	return false
 }

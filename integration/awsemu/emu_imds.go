@@ -25,6 +25,13 @@ func (s *Server) serveIMDS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Path == "/latest/api/token" {
+		s.mu.Lock()
+		hang := s.tokenHang
+		s.mu.Unlock()
+		if hang {
+			<-r.Context().Done() // the answer never arrives: the client times out
+			return
+		}
 		s.imdsToken(w, r)
 		return
 	}

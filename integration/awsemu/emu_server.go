@@ -64,6 +64,9 @@ type Server struct {
 	calls    map[string]int
 	imdsUp   bool
 	stsUp    bool
+	// tokenHang makes IMDSv2 token requests hang while everything else answers: what a container
+	// behind an instance with an HTTP PUT response hop limit of 1 sees.
+	tokenHang bool
 }
 
 // Start starts the IMDS and STS listeners on 127.0.0.1.
@@ -125,6 +128,13 @@ func (s *Server) SetIMDSAvailable(up bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.imdsUp = up
+}
+
+// SetTokenHang makes IMDS token requests hang (the hop-limit problem of containers).
+func (s *Server) SetTokenHang(hang bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokenHang = hang
 }
 
 // SetSTSAvailable makes STS answer 503 ServiceUnavailable, or serve again.
