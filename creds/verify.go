@@ -163,7 +163,7 @@ func fixIMDS(err error) string {
 	msg := err.Error()
 	tokenTimeout := strings.Contains(msg, "API token") && (strings.Contains(msg, "timeout") || strings.Contains(msg, "deadline exceeded"))
 	if tokenTimeout || (timedOut(err) && strings.Contains(msg, "API token")) {
-		return "IMDS answered but its IMDSv2 token never arrived: this is the container hop-limit problem; " +
+		return "IMDS answered but its IMDSv2 token never arrived: this is the container hop limit problem; " +
 			"allow two hops for the token's answer (aws ec2 modify-instance-metadata-options --http-put-response-hop-limit 2), " +
 			"or run on the host network"
 	}
