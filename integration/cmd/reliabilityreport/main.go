@@ -26,6 +26,7 @@ var titles = map[string]string{
 	"fault":     "Faults",
 	"bad-input": "Bad input",
 	"load":      "Load",
+	"tool":      "Real tools through the mount",
 }
 
 func main() {

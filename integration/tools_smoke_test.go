@@ -1,0 +1,210 @@
+//go:build integration
+
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/s3mount/s3mount/integration/world"
+)
+
+// makeTree writes a tree of files of various sizes (some several MiB), with nested directories,
+// modes and a symlink, and returns its root.
+func makeTree(t *testing.T, seed int64) string {
+	t.Helper()
+	root := t.TempDir()
+	for i := 0; i < 120; i++ {
+		dir := filepath.Join(root, fmt.Sprintf("d%d", i%7), fmt.Sprintf("e%d", i%3))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		size := 100 + (i*7919)%20000
+		if i%40 == 0 {
+			size = 9<<20 + i // a few larger files, more than one part
+		}
+		p := filepath.Join(dir, fmt.Sprintf("f%03d.bin", i))
+		if err := os.WriteFile(p, randomBytes(seed+int64(i), size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if i%10 == 0 {
+			os.Chmod(p, 0o600)
+		}
+		mt := time.Date(2024, 1, 1+i%28, 12, 0, i%60, 0, time.UTC)
+		os.Chtimes(p, mt, mt)
+	}
+	if err := os.Symlink("d0/e0/f000.bin", filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// run runs a command and fails the test with its output if it fails.
+func run(t *testing.T, env []string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(world.CleanEnv(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// sameTree compares two trees with diff -r and the modes of regular files.
+func sameTree(t *testing.T, a, b string) {
+	t.Helper()
+	if out, err := exec.Command("diff", "-r", "--no-dereference", a, b).CombinedOutput(); err != nil {
+		t.Errorf("trees differ: %v\n%s", err, out)
+	}
+	filepath.Walk(a, func(p string, info os.FileInfo, err error) error {
+		if err != nil || !info.Mode().IsRegular() {
+			return err
+		}
+		rel, _ := filepath.Rel(a, p)
+		other, err := os.Stat(filepath.Join(b, rel))
+		if err == nil && other.Mode().Perm() != info.Mode().Perm() {
+			t.Errorf("%s: mode %v, want %v", rel, other.Mode().Perm(), info.Mode().Perm())
+		}
+		return nil
+	})
+}
+
+func TestInteg_ResticRoundTrip(t *testing.T) {
+	if _, err := exec.LookPath("restic"); err != nil {
+		t.Fatal("restic is required (scripts/install-deps.sh)")
+	}
+	prefix := testPrefix(t)
+	m := mount(t, "s3://"+world.Bucket+"/"+prefix, accessChain()...)
+	env := []string{"RESTIC_REPOSITORY=" + m.path("repo"), "RESTIC_PASSWORD=s3mount-test", "RESTIC_CACHE_DIR=" + t.TempDir()}
+	src := makeTree(t, 1)
+	run(t, env, "restic", "init")
+	run(t, env, "restic", "backup", "--quiet", src)
+	os.WriteFile(filepath.Join(src, "d1", "added.txt"), []byte("second backup"), 0o644)
+	run(t, env, "restic", "backup", "--quiet", src)
+	run(t, env, "restic", "check", "--read-data")
+	dst := t.TempDir()
+	run(t, env, "restic", "restore", "latest", "--target", dst)
+	sameTree(t, src, filepath.Join(dst, src))
+	run(t, env, "restic", "forget", "--keep-last", "1", "--prune")
+	run(t, env, "restic", "check", "--read-data")
+	record(t, "tool", "restic init, 2 backups, check --read-data, restore, forget --prune, check", "restored tree identical (contents and modes)")
+}
+
+func TestInteg_RsyncRoundTrip(t *testing.T) {
+	prefix := testPrefix(t)
+	m := mount(t, "s3://"+world.Bucket+"/"+prefix, accessChain()...)
+	src := makeTree(t, 2)
+	run(t, nil, "rsync", "-a", "--delete", src+"/", m.path("copy")+"/")
+	sameTree(t, src, m.path("copy"))
+	// mtimes survive the trip (rsync's quick check depends on them).
+	st, _ := os.Stat(filepath.Join(src, "d0", "e0", "f000.bin"))
+	st2, err := os.Stat(m.path("copy", "d0", "e0", "f000.bin"))
+	if err != nil || !st2.ModTime().Equal(st.ModTime()) {
+		t.Errorf("mtime through the mount: %v (%v), want %v", st2.ModTime(), err, st.ModTime())
+	}
+	// A second run transfers nothing; a deletion propagates.
+	os.Remove(filepath.Join(src, "d3", "e0", "f003.bin"))
+	out := run(t, nil, "rsync", "-a", "--delete", "--stats", src+"/", m.path("copy")+"/")
+	if !strings.Contains(out, "Number of regular files transferred: 0") {
+		t.Errorf("second rsync transferred files:\n%s", out)
+	}
+	back := t.TempDir()
+	run(t, nil, "rsync", "-a", m.path("copy")+"/", back+"/")
+	sameTree(t, src, back)
+	record(t, "tool", "rsync -a --delete to the mount and back, twice", "trees identical; mtimes kept; second run transfers nothing")
+}
+
+func TestInteg_TarExtractIntoMount(t *testing.T) {
+	prefix := testPrefix(t)
+	m := mount(t, "s3://"+world.Bucket+"/"+prefix, accessChain()...)
+	src := makeTree(t, 3)
+	archive := filepath.Join(t.TempDir(), "tree.tar")
+	run(t, nil, "tar", "-C", src, "-cf", archive, ".")
+	os.Mkdir(m.path("x"), 0o755)
+	run(t, nil, "tar", "-C", m.path("x"), "-xf", archive)
+	sameTree(t, src, m.path("x"))
+	record(t, "tool", "tar x of a 120-file tree into the mount", "diff -r identical")
+}
+
+// TestInteg_PartRenameFlow: a database-backup style writer (name.part, write, fsync, rename) while
+// a reader on a second mount (and through the S3 API) polls the final name: it is never seen
+// partial.
+func TestInteg_PartRenameFlow(t *testing.T) {
+	ctx := context.Background()
+	prefix := testPrefix(t)
+	writer := mount(t, "s3://"+world.Bucket+"/"+prefix, accessChain()...)
+	reader := mount(t, "s3://"+world.Bucket+"/"+prefix, append(accessChain(), "--ro", "--metadata-ttl", "0", "--negative-ttl", "0")...)
+	body := randomBytes(21, 30<<20)
+	want := sha256.Sum256(body)
+	var seen, absent atomic.Int64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			data, err := os.ReadFile(reader.path("backup.db"))
+			if err == nil {
+				if sha256.Sum256(data) != want {
+					t.Errorf("the reader saw a partial or different file (%d bytes)", len(data))
+					return
+				}
+				seen.Add(1)
+			} else {
+				absent.Add(1)
+			}
+			if got, err := w.Get(ctx, prefix+"backup.db"); err == nil && !bytes.Equal(got, body) {
+				t.Errorf("S3 held a partial object (%d bytes)", len(got))
+				return
+			}
+		}
+	}()
+	f, err := os.Create(writer.path("backup.db.part"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for off := 0; off < len(body); off += 1 << 20 {
+		if _, err := f.Write(body[off : off+1<<20]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(writer.path("backup.db.part"), writer.path("backup.db")); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := os.Open(writer.dir)
+	d.Sync()
+	d.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for seen.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(stop)
+	<-done
+	if seen.Load() == 0 {
+		t.Error("the reader never saw the final file")
+	}
+	if ok, _ := w.Exists(ctx, prefix+"backup.db.part"); ok {
+		t.Error("the .part object is still there after the rename")
+	}
+	record(t, "tool", "name.part → write → fsync → rename → fsync(dir), read by a second mount", fmt.Sprintf("reader saw it absent %d times and complete %d times; never partial", absent.Load(), seen.Load()))
+}
