@@ -192,7 +192,7 @@ func parseArgs(args []string) (settings []setting, positional []string, err erro
 				return nil, nil, unknownOption(a)
 			}
 			if o.arg != "" && !hasValue {
-				if i+1 == len(args) {
+				if i+1 == len(args) || isOptionArg(args[i+1]) {
 					return nil, nil, fmt.Errorf("option %s needs a value: --%s %s", a, dashed(o.name), o.arg)
 				}
 				i++
@@ -204,6 +204,20 @@ func parseArgs(args []string) (settings []setting, positional []string, err erro
 		}
 	}
 	return settings, positional, nil
+}
+
+// isOptionArg reports whether a command-line word is one of our options (so it cannot be the
+// value of the option before it).
+func isOptionArg(a string) bool {
+	if a == "-o" || strings.HasPrefix(a, "-o") && len(a) > 2 && strings.Contains(a, "=") {
+		return true
+	}
+	if !strings.HasPrefix(a, "-") || len(a) < 2 {
+		return false
+	}
+	name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+	_, ok := findOption(name)
+	return ok
 }
 
 // splitOptionList splits "a,b=c,d=\"x,y\"" into settings. A value in double quotes may contain
