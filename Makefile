@@ -6,7 +6,7 @@ TOOLS_BIN = $(shell bash scripts/install-deps.sh --print)
 export PATH := $(TOOLS_BIN):$(PATH)
 
 PREFIX ?= /usr/local
-.PHONY: all build deps test unit integration vet demo demo-stop clean install uninstall reliability-report
+.PHONY: all build deps test unit fuzz integration vet demo demo-stop clean install uninstall reliability-report
 
 all: build
 
@@ -18,7 +18,7 @@ deps:
 
 # The whole suite: static checks, unit tests with the race detector, then the integration tests
 # (real mounts of the built binary against MinIO and the AWS emulator). Needs root and /dev/fuse.
-test: deps vet unit integration
+test: deps vet unit fuzz integration
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
@@ -29,6 +29,12 @@ vet:
 # -race: go-fuse serves requests in parallel; -count=1: never trust a cached pass of a mount test.
 unit:
 	S3MOUNT_REQUIRE_WORLD=1 $(GO) test -race -count=1 -timeout 10m ./...
+
+# Each fuzz target briefly; the corpora in testdata/fuzz keep what was found before.
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzOptionList$$' -fuzztime 10s ./cmd/s3mount/
+	$(GO) test -run '^$$' -fuzz '^FuzzCommandLine$$' -fuzztime 10s ./cmd/s3mount/
+	$(GO) test -run '^$$' -fuzz '^FuzzKeyMapping$$' -fuzztime 10s ./fs/
 
 integration:
 	$(GO) test -tags integration -count=1 -timeout 30m ./integration/...

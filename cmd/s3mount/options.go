@@ -227,6 +227,9 @@ func splitOptionList(s string) ([]setting, error) {
 	for s != "" {
 		var item string
 		name, rest, _ := strings.Cut(s, "=")
+		if name == "" {
+			return nil, fmt.Errorf("option list %q has an item without a name before '='", s)
+		}
 		if strings.Contains(name, ",") || !strings.Contains(s, "=") {
 			item, s, _ = strings.Cut(s, ",")
 			if item != "" {
