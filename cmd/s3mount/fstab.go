@@ -10,9 +10,9 @@ import (
 //
 //	s3://bucket/prefix /mnt/backup fuse.s3mount _netdev,nofail,role_arn=...,external_id=... 0 0
 //
-// reaches s3mount in one of two ways: mount(8) runs /sbin/mount.fuse.s3mount (a link to s3mount
-// installed by make install), or, without it, mount.fuse3, which runs `s3mount SOURCE DIR -o OPTS`.
-// Either way the options field holds fstab-only options next to ours; those are dropped here.
+// reaches s3mount through /sbin/mount.fuse.s3mount, a link to s3mount that make install puts
+// there: mount(8) runs helpers with a fixed PATH, so it would not find s3mount in /usr/local/bin
+// through mount.fuse3. The options field holds fstab-only options next to ours; those are dropped.
 
 // fstabOnly are options for mount(8), systemd or the kernel that s3mount accepts and ignores.
 // FUSE mounts are always nosuid and nodev for users; s3mount does not execute anything itself.
