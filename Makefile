@@ -6,7 +6,7 @@ TOOLS_BIN = $(shell bash scripts/install-deps.sh --print)
 export PATH := $(TOOLS_BIN):$(PATH)
 
 PREFIX ?= /usr/local
-.PHONY: all build deps test unit fuzz integration vet demo demo-stop clean install uninstall reliability-report
+.PHONY: all build deps test unit fuzz integration bench bench-smoke vet demo demo-stop clean install uninstall reliability-report
 
 all: build
 
@@ -18,7 +18,7 @@ deps:
 
 # The whole suite: static checks, unit tests with the race detector, then the integration tests
 # (real mounts of the built binary against MinIO and the AWS emulator). Needs root and /dev/fuse.
-test: deps vet unit fuzz integration
+test: deps vet unit fuzz integration bench-smoke
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
@@ -45,6 +45,13 @@ reliability-report: deps
 	S3MOUNT_RELIABILITY_LOG=/tmp/s3mount-reliability.jsonl $(GO) test -tags integration -count=1 -timeout 30m \
 		-run 'Fault|TwoMounts|Load|BadInput|Restic|Rsync|Tar|PartRename' ./integration/ || true
 	$(GO) run ./integration/cmd/reliabilityreport -in /tmp/s3mount-reliability.jsonl -out docs/RELIABILITY.md
+
+# Benchmarks: s3mount beside the SDK ceiling, s3fs and rclone (docs/PERFORMANCE.md).
+bench:
+	bash scripts/bench.sh
+
+bench-smoke:
+	bash scripts/bench.sh --smoke
 
 demo:
 	bash scripts/demo.sh
