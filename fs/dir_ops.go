@@ -27,6 +27,18 @@ func (d *Dir) exists(ctx context.Context, name string) (dirEntry, bool, error) {
 	return e, err == nil, err
 }
 
+// mustBeNew fails with EEXIST if name exists in d (locally or in S3), for op.
+func (d *Dir) mustBeNew(ctx context.Context, op, name string) syscall.Errno {
+	_, ok, err := d.exists(ctx, name)
+	switch {
+	case err != nil:
+		return d.root.fail(op, d.Path(nil)+"/"+name, err)
+	case ok:
+		return syscall.EEXIST
+	}
+	return 0
+}
+
 var _ = (fusefs.NodeCreater)((*Dir)(nil))
 
 // Create implements fusefs.NodeCreater. The new file exists here at once and in S3 from its first
@@ -101,11 +113,8 @@ func (d *Dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.Ent
 	if !validName(name) {
 		return nil, syscall.EINVAL
 	}
-	if _, ok, err := d.exists(ctx, name); err != nil || ok {
-		if err != nil {
-			return nil, r.fail("mkdir", d.Path(nil)+"/"+name, err)
-		}
-		return nil, syscall.EEXIST
+	if errno := d.mustBeNew(ctx, "mkdir", name); errno != 0 {
+		return nil, errno
 	}
 	key := childKey(d.key(), name)
 	a := newAttrs(ctx, syscall.S_IFDIR|mode&07777)
@@ -219,11 +228,8 @@ func (d *Dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryO
 	if r.opts.ReadOnly {
 		return nil, syscall.EROFS
 	}
-	if _, ok, err := d.exists(ctx, name); err != nil || ok {
-		if err != nil {
-			return nil, r.fail("symlink", name, err)
-		}
-		return nil, syscall.EEXIST
+	if errno := d.mustBeNew(ctx, "symlink", name); errno != 0 {
+		return nil, errno
 	}
 	key := childKey(d.key(), name)
 	a := newAttrs(ctx, syscall.S_IFLNK|0o777)

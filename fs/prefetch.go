@@ -7,13 +7,17 @@ import (
 	"github.com/s3mount/s3mount/fs/backend"
 )
 
-// Read-ahead. Each open handle watches its own reads: while they are sequential (each starts where
-// the last ended, or skips forward by less than the window), the read-ahead window doubles from
+// Read-ahead. Each open handle watches its own reads: while they are sequential (each lands near
+// the furthest point read so far: the kernel's asynchronous reads arrive slightly out of order,
+// and small skips forward and re-reads stay within the window), the read-ahead window doubles from
 // initialWindow up to Options.MaxReadahead, and the blocks ahead are fetched in parallel, in GETs
-// of up to Options.ReadPartSize. A random read drops the window: only the blocks it needs are
-// fetched. Blocks fetched ahead are held by the handle until read (the shared cache may evict
+// of up to Options.ReadPartSize. After randomMisses reads in a row that are not sequential, the
+// handle turns random: the window is dropped and only the blocks a read needs are fetched. Blocks fetched ahead are held by the handle until read (the shared cache may evict
 // them), within a mount-wide budget of Options.ReadaheadBudget bytes; beyond it, no read-ahead.
 const initialWindow = 1 << 20
+
+// randomMisses is how many non-sequential reads in a row turn a handle random.
+const randomMisses = 3
 
 // reader serves the reads of one handle of one object version.
 type reader struct {
@@ -21,8 +25,9 @@ type reader struct {
 	info backend.ObjectInfo
 
 	mu      sync.Mutex // protects the following
-	lastEnd int64      // where the previous read ended; -1 before the first
+	lastEnd int64      // the furthest point read so far
 	window  int64      // current read-ahead in bytes; 0 in random mode
+	misses  int        // non-sequential reads in a row
 	ahead   map[int64]*block
 	next    int64 // first block not yet requested ahead
 	budget  int64 // bytes of the budget this reader holds
@@ -63,15 +68,22 @@ func (rd *reader) readAt(ctx context.Context, dest []byte, off int64) (int, erro
 func (rd *reader) plan(off, end, first, last int64) []*block {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
-	sequential := off >= rd.lastEnd-blockSize && off <= rd.lastEnd+max(rd.window, initialWindow)
-	rd.lastEnd = end
-	if !sequential {
+	slack := max(rd.window, initialWindow)
+	sequential := off >= rd.lastEnd-slack && off <= rd.lastEnd+slack
+	switch {
+	case sequential:
+		rd.misses = 0
+		rd.lastEnd = max(rd.lastEnd, end)
+		if rd.window == 0 {
+			rd.window = initialWindow
+		} else if end > rd.lastEnd-blockSize {
+			rd.window = min(2*rd.window, rd.r.opts.MaxReadahead)
+		}
+	case rd.misses+1 >= randomMisses:
 		rd.dropAhead()
-		rd.window = 0
-	} else if rd.window == 0 {
-		rd.window = initialWindow
-	} else {
-		rd.window = min(2*rd.window, rd.r.opts.MaxReadahead)
+		rd.window, rd.misses, rd.lastEnd = 0, 0, end
+	default:
+		rd.misses++
 	}
 	blocks := make([]*block, 0, last-first+1)
 	var missing []int64
@@ -108,6 +120,13 @@ func (rd *reader) readAhead(from, until int64) {
 	rd.next = max(rd.next, from)
 	lastBlock := (until - 1) / blockSize
 	perGet := max(1, rd.r.opts.ReadPartSize/blockSize)
+	// Wait until a quarter of the window (up to a whole part) is unrequested before asking again:
+	// otherwise, once the window stops growing, each read would move it by one read and send
+	// GETs of that size, and the cost of a request would dominate.
+	batch := min(perGet, max(1, rd.window/blockSize/4))
+	if lastBlock-rd.next+1 < batch && until < rd.info.Size {
+		return
+	}
 	for rd.next <= lastBlock {
 		count := min(perGet, lastBlock-rd.next+1)
 		if !rd.reserve(count * blockSize) {

@@ -31,6 +31,19 @@ type Config struct {
 	// RequestTimeout bounds one request's time to response headers, so a dead connection is
 	// retried rather than hanging a reader or writer forever.
 	RequestTimeout time.Duration
+
+	// SSE is the server-side encryption of new objects: "" (the bucket's default), "AES256" or
+	// "aws:kms" (with SSEKMSKeyID, or the account's default KMS key).
+	SSE, SSEKMSKeyID string
+	// StorageClass of new objects ("" for STANDARD), e.g. STANDARD_IA, INTELLIGENT_TIERING.
+	StorageClass string
+	// RequesterPays acknowledges that this requester pays for requests and transfer.
+	RequesterPays bool
+	// ExpectedBucketOwner, if set, makes S3 refuse requests to a bucket owned by another account.
+	ExpectedBucketOwner string
+	// ChecksumAlgorithm, if set (CRC32, CRC32C, SHA1, SHA256), is computed for every upload and
+	// verified by S3.
+	ChecksumAlgorithm string
 }
 
 // NewConfig returns a Config with the defaults filled in.
@@ -53,6 +66,22 @@ func (c Config) validate() error {
 		return fmt.Errorf("s3backend: no credentials provider")
 	case c.Region == "":
 		return fmt.Errorf("s3backend: no region given")
+	}
+	return c.ValidateOptions()
+}
+
+// ValidateOptions checks the settings a user chooses (encryption, checksum), before anything runs.
+func (c Config) ValidateOptions() error {
+	switch {
+	case c.SSE != "" && c.SSE != "AES256" && c.SSE != "aws:kms":
+		return fmt.Errorf("sse %q: want AES256 or aws:kms", c.SSE)
+	case c.SSEKMSKeyID != "" && c.SSE != "aws:kms":
+		return fmt.Errorf("sse_kms_key_id needs sse=aws:kms")
+	}
+	switch c.ChecksumAlgorithm {
+	case "", "CRC32", "CRC32C", "SHA1", "SHA256":
+	default:
+		return fmt.Errorf("checksum %q: want CRC32, CRC32C, SHA1 or SHA256", c.ChecksumAlgorithm)
 	}
 	return nil
 }

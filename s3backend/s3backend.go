@@ -72,6 +72,7 @@ func New(cfg Config) (*Backend, error) {
 		}
 		o.UsePathStyle = cfg.PathStyle
 		o.DisableLogOutputChecksumValidationSkipped = true
+		o.APIOptions = append(o.APIOptions, bucketHeaders(cfg))
 	})
 	return NewWithAPI(cfg, client), nil
 }
@@ -194,7 +195,12 @@ func (b *Backend) Get(ctx context.Context, key string, off, n int64, ifMatch str
 
 // Put implements backend.Backend.
 func (b *Backend) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts backend.PutOptions) (backend.ObjectInfo, error) {
-	req := &s3.PutObjectInput{Bucket: &b.cfg.Bucket, Key: &key, Body: body, ContentLength: aws.Int64(size), Metadata: opts.Meta}
+	req := &s3.PutObjectInput{Bucket: &b.cfg.Bucket, Key: &key, Body: body, ContentLength: aws.Int64(size), Metadata: opts.Meta,
+		ServerSideEncryption: types.ServerSideEncryption(b.cfg.SSE), StorageClass: types.StorageClass(b.cfg.StorageClass),
+		ChecksumAlgorithm: types.ChecksumAlgorithm(b.cfg.ChecksumAlgorithm)}
+	if b.cfg.SSEKMSKeyID != "" {
+		req.SSEKMSKeyId = &b.cfg.SSEKMSKeyID
+	}
 	if opts.IfNoneMatch {
 		req.IfNoneMatch = aws.String("*")
 	}
@@ -246,11 +252,16 @@ func (b *Backend) Copy(ctx context.Context, src, dst string, meta map[string]str
 	if srcInfo.Size > maxCopyObject {
 		return b.copyMultipart(ctx, srcInfo, dst, meta)
 	}
-	out, err := b.client.CopyObject(ctx, &s3.CopyObjectInput{
+	req := &s3.CopyObjectInput{
 		Bucket: &b.cfg.Bucket, Key: &dst, CopySource: b.copySource(src),
 		CopySourceIfMatch: aws.String(srcInfo.ETag),
 		Metadata:          meta, MetadataDirective: types.MetadataDirectiveReplace,
-	})
+		ServerSideEncryption: types.ServerSideEncryption(b.cfg.SSE), StorageClass: types.StorageClass(b.cfg.StorageClass),
+	}
+	if b.cfg.SSEKMSKeyID != "" {
+		req.SSEKMSKeyId = &b.cfg.SSEKMSKeyID
+	}
+	out, err := b.client.CopyObject(ctx, req)
 	if err != nil {
 		return backend.ObjectInfo{}, b.classify("CopyObject", src+" -> "+dst, err, backend.ErrStale)
 	}

@@ -27,7 +27,13 @@ type upload struct {
 
 // NewUpload implements backend.Backend.
 func (b *Backend) NewUpload(ctx context.Context, key string, opts backend.PutOptions) (backend.Upload, error) {
-	out, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &b.cfg.Bucket, Key: &key, Metadata: opts.Meta})
+	req := &s3.CreateMultipartUploadInput{Bucket: &b.cfg.Bucket, Key: &key, Metadata: opts.Meta,
+		ServerSideEncryption: types.ServerSideEncryption(b.cfg.SSE), StorageClass: types.StorageClass(b.cfg.StorageClass),
+		ChecksumAlgorithm: types.ChecksumAlgorithm(b.cfg.ChecksumAlgorithm)}
+	if b.cfg.SSEKMSKeyID != "" {
+		req.SSEKMSKeyId = &b.cfg.SSEKMSKeyID
+	}
+	out, err := b.client.CreateMultipartUpload(ctx, req)
 	if err != nil {
 		return nil, b.classify("CreateMultipartUpload", key, err, nil)
 	}
@@ -46,6 +52,7 @@ func (u *upload) UploadPart(ctx context.Context, n int32, data []byte) error {
 	out, err := u.b.client.UploadPart(ctx, &s3.UploadPartInput{
 		Bucket: &u.b.cfg.Bucket, Key: &u.key, UploadId: &u.id, PartNumber: aws.Int32(n),
 		Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data))),
+		ChecksumAlgorithm: types.ChecksumAlgorithm(u.b.cfg.ChecksumAlgorithm),
 	})
 	if err != nil {
 		return u.b.classify("UploadPart", u.key, err, nil)

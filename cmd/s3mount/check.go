@@ -117,12 +117,7 @@ func runChecks(ctx context.Context, c *config) ([]checkItem, int) {
 		}
 		items = append(items, it)
 	}
-	c.s3.Region = c.region
-	if c.s3.Region == "" {
-		c.s3.Region = chain.Region()
-	}
-	c.s3.Credentials = chain.Provider()
-	b, err := s3backend.New(c.s3)
+	b, err := c.newBackend(chain)
 	if err != nil {
 		return append(items, checkItem{Stage: "s3", Name: "S3 client", Detail: err.Error()}), exitCheckS3
 	}

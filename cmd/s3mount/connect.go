@@ -36,12 +36,7 @@ func connect(ctx context.Context, c *config, log *slog.Logger) (*s3backend.Backe
 		log.Warn("credentials not available yet; retrying (network or instance metadata still starting?)", "in", wait, "err", err)
 		time.Sleep(wait)
 	}
-	c.s3.Region = c.region
-	if c.s3.Region == "" {
-		c.s3.Region = chain.Region()
-	}
-	c.s3.Credentials = chain.Provider()
-	b, err := s3backend.New(c.s3)
+	b, err := c.newBackend(chain)
 	if err != nil {
 		return nil, fail(exitUsage, "%v", err)
 	}
@@ -49,6 +44,17 @@ func connect(ctx context.Context, c *config, log *slog.Logger) (*s3backend.Backe
 		return nil, err
 	}
 	return b, nil
+}
+
+// newBackend builds the S3 backend on the chain's credentials, in the configured region or else
+// the chain's (from the environment or the instance).
+func (c *config) newBackend(chain *creds.Built) (*s3backend.Backend, error) {
+	c.s3.Region = c.region
+	if c.s3.Region == "" {
+		c.s3.Region = chain.Region()
+	}
+	c.s3.Credentials = chain.Provider()
+	return s3backend.New(c.s3)
 }
 
 // probeBucket lists the prefix once: the cheapest request that proves the bucket exists and the

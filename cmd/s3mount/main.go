@@ -144,6 +144,9 @@ func parseConfig(args []string) (*config, error) {
 	if err := c.chain.Validate(); err != nil {
 		return nil, fail(exitUsage, "%v", err)
 	}
+	if err := c.s3.ValidateOptions(); err != nil {
+		return nil, fail(exitUsage, "%v", err)
+	}
 	if c.fs.PartSize < 5<<20 || c.fs.ReadPartSize < 256<<10 {
 		return nil, fail(exitUsage, "part_size must be at least 5M (S3's minimum) and read_part_size at least 256K")
 	}

@@ -33,14 +33,7 @@ Every option can be given as \fB\-\-name\fR \fIvalue\fR, \fB\-\-name=\fR\fIvalue
 \fB\-o\fR \fIname=value,...\fR (the form of /etc/fstab). \fBrole_arn\fR starts a new hop; the
 hop options that follow it apply to that hop.
 `, version)
-	groups := map[string][]option{}
-	var order []string
-	for _, o := range optionTable {
-		if _, ok := groups[o.group]; !ok {
-			order = append(order, o.group)
-		}
-		groups[o.group] = append(groups[o.group], o)
-	}
+	order, groups := optionGroups()
 	for _, g := range order {
 		fmt.Fprintf(w, ".SH %s OPTIONS\n", strings.ToUpper(g))
 		for _, o := range groups[g] {

@@ -27,6 +27,19 @@ var optionTable = []option{
 	{"region", "REGION", "S3", "bucket region; default from the environment or the instance", func(c *config, v string) error { c.region = v; return nil }},
 	{"path_style", "", "S3", "address the bucket as endpoint/bucket (most S3-compatible servers)", func(c *config, v string) error { c.s3.PathStyle = true; return nil }},
 
+	{"sse", "AES256|aws:kms", "S3", "server-side encryption of new objects (default: the bucket's)", func(c *config, v string) error { c.s3.SSE = v; return nil }},
+	{"sse_kms_key_id", "KEY", "S3", "KMS key of sse=aws:kms (default: the account's S3 key)", func(c *config, v string) error { c.s3.SSEKMSKeyID = v; return nil }},
+	{"storage_class", "CLASS", "S3", "storage class of new objects, e.g. STANDARD_IA, INTELLIGENT_TIERING", func(c *config, v string) error { c.s3.StorageClass = v; return nil }},
+	{"requester_pays", "", "S3", "accept paying for requests to a requester-pays bucket", func(c *config, v string) error { c.s3.RequesterPays = true; return nil }},
+	{"expected_bucket_owner", "ACCOUNT", "S3", "refuse to use the bucket unless this 12-digit account owns it", func(c *config, v string) error {
+		if len(v) != 12 || strings.Trim(v, "0123456789") != "" {
+			return fmt.Errorf("want a 12-digit account ID, got %q", v)
+		}
+		c.s3.ExpectedBucketOwner = v
+		return nil
+	}},
+	{"checksum", "CRC32|CRC32C|SHA1|SHA256", "S3", "have S3 verify a checksum of every upload", func(c *config, v string) error { c.s3.ChecksumAlgorithm = strings.ToUpper(v); return nil }},
+
 	{"credential_source", "imds|default", "Credentials", "first link of the chain: the instance profile (imds, the default) or the standard AWS chain", func(c *config, v string) error {
 		c.chain.Source = creds.Source(v)
 		return nil
@@ -385,6 +398,18 @@ func parseDuration(v string) (time.Duration, error) {
 	return d, nil
 }
 
+// optionGroups returns the option table by topic, topics in table order.
+func optionGroups() (order []string, groups map[string][]option) {
+	groups = map[string][]option{}
+	for _, o := range optionTable {
+		if _, ok := groups[o.group]; !ok {
+			order = append(order, o.group)
+		}
+		groups[o.group] = append(groups[o.group], o)
+	}
+	return order, groups
+}
+
 // usage renders the option table grouped by topic.
 func usage() string {
 	var b strings.Builder
@@ -403,14 +428,7 @@ Examples:
 
 Every option is also accepted as -o name=value[,...] (the form fstab uses).
 `)
-	groups := map[string][]option{}
-	var order []string
-	for _, o := range optionTable {
-		if _, ok := groups[o.group]; !ok {
-			order = append(order, o.group)
-		}
-		groups[o.group] = append(groups[o.group], o)
-	}
+	order, groups := optionGroups()
 	for _, g := range order {
 		fmt.Fprintf(&b, "\n%s options:\n", g)
 		for _, o := range groups[g] {

@@ -148,6 +148,11 @@ func (s *Server) SetSTSAvailable(up bool) {
 // every later authorization decision) use it. Credentials already minted keep the old S3
 // permissions until they expire, as with AWS.
 func (s *Server) SetPermissionPolicy(roleARN string, doc json.RawMessage) error {
+	return s.setPolicy(roleARN, doc, func(r *Role) { r.PermissionPolicy = doc })
+}
+
+// setPolicy validates doc and applies set to the role.
+func (s *Server) setPolicy(roleARN string, doc json.RawMessage, set func(*Role)) error {
 	if _, err := parsePolicy(doc); err != nil {
 		return err
 	}
@@ -157,7 +162,7 @@ func (s *Server) SetPermissionPolicy(roleARN string, doc json.RawMessage) error 
 	if !ok {
 		return fmt.Errorf("no role %s", roleARN)
 	}
-	r.PermissionPolicy = doc
+	set(r)
 	return nil
 }
 
@@ -174,17 +179,7 @@ func (s *Server) PermissionPolicy(roleARN string) (json.RawMessage, bool) {
 
 // SetTrustPolicy replaces a role's trust policy.
 func (s *Server) SetTrustPolicy(roleARN string, doc json.RawMessage) error {
-	if _, err := parsePolicy(doc); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.opts.Config.role(roleARN)
-	if !ok {
-		return fmt.Errorf("no role %s", roleARN)
-	}
-	r.TrustPolicy = doc
-	return nil
+	return s.setPolicy(roleARN, doc, func(r *Role) { r.TrustPolicy = doc })
 }
 
 func (s *Server) count(action string) {

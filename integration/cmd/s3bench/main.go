@@ -16,10 +16,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/s3mount/s3mount/integration/world"
 )
+
+// onlyNames, when not empty, limits the filesystems measured (-only).
+var onlyNames map[string]bool
 
 // sizes of one run.
 type sizes struct {
@@ -37,7 +41,14 @@ func main() {
 	smokeRun := flag.Bool("smoke", false, "tiny sizes, for CI (under 2 minutes)")
 	out := flag.String("out", "bench-results", "directory for results.json, results.md and the charts")
 	s3mountBin := flag.String("s3mount", "bin/s3mount", "the s3mount binary")
+	only := flag.String("only", "", "measure only these filesystems (comma-separated names), besides the ceiling")
 	flag.Parse()
+	onlyNames = map[string]bool{}
+	for _, n := range strings.Split(*only, ",") {
+		if n != "" {
+			onlyNames[n] = true
+		}
+	}
 	sz := full
 	if *smokeRun {
 		sz = smoke
@@ -75,6 +86,9 @@ func run(sz sizes, out, s3mountBin string, isSmoke bool) error {
 	log.Printf("ceiling (aws-sdk-go-v2 feature/s3/manager)")
 	b.ceiling(ctx)
 	for _, f := range b.filesystems(s3mountBin, tmp) {
+		if len(onlyNames) > 0 && !onlyNames[f.name] {
+			continue
+		}
 		if reason := f.available(); reason != "" {
 			b.results.skip(f.name, reason)
 			log.Printf("%s: not measured: %s", f.name, reason)
