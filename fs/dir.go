@@ -18,6 +18,7 @@ import (
 type Dir struct {
 	fusefs.Inode
 	root *Root
+	lc   listingCache // the last listing, for the lookups that follow it
 
 	mu    sync.Mutex // protects attrs
 	attrs attrs
@@ -72,6 +73,20 @@ func (d *Dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fus
 		d.root.setEntryTimeouts(out)
 		fillEntry(ch, out)
 		return ch, 0
+	}
+	if ce, absent := d.lc.find(name, d.root.listingTTL()); ce != nil || absent {
+		if absent {
+			return nil, syscall.ENOENT
+		}
+		e := ce.e
+		if !e.isDir {
+			info, err := d.lc.head(ctx, d.root, ce)
+			if err != nil {
+				return nil, d.root.fail("lookup", d.Path(nil)+"/"+name, err)
+			}
+			e.info = info
+		}
+		return d.root.newChild(ctx, &d.Inode, e, out), 0
 	}
 	e, err := d.root.lookupEntry(ctx, d.key(), name)
 	if err != nil {
@@ -161,54 +176,6 @@ type dirHandle struct {
 	next  *dirEntry
 	last  dirEntry // the entry Readdirent returned last, for Lookup
 	pos   uint64   // entries returned so far
-	// heads are HEAD requests started ahead for the files about to be looked up (READDIRPLUS).
-	heads map[string]*headResult
-}
-
-// headResult is a HEAD started ahead of its lookup.
-type headResult struct {
-	done chan struct{}
-	info backend.ObjectInfo
-	err  error
-}
-
-// headsAhead is how many files ahead of the kernel's READDIRPLUS lookups are HEADed in parallel.
-const headsAhead = 64
-
-// headAhead starts HEADs for the files queued in the listing, so that READDIRPLUS (ls -l) waits
-// for one round trip per batch rather than per file.
-func (h *dirHandle) headAhead() {
-	if h.heads == nil {
-		h.heads = map[string]*headResult{}
-	}
-	r := h.dir.root
-	for _, e := range h.l.queue[:min(len(h.l.queue), headsAhead)] {
-		if e.isDir || h.heads[e.name] != nil || len(h.heads) >= 2*headsAhead {
-			continue
-		}
-		res := &headResult{done: make(chan struct{})}
-		h.heads[e.name] = res
-		go func(key string) {
-			r.heads <- struct{}{}
-			res.info, res.err = r.b.Head(r.ctx, key)
-			<-r.heads
-			close(res.done)
-		}(e.info.Key)
-	}
-}
-
-// head returns the HEAD of the file e, from a request started ahead if there is one.
-func (h *dirHandle) head(ctx context.Context, e dirEntry) (backend.ObjectInfo, error) {
-	if res, ok := h.heads[e.name]; ok {
-		delete(h.heads, e.name)
-		select {
-		case <-res.done:
-			return res.info, res.err
-		case <-ctx.Done():
-			return backend.ObjectInfo{}, ctx.Err()
-		}
-	}
-	return h.dir.root.b.Head(ctx, e.info.Key)
 }
 
 // nextEntry returns the next name in order from the listing and the local-only names.
@@ -249,13 +216,19 @@ func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 	if h.l == nil {
 		h.l = newLister(r.b, h.dir.key(), r.opts.ListPageSize)
 		h.local = h.dir.localOnlyNames()
+		h.dir.lc.reset()
 	}
 	e, ok, err := h.nextEntry(ctx)
 	if err != nil {
+		h.dir.lc.forget()
 		return nil, r.fail("readdir", h.dir.Path(nil), err)
 	}
 	if !ok {
+		h.dir.lc.complete()
 		return nil, 0
+	}
+	if e.isDir || e.info.Key != "" { // from S3, not a local-only name
+		h.dir.lc.add(e)
 	}
 	h.last = e
 	h.pos++
@@ -271,22 +244,9 @@ var _ = (fusefs.FileLookuper)((*dirHandle)(nil))
 // Lookup implements fusefs.FileLookuper for READDIRPLUS. A directory entry is answered from the
 // listing; a file needs its stored attributes, so it is looked up (HEAD).
 func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	ctx = detached(ctx) // see Readdirent
-	r := h.dir.root
-	if name != h.last.name || h.dir.localChild(name) != nil {
-		return h.dir.Lookup(ctx, name, out)
-	}
-	e := h.last
-	if !e.isDir {
-		// The listing settled that this is a file (a directory of the same name would shadow it).
-		info, err := h.head(ctx, e)
-		h.headAhead()
-		if err != nil {
-			return nil, r.fail("lookup", e.info.Key, err)
-		}
-		e.info = info
-	}
-	return r.newChild(ctx, &h.dir.Inode, e, out), 0
+	// The entry was just listed: Dir.Lookup answers from the listing (with the file's HEAD, started
+	// ahead). Not interruptible, see Readdirent.
+	return h.dir.Lookup(detached(ctx), name, out)
 }
 
 var _ = (fusefs.FileSeekdirer)((*dirHandle)(nil))

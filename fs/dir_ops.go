@@ -45,6 +45,7 @@ var _ = (fusefs.NodeCreater)((*Dir)(nil))
 // commit (close or fsync). With O_EXCL the empty object is created in S3 at once with a
 // conditional write (If-None-Match: *), so that two hosts cannot both create it.
 func (d *Dir) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+	d.lc.forget()
 	d.root.op("create")
 	ctx = detached(ctx)
 	r := d.root
@@ -104,6 +105,7 @@ var _ = (fusefs.NodeMkdirer)((*Dir)(nil))
 // Mkdir implements fusefs.NodeMkdirer: it writes the marker "name/" with a conditional write, so
 // mkdir of an existing name fails with EEXIST also when another host made it at the same time.
 func (d *Dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	d.lc.forget()
 	d.root.op("mkdir")
 	ctx = detached(ctx)
 	r := d.root
@@ -130,6 +132,7 @@ var _ = (fusefs.NodeRmdirer)((*Dir)(nil))
 
 // Rmdir implements fusefs.NodeRmdirer: only an empty directory is removed (its marker deleted).
 func (d *Dir) Rmdir(ctx context.Context, name string) syscall.Errno {
+	d.lc.forget()
 	d.root.op("rmdir")
 	ctx = detached(ctx)
 	r := d.root
@@ -169,6 +172,7 @@ var _ = (fusefs.NodeUnlinker)((*Dir)(nil))
 // Unlink implements fusefs.NodeUnlinker. The object is deleted at once; a file that is still open
 // keeps its content locally (downloaded first if needed), so open handles read on until closed.
 func (d *Dir) Unlink(ctx context.Context, name string) syscall.Errno {
+	d.lc.forget()
 	d.root.op("unlink")
 	ctx = detached(ctx)
 	r := d.root
@@ -223,6 +227,7 @@ var _ = (fusefs.NodeSymlinker)((*Dir)(nil))
 
 // Symlink implements fusefs.NodeSymlinker: an object holding the target, with mode S_IFLNK.
 func (d *Dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	d.lc.forget()
 	ctx = detached(ctx)
 	r := d.root
 	if r.opts.ReadOnly {

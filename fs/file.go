@@ -129,6 +129,11 @@ func (f *File) commit(ctx context.Context) error {
 	f.mu.Lock()
 	f.info, f.attrs, f.localOnly = info, parseMeta(info.Meta), false
 	f.mu.Unlock()
+	if name, parent := f.Parent(); parent != nil {
+		if dir, ok := parent.Operations().(*Dir); ok {
+			dir.lc.forgetName(name) // a listing's HEAD of the old version must not be reused
+		}
+	}
 	return nil
 }
 

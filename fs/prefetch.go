@@ -130,7 +130,11 @@ func (rd *reader) readAhead(from, until int64) {
 	for rd.next <= lastBlock {
 		count := min(perGet, lastBlock-rd.next+1)
 		if !rd.reserve(count * blockSize) {
-			return // over the mount-wide budget: no more read-ahead for now
+			// Over the mount-wide budget (other readers hold it): shrink this reader's window to
+			// what it holds, so that its next batches are small enough to fit; readers sharing
+			// the budget settle on a share each instead of starving one another.
+			rd.window = max(initialWindow, rd.budget)
+			return
 		}
 		for i, b := range rd.r.cache.fetch(rd.info, rd.next, rd.next+count-1) {
 			rd.ahead[rd.next+int64(i)] = b

@@ -31,6 +31,8 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 	if !ok || !validName(newName) {
 		return syscall.EINVAL
 	}
+	d.lc.forget()
+	dst.lc.forget()
 	src, ok, err := d.exists(ctx, name)
 	if err == nil && !ok {
 		err = syscall.ENOENT

@@ -258,6 +258,11 @@ func newAttrs(ctx context.Context, mode uint32) attrs {
 	return a
 }
 
+// listingTTL is how long lookups trust a directory's last listing for which names exist:
+// five times the metadata TTL (5 s by default; 0 when caching is off), long enough for the stat of
+// every name that follows a listing of a large directory. Attributes still come from a HEAD.
+func (r *Root) listingTTL() time.Duration { return 5 * r.opts.EntryTTL }
+
 // setEntryTimeouts applies the kernel cache TTLs to a lookup answer.
 func (r *Root) setEntryTimeouts(out *fuse.EntryOut) {
 	out.SetEntryTimeout(r.opts.EntryTTL)

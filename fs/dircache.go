@@ -1,0 +1,133 @@
+package fs
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/s3mount/s3mount/fs/backend"
+)
+
+// listingCache remembers a directory's last listing for the metadata TTL: which names it held and
+// whether each is a file or a directory. A lookup right after a listing (what `ls -l` and rsync
+// do: read the whole directory, then stat every name) then needs no LIST, and the HEADs that files
+// still need for their stored attributes run ahead of the lookups, headsAhead at a time, in
+// listing order. Any change made through the mount in the directory forgets the listing; a commit
+// forgets the file's entry.
+type listingCache struct {
+	mu      sync.Mutex // protects the following
+	at      time.Time  // when the listing started
+	order   []*cachedEntry
+	entries map[string]*cachedEntry
+	done    bool // the listing reached its end
+}
+
+// maxCachedEntries bounds the memory a listing may hold; larger directories are not remembered.
+const maxCachedEntries = 200000
+
+type cachedEntry struct {
+	e    dirEntry
+	idx  int
+	head *headResult // started HEAD of a file, or nil
+}
+
+// headResult is a HEAD started ahead of its lookup.
+type headResult struct {
+	done chan struct{}
+	info backend.ObjectInfo
+	err  error
+}
+
+// headsAhead is how many files ahead of the lookups are HEADed in parallel.
+const headsAhead = 64
+
+// reset starts remembering a new listing.
+func (c *listingCache) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.at, c.order, c.entries, c.done = time.Now(), nil, map[string]*cachedEntry{}, false
+}
+
+// forget drops the listing (the directory changed).
+func (c *listingCache) forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.order, c.entries = nil, nil
+}
+
+// forgetName drops one name's entry (its object changed).
+func (c *listingCache) forgetName(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, name)
+}
+
+// add records an entry of the listing in progress.
+func (c *listingCache) add(e dirEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil || len(c.order) >= maxCachedEntries {
+		c.order, c.entries = nil, nil
+		return
+	}
+	ce := &cachedEntry{e: e, idx: len(c.order)}
+	c.order = append(c.order, ce)
+	c.entries[e.name] = ce
+}
+
+// complete marks the end of the listing.
+func (c *listingCache) complete() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.done = c.entries != nil
+}
+
+// find returns what the listing says of name, while it is fresh: the entry, and for a complete
+// listing whether name is known to be absent.
+func (c *listingCache) find(name string, ttl time.Duration) (ce *cachedEntry, absent bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil || time.Since(c.at) > ttl {
+		return nil, false
+	}
+	ce, ok := c.entries[name]
+	return ce, !ok && c.done
+}
+
+// head returns the HEAD of the file entry ce, started ahead if it was, and starts HEADs for the
+// files that follow it in the listing.
+func (c *listingCache) head(ctx context.Context, r *Root, ce *cachedEntry) (backend.ObjectInfo, error) {
+	c.mu.Lock()
+	res := ce.head
+	if res == nil {
+		res = c.start(r, ce)
+	}
+	for i, n := ce.idx+1, 0; i < len(c.order) && n < headsAhead; i++ {
+		if next := c.order[i]; !next.e.isDir {
+			if next.head == nil {
+				c.start(r, next)
+			}
+			n++
+		}
+	}
+	c.mu.Unlock()
+	select {
+	case <-res.done:
+		return res.info, res.err
+	case <-ctx.Done():
+		return backend.ObjectInfo{}, ctx.Err()
+	}
+}
+
+// start launches the HEAD of a file entry. Must hold mu.
+func (c *listingCache) start(r *Root, ce *cachedEntry) *headResult {
+	res := &headResult{done: make(chan struct{})}
+	ce.head = res
+	go func(key string) {
+		r.heads <- struct{}{}
+		res.info, res.err = r.b.Head(r.ctx, key)
+		<-r.heads
+		close(res.done)
+	}(ce.e.info.Key)
+	return res
+}
