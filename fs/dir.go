@@ -217,6 +217,7 @@ func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 		h.l = newLister(r.b, h.dir.key(), r.opts.ListPageSize)
 		h.local = h.dir.localOnlyNames()
 		h.dir.lc.reset()
+		h.l.onEntry = h.dir.lc.add // whole pages, so that lookups can HEAD ahead
 	}
 	e, ok, err := h.nextEntry(ctx)
 	if err != nil {
@@ -227,9 +228,7 @@ func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 		h.dir.lc.complete()
 		return nil, 0
 	}
-	if e.isDir || e.info.Key != "" { // from S3, not a local-only name
-		h.dir.lc.add(e)
-	}
+
 	h.last = e
 	h.pos++
 	mode := uint32(syscall.S_IFREG)

@@ -72,7 +72,7 @@ func (c *listingCache) add(e dirEntry) {
 	}
 	ce := &cachedEntry{e: e, idx: len(c.order)}
 	c.order = append(c.order, ce)
-	c.entries[e.name] = ce
+	c.entries[e.name] = ce // a directory listed after a file of the same name shadows it
 }
 
 // complete marks the end of the listing.

@@ -25,6 +25,9 @@ type lister struct {
 	queue []dirEntry // fetched, not yet returned; in name order
 	token string
 	done  bool // no more pages
+	// onEntry, if set, sees every entry as soon as its page arrives (before next returns it), so
+	// that work for the entries ahead (their HEADs) can start early.
+	onEntry func(dirEntry)
 }
 
 func newLister(b backend.Backend, prefix string, pageSize int) *lister {
@@ -42,17 +45,24 @@ func (l *lister) fetch(ctx context.Context) error {
 	for len(objs) > 0 || len(dirs) > 0 {
 		if len(dirs) == 0 || (len(objs) > 0 && objs[0].Key < dirs[0]) {
 			if name := objs[0].Key[len(l.prefix):]; validName(name) {
-				l.queue = append(l.queue, dirEntry{name: name, info: objs[0]})
+				l.push(dirEntry{name: name, info: objs[0]})
 			}
 			objs = objs[1:]
 			continue
 		}
 		if name := strings.TrimSuffix(dirs[0][len(l.prefix):], "/"); validName(name) {
-			l.queue = append(l.queue, dirEntry{name: name, isDir: true})
+			l.push(dirEntry{name: name, isDir: true})
 		}
 		dirs = dirs[1:]
 	}
 	return nil
+}
+
+func (l *lister) push(e dirEntry) {
+	l.queue = append(l.queue, e)
+	if l.onEntry != nil {
+		l.onEntry(e)
+	}
 }
 
 // next returns the next entry, or ok=false at the end of the directory.

@@ -3,10 +3,12 @@ package fs
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"sort"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -261,5 +263,42 @@ func TestReplacedObjectUnderOpenHandleIsStale(t *testing.T) {
 	got, err := os.ReadFile(filepath.Join(mnt, "f"))
 	if err != nil || !bytes.Equal(got, bytes.Repeat([]byte("b"), 1<<20)) {
 		t.Errorf("reopen after replacement: %d bytes, %v", len(got), err)
+	}
+}
+
+// TestLsLongHEADsRunAhead: when a directory is listed (READDIRPLUS or a listing followed by a stat
+// of every name), the files' HEADs run in parallel ahead of the lookups, not one after another.
+// (Asserted on the number of HEADs in flight, not on time.)
+func TestLsLongHEADsRunAhead(t *testing.T) {
+	b := memback.New()
+	for i := 0; i < 1000; i++ {
+		b.PutBytes(fmt.Sprintf("list/obj-%05d", i), []byte("x"))
+	}
+	var inFlight, peak atomic.Int32
+	b.SetFault(func(op memback.Op, key string) error {
+		if op == memback.OpHead {
+			n := inFlight.Add(1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			time.Sleep(time.Millisecond)
+			inFlight.Add(-1)
+		}
+		return nil
+	})
+	mnt := testMount(t, b, DefaultOptions())
+	entries, err := os.ReadDir(filepath.Join(mnt, "list"))
+	if err != nil || len(entries) != 1000 {
+		t.Fatalf("listed %d entries (%v)", len(entries), err)
+	}
+	for _, e := range entries {
+		if _, err := os.Lstat(filepath.Join(mnt, "list", e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p := peak.Load(); p < 8 {
+		t.Errorf("at most %d HEADs were in flight; want them to run ahead in parallel", p)
+	}
+	if n := b.Calls(memback.OpList); n > 2 {
+		t.Errorf("%d LISTs: the lookups after the listing should need none", n)
 	}
 }
