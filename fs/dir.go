@@ -74,6 +74,9 @@ func (d *Dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fus
 		fillEntry(ch, out)
 		return ch, 0
 	}
+	if len(name) > maxNameLen {
+		return nil, syscall.ENAMETOOLONG // before the listing's answer: no such name can exist
+	}
 	if ce, absent := d.lc.find(name, d.root.listingTTL()); ce != nil || absent {
 		if absent {
 			return nil, syscall.ENOENT
