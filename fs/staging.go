@@ -82,13 +82,6 @@ func (s *staging) pressure() bool {
 	return s.used > s.limit/2
 }
 
-// inUse returns the accounted bytes.
-func (s *staging) inUse() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.used
-}
-
 // isNoSpace reports whether err is the disk (or the staging bound) running out of space.
 func isNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)

@@ -104,9 +104,6 @@ func (b *Backend) BucketRegion(ctx context.Context) (string, error) {
 	return string(out.LocationConstraint), nil
 }
 
-// Bucket returns the bucket name.
-func (b *Backend) Bucket() string { return b.cfg.Bucket }
-
 // Head implements backend.Backend.
 func (b *Backend) Head(ctx context.Context, key string) (backend.ObjectInfo, error) {
 	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.cfg.Bucket, Key: &key})
