@@ -27,6 +27,7 @@ type blockCache struct {
 	b     backend.Backend
 	m     *metrics.Registry
 	c     *ristretto.Cache[string, []byte] // nil when the cache is off
+	disk  *diskCache                       // nil when off
 	gets  chan struct{}                    // bounds concurrent GETs
 	retry int                              // times a broken body is resumed
 
@@ -87,6 +88,13 @@ func (bc *blockCache) fetch(info backend.ObjectInfo, first, last int64) []*block
 	for idx := first; idx <= last; idx++ {
 		if data, ok := bc.cached(info, idx); ok {
 			bc.m.Inc("s3mount_cache_hits_total", "blocks served from the block cache")
+			b := &block{done: make(chan struct{}), data: data}
+			close(b.done)
+			out = append(out, b)
+			continue
+		}
+		if data, ok := bc.disk.get(info, idx); ok {
+			bc.m.Inc("s3mount_disk_cache_hits_total", "blocks served from the disk cache")
 			b := &block{done: make(chan struct{}), data: data}
 			close(b.done)
 			out = append(out, b)
@@ -171,8 +179,49 @@ func (bc *blockCache) complete(info backend.ObjectInfo, idx int64, b *block, dat
 	bc.mu.Lock()
 	delete(bc.inflight, blockKey(info, idx))
 	bc.mu.Unlock()
-	if err == nil {
+	if err == nil && !bc.disk.put(info, idx, data) {
 		bc.keep(info, idx, data)
 	}
 	close(b.done)
+}
+
+// fetchWhole copies all of info into the disk cache in the background, in parallel GETs of
+// partSize, unless it is there already or does not fit. It stops when ctx ends or a GET fails
+// (the reads that need the missing blocks then fetch them themselves, and see the error).
+func (bc *blockCache) fetchWhole(ctx context.Context, info backend.ObjectInfo, partSize int64) {
+	if !bc.disk.admit(info) {
+		return
+	}
+	perPart := max(1, partSize/blockSize)
+	blocks := (info.Size + blockSize - 1) / blockSize
+	parts := make(chan int64)
+	go func() {
+		defer close(parts)
+		for first := int64(0); first < blocks; first += perPart {
+			select {
+			case parts <- first:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	// A quarter of the GETs allowed mount-wide, so that the reads waiting for a block (and other
+	// readers) still get through.
+	for range max(1, cap(bc.gets)/4) {
+		go func() {
+			for first := range parts {
+				for _, b := range bc.fetch(info, first, min(first+perPart, blocks)-1) {
+					select {
+					case <-b.done:
+					case <-ctx.Done():
+					}
+					if b.err != nil || ctx.Err() != nil {
+						for range parts {
+						}
+						return
+					}
+				}
+			}
+		}()
+	}
 }

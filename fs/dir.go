@@ -82,7 +82,9 @@ func (d *Dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fus
 			return nil, syscall.ENOENT
 		}
 		e := ce.e
-		if !e.isDir {
+		if !e.isDir && d.root.opts.ListingAttrs {
+			e.listed = true
+		} else if !e.isDir {
 			info, err := d.lc.head(ctx, d.root, ce)
 			if err != nil {
 				return nil, d.root.fail("lookup", d.Path(nil)+"/"+name, err)

@@ -27,6 +27,9 @@ type File struct {
 	localOnly bool
 	// unlinked: removed while open (link count 0).
 	unlinked bool
+	// attrsUnknown: info came from a listing (Options.ListingAttrs), so attrs are the defaults,
+	// not what the object stores; they are read (HEAD) before anything is written back.
+	attrsUnknown bool
 }
 
 func newFile(r *Root, info backend.ObjectInfo) *File {
@@ -39,7 +42,18 @@ func (f *File) setInfo(info backend.ObjectInfo) {
 	if f.dirty != nil {
 		return // local content wins until it is committed
 	}
-	f.info, f.attrs = info, parseMeta(info.Meta)
+	f.info, f.attrs, f.attrsUnknown = info, parseMeta(info.Meta), false
+}
+
+// setListedInfo is setInfo with what a listing says (Options.ListingAttrs): attributes already
+// read for the same version are kept.
+func (f *File) setListedInfo(info backend.ObjectInfo) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.dirty != nil || (!f.attrsUnknown && f.info.ETag == info.ETag) {
+		return
+	}
+	f.info, f.attrs, f.attrsUnknown = info, attrs{}, true
 }
 
 // hasLocalState reports whether the file has content or attributes S3 does not show yet.
@@ -100,11 +114,19 @@ func (f *File) dirtyState() (*dirtyFile, error) {
 	if f.dirty != nil {
 		return f.dirty, nil
 	}
-	info := f.info
-	info.Key = f.key()
 	if err := f.root.writable(); err != nil {
 		return nil, err
 	}
+	if f.attrsUnknown {
+		// Known from a listing only: read the stored attributes, which the commit writes back.
+		info, err := f.root.b.Head(f.root.ctx, f.key())
+		if err != nil {
+			return nil, err
+		}
+		f.info, f.attrs, f.attrsUnknown = info, parseMeta(info.Meta), false
+	}
+	info := f.info
+	info.Key = f.key()
 	d, err := newDirtyFile(f.root, f.key, info, f.attrs)
 	if err != nil {
 		return nil, err
@@ -127,7 +149,7 @@ func (f *File) commit(ctx context.Context) error {
 		return err
 	}
 	f.mu.Lock()
-	f.info, f.attrs, f.localOnly = info, parseMeta(info.Meta), false
+	f.info, f.attrs, f.localOnly, f.attrsUnknown = info, parseMeta(info.Meta), false, false
 	f.mu.Unlock()
 	if name, parent := f.Parent(); parent != nil {
 		if dir, ok := parent.Operations().(*Dir); ok {

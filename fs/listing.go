@@ -12,6 +12,8 @@ type dirEntry struct {
 	name  string
 	isDir bool
 	info  backend.ObjectInfo // for files: key, size, ETag, modification time from the listing
+	// listed: info is the listing's alone (Options.ListingAttrs); the stored attributes are unknown.
+	listed bool
 }
 
 // lister streams the entries of one directory from ListObjectsV2 pages, one page at a time, in key

@@ -2,17 +2,20 @@ package fs
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/s3mount/s3mount/fs/backend"
 	"github.com/s3mount/s3mount/fs/backend/memback"
 )
 
@@ -301,4 +304,77 @@ func TestLsLongHEADsRunAhead(t *testing.T) {
 	if n := b.Calls(memback.OpList); n > 2 {
 		t.Errorf("%d LISTs: the lookups after the listing should need none", n)
 	}
+}
+
+// TestLsLongWithListingAttrs: with ListingAttrs, `ls -l` costs the LIST pages alone, files show the
+// listing's size and the default mode; a file changed through the mount keeps the attributes
+// stored on it (they are read before the commit writes them back).
+func TestLsLongWithListingAttrs(t *testing.T) {
+	b := memback.New()
+	for i := 0; i < 300; i++ {
+		b.PutBytes(fmt.Sprintf("dir/f%03d", i), []byte("xy"))
+	}
+	stored := map[string]string{"mode": strconv.Itoa(syscall.S_IFREG | 0o600), "uid": "1234", "mtime": "1600000000"}
+	if _, err := b.Put(context.Background(), "dir/kept", bytes.NewReader([]byte("abc")), 3, backend.PutOptions{Meta: stored}); err != nil {
+		t.Fatal(err)
+	}
+	opts := DefaultOptions()
+	opts.ListPageSize = 100
+	opts.ListingAttrs = true
+	mnt := testMount(t, b, opts)
+	if _, err := os.Stat(filepath.Join(mnt, "dir")); err != nil {
+		t.Fatal(err)
+	}
+	b.ResetCalls()
+	entries, err := os.ReadDir(filepath.Join(mnt, "dir"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		st, err := os.Lstat(filepath.Join(mnt, "dir", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := int64(2 + btoi(e.Name() == "kept")); st.Size() != want || st.Mode().Perm() != 0o644 {
+			t.Errorf("%s: size %d mode %v, want %d and the default 0644", e.Name(), st.Size(), st.Mode(), want)
+		}
+	}
+	if len(entries) != 301 {
+		t.Errorf("listed %d entries, want 301", len(entries))
+	}
+	if n := b.Calls(memback.OpHead); n != 0 {
+		t.Errorf("ls -l made %d HEAD requests, want none", n)
+	}
+	if n := b.Calls(memback.OpList); n != 4 {
+		t.Errorf("ls -l made %d LIST requests, want 4 (the pages of the listing)", n)
+	}
+	f, err := os.OpenFile(filepath.Join(mnt, "dir", "kept"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("d")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	info, err := b.Head(context.Background(), "dir/kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range stored {
+		if k != "mtime" && info.Meta[k] != v {
+			t.Errorf("after a write, stored %s = %q, want %q kept", k, info.Meta[k], v)
+		}
+	}
+	if got, _ := b.Bytes("dir/kept"); string(got) != "abcd" {
+		t.Errorf("content %q, want abcd", got)
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

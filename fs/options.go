@@ -30,10 +30,21 @@ type Options struct {
 	// long it may cache "no such file". They are also the window in which a change made by another
 	// S3 client may go unseen.
 	EntryTTL, AttrTTL, NegativeTTL time.Duration
+	// ListingAttrs shows files as a listing describes them (size, ETag, LastModified as mtime,
+	// FileMode, UID and GID), without a HEAD per file for the attributes stored on it: `ls -l` of a
+	// large directory then costs its LIST pages alone. Stored modes, owners and times, and symlinks
+	// (which show as files), appear once a name is looked up outside a fresh listing (see
+	// SEMANTICS.md); they are still read before a file is changed, and written as usual.
+	ListingAttrs bool
 	// ListPageSize is the MaxKeys of each ListObjectsV2 request.
 	ListPageSize int
 	// CacheSize bounds the block cache (bytes of object content kept in memory); 0 turns it off.
 	CacheSize int64
+	// DiskCacheSize bounds the local disk used to keep whole objects that are read at random (see
+	// diskcache.go), at most half the free space; 0 turns it off. DiskCacheDir holds it ("" means
+	// StagingDir/cache); each mount uses its own subdirectory and removes it at unmount.
+	DiskCacheDir  string
+	DiskCacheSize int64
 	// ReadPartSize is the size of each ranged GET of read-ahead; ReadConcurrency bounds the GETs
 	// in flight mount-wide.
 	ReadPartSize    int64
@@ -76,6 +87,7 @@ func DefaultOptions() Options {
 		ListPageSize: 1000,
 
 		CacheSize:       256 << 20,
+		DiskCacheSize:   2 << 30,
 		ReadPartSize:    8 << 20,
 		ReadConcurrency: 16,
 		MaxReadahead:    64 << 20,

@@ -12,7 +12,8 @@ import (
 // and small skips forward and re-reads stay within the window), the read-ahead window doubles from
 // initialWindow up to Options.MaxReadahead, and the blocks ahead are fetched in parallel, in GETs
 // of up to Options.ReadPartSize. After randomMisses reads in a row that are not sequential, the
-// handle turns random: the window is dropped and only the blocks a read needs are fetched. Blocks fetched ahead are held by the handle until read (the shared cache may evict
+// handle turns random: the window is dropped and only the blocks a read needs are fetched, and the
+// whole object is copied to the disk cache in the background if it fits there. Blocks fetched ahead are held by the handle until read (the shared cache may evict
 // them), within a mount-wide budget of Options.ReadaheadBudget bytes; beyond it, no read-ahead.
 const initialWindow = 1 << 20
 
@@ -82,6 +83,9 @@ func (rd *reader) plan(off, end, first, last int64) []*block {
 	case rd.misses+1 >= randomMisses:
 		rd.dropAhead()
 		rd.window, rd.misses, rd.lastEnd = 0, 0, end
+		// Random reads of an object that fits the disk cache are served from a local copy,
+		// fetched whole in the background.
+		rd.r.cache.fetchWhole(rd.r.ctx, rd.info, rd.r.opts.ReadPartSize)
 	default:
 		rd.misses++
 	}

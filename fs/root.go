@@ -84,6 +84,13 @@ func NewRoot(b backend.Backend, opts Options) (*Root, error) {
 	if r.cache, err = newBlockCache(b, opts.Metrics, opts.CacheSize, opts.ReadConcurrency); err != nil {
 		return nil, err
 	}
+	cacheDir := opts.DiskCacheDir
+	if cacheDir == "" {
+		cacheDir = filepath.Join(opts.StagingDir, "cache")
+	}
+	if r.cache.disk, err = openDiskCache(cacheDir, opts.DiskCacheSize, log); err != nil {
+		return nil, err
+	}
 	r.readahead = &byteBudget{limit: opts.ReadaheadBudget}
 	r.heads = make(chan struct{}, 32)
 	return r, nil
@@ -99,6 +106,7 @@ func (r *Root) RecoverUploads(ctx context.Context) (int, error) {
 func (r *Root) Close() {
 	r.cancel()
 	r.journal.close()
+	r.cache.disk.close()
 }
 
 // track records whether f has local content, for Shutdown.
@@ -285,7 +293,11 @@ func (r *Root) newChild(ctx context.Context, parent *fusefs.Inode, e dirEntry, o
 	if ch := parent.GetChild(e.name); ch != nil && ch.StableAttr().Mode == uint32(typ) {
 		switch n := ch.Operations().(type) {
 		case *File:
-			n.setInfo(e.info)
+			if e.listed {
+				n.setListedInfo(e.info)
+			} else {
+				n.setInfo(e.info)
+			}
 		case *Dir:
 			n.setAttrs(e.info.Meta)
 		case *Symlink:
@@ -301,8 +313,9 @@ func (r *Root) newChild(ctx context.Context, parent *fusefs.Inode, e dirEntry, o
 	case syscall.S_IFLNK:
 		node = &Symlink{root: r, info: e.info}
 	default:
-		node = newFile(r, e.info)
-		typ = syscall.S_IFREG
+		f := newFile(r, e.info)
+		f.attrsUnknown = e.listed
+		node, typ = f, syscall.S_IFREG
 	}
 	ch := parent.NewInode(ctx, node, fusefs.StableAttr{Mode: uint32(typ), Ino: ino})
 	fillEntry(ch, out)

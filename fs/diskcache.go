@@ -1,0 +1,245 @@
+package fs
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/s3mount/s3mount/fs/backend"
+)
+
+// diskCache keeps whole object versions that are read at random on local disk, the way s3fs
+// serves every file from a local copy, but only for the readers that need it: when a handle
+// turns random (see reader), the whole object is fetched in the background, in parallel parts,
+// into a sparse file here, and every read of a block already there is a local read. Sequential
+// readers never write here (their blocks go through the memory cache only).
+//
+// Files are named by a hash of key and ETag, so, like the memory cache, content never needs
+// invalidating. Space is reserved for a whole object before its fetch starts; the least recently
+// used objects that no read is using are removed to make room, and an object that does not fit is
+// not cached. Each mount uses its own subdirectory, locked while mounted and removed at unmount;
+// one left behind by a crashed mount is removed by the next mount using the same directory.
+type diskCache struct {
+	dir   string
+	lock  *os.File // flock held on dir/lock while mounted
+	limit int64
+	log   *slog.Logger
+
+	mu      sync.Mutex // protects the following
+	used    int64      // bytes reserved by objects
+	objects map[string]*diskObject
+}
+
+// diskObject is one object version in the disk cache.
+type diskObject struct {
+	id      string
+	f       *os.File
+	size    int64
+	present []bool // by block index
+	have    int    // blocks present
+	refs    int    // reads and writes in progress; an object in use is not evicted
+	used    time.Time
+}
+
+const diskCachePrefix = "s3mount-cache-"
+
+// openDiskCache creates this mount's subdirectory of parent (removing those of crashed mounts).
+// A limit of 0 turns the disk cache off (nil, nil).
+func openDiskCache(parent string, limit int64, log *slog.Logger) (*diskCache, error) {
+	if parent == "" || limit <= 0 {
+		return nil, nil
+	}
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return nil, fmt.Errorf("cache directory: %w", err)
+	}
+	removeStaleCaches(parent, log)
+	dir, err := os.MkdirTemp(parent, diskCachePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("cache directory: %w", err)
+	}
+	lock, err := os.Create(filepath.Join(dir, "lock"))
+	if err == nil {
+		err = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("cache directory: %w", err)
+	}
+	var st syscall.Statfs_t
+	if syscall.Statfs(dir, &st) == nil {
+		// Never take more than half of the space that is free now.
+		if free := int64(st.Bavail) * st.Bsize / 2; free < limit {
+			log.Info("disk cache smaller than configured: half the free space", "dir", parent, "bytes", free)
+			limit = free
+		}
+	}
+	return &diskCache{dir: dir, lock: lock, limit: limit, log: log, objects: map[string]*diskObject{}}, nil
+}
+
+// removeStaleCaches removes the subdirectories of parent whose mount is gone (not locked).
+func removeStaleCaches(parent string, log *slog.Logger) {
+	old, _ := filepath.Glob(filepath.Join(parent, diskCachePrefix+"*"))
+	for _, d := range old {
+		f, err := os.Open(filepath.Join(d, "lock"))
+		if err == nil {
+			err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+			f.Close()
+		}
+		if err == nil || errors.Is(err, os.ErrNotExist) {
+			log.Info("removing the disk cache of an earlier mount", "dir", d)
+			os.RemoveAll(d)
+		}
+	}
+}
+
+// close removes the cache.
+func (dc *diskCache) close() {
+	if dc == nil {
+		return
+	}
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	for id, o := range dc.objects {
+		o.f.Close()
+		delete(dc.objects, id)
+	}
+	os.RemoveAll(dc.dir)
+	dc.lock.Close()
+}
+
+func diskID(info backend.ObjectInfo) string {
+	sum := sha256.Sum256([]byte(info.Key + "\x00" + info.ETag + "\x00" + strconv.FormatInt(info.Size, 10)))
+	return hex.EncodeToString(sum[:16])
+}
+
+// admit makes room for info's whole content and starts caching it. It returns false when the
+// object is cached already, or does not fit.
+func (dc *diskCache) admit(info backend.ObjectInfo) bool {
+	if dc == nil || info.Size <= 0 {
+		return false
+	}
+	id := diskID(info)
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	if _, ok := dc.objects[id]; ok || info.Size > dc.limit {
+		return false
+	}
+	for dc.used+info.Size > dc.limit {
+		if !dc.evictOne() {
+			return false
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(dc.dir, id), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		dc.log.Warn("disk cache", "err", err)
+		return false
+	}
+	n := (info.Size + blockSize - 1) / blockSize
+	dc.objects[id] = &diskObject{id: id, f: f, size: info.Size, present: make([]bool, n), used: time.Now()}
+	dc.used += info.Size
+	return true
+}
+
+// evictOne removes the least recently used object not in use. Must hold mu.
+func (dc *diskCache) evictOne() bool {
+	var victim *diskObject
+	for _, o := range dc.objects {
+		if o.refs == 0 && (victim == nil || o.used.Before(victim.used)) {
+			victim = o
+		}
+	}
+	if victim == nil {
+		return false
+	}
+	dc.remove(victim)
+	return true
+}
+
+// remove drops o. Must hold mu, and o must not be in use.
+func (dc *diskCache) remove(o *diskObject) {
+	o.f.Close()
+	os.Remove(o.f.Name())
+	delete(dc.objects, o.id)
+	dc.used -= o.size
+}
+
+// tracks reports whether info is being cached here.
+func (dc *diskCache) tracks(info backend.ObjectInfo) bool {
+	if dc == nil {
+		return false
+	}
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	_, ok := dc.objects[diskID(info)]
+	return ok
+}
+
+// acquire returns info's object, in use, if it is cached here and (when want >= 0) has block want.
+func (dc *diskCache) acquire(info backend.ObjectInfo, want int64) *diskObject {
+	if dc == nil {
+		return nil
+	}
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	o, ok := dc.objects[diskID(info)]
+	if !ok || (want >= 0 && (want >= int64(len(o.present)) || !o.present[want])) {
+		return nil
+	}
+	o.refs++
+	o.used = time.Now()
+	return o
+}
+
+func (dc *diskCache) releaseObj(o *diskObject) {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	o.refs--
+}
+
+// get returns block idx of info if it is here.
+func (dc *diskCache) get(info backend.ObjectInfo, idx int64) ([]byte, bool) {
+	o := dc.acquire(info, idx)
+	if o == nil {
+		return nil, false
+	}
+	defer dc.releaseObj(o)
+	buf := make([]byte, min(blockSize, o.size-idx*blockSize))
+	if _, err := o.f.ReadAt(buf, idx*blockSize); err != nil {
+		dc.log.Warn("disk cache read", "err", err)
+		return nil, false
+	}
+	return buf, true
+}
+
+// put stores block idx of info if info is being cached here; it reports whether it did.
+func (dc *diskCache) put(info backend.ObjectInfo, idx int64, data []byte) bool {
+	o := dc.acquire(info, -1)
+	if o == nil {
+		return false
+	}
+	_, err := o.f.WriteAt(data, idx*blockSize)
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	o.refs--
+	if err != nil {
+		// A full disk or an I/O error: stop caching this object.
+		dc.log.Warn("disk cache write", "err", err)
+		if o.refs == 0 && dc.objects[o.id] == o {
+			dc.remove(o)
+		}
+		return false
+	}
+	if !o.present[idx] {
+		o.present[idx] = true
+		o.have++
+	}
+	return true
+}

@@ -1,0 +1,176 @@
+package fs
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/s3mount/s3mount/fs/backend"
+	"github.com/s3mount/s3mount/fs/backend/memback"
+)
+
+// cachedObjects returns the object files of the disk caches under dir.
+func cachedObjects(t *testing.T, dir string) []string {
+	t.Helper()
+	all, err := filepath.Glob(filepath.Join(dir, diskCachePrefix+"*", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, f := range all {
+		if filepath.Base(f) != "lock" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// TestRandomReaderIsServedFromDisk: a handle that reads at random gets the whole object copied to
+// the disk cache in the background; once it is there, reads make no GET, and every read returns
+// the object's bytes (before, during and after the copy).
+func TestRandomReaderIsServedFromDisk(t *testing.T) {
+	b := memback.New()
+	data := randomData(3, 6<<20+4321)
+	b.PutBytes("obj", data)
+	opts := DefaultOptions()
+	opts.CacheSize = 2 * blockSize // the memory cache cannot hold it
+	opts.ReadPartSize = 1 << 20
+	opts.DiskCacheDir = t.TempDir()
+	opts.DiskCacheSize = 64 << 20
+	mnt := testMount(t, b, opts)
+	f, err := os.Open(filepath.Join(mnt, "obj"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rng := rand.New(rand.NewSource(5))
+	check := func(reads int) {
+		t.Helper()
+		for i := 0; i < reads; i++ {
+			off := rng.Int63n(int64(len(data)))
+			buf := make([]byte, 1+rng.Intn(2*blockSize))
+			n, err := f.ReadAt(buf, off)
+			if err != nil && err != io.EOF {
+				t.Fatalf("ReadAt(%d, %d): %v", off, len(buf), err)
+			}
+			if want := data[off:min(off+int64(len(buf)), int64(len(data)))]; !bytes.Equal(buf[:n], want) {
+				t.Fatalf("ReadAt(%d, %d): %d bytes that differ from the object", off, len(buf), n)
+			}
+		}
+	}
+	check(50)
+	// Wait for the background copy: GETs stop.
+	for prev, deadline := -1, time.Now().Add(10*time.Second); ; time.Sleep(100 * time.Millisecond) {
+		n := b.Calls(memback.OpGet)
+		if n == prev {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the background copy did not finish")
+		}
+		prev = n
+	}
+	if objs := cachedObjects(t, opts.DiskCacheDir); len(objs) != 1 {
+		t.Fatalf("disk cache holds %v, want one object", objs)
+	}
+	b.ResetCalls()
+	check(300)
+	if n := b.Calls(memback.OpGet); n != 0 {
+		t.Errorf("%d GETs after the object was copied to disk, want 0", n)
+	}
+}
+
+// TestSequentialReaderLeavesDiskAlone: sequential readers use read-ahead and the memory cache only.
+func TestSequentialReaderLeavesDiskAlone(t *testing.T) {
+	b := memback.New()
+	data := randomData(4, 5<<20)
+	b.PutBytes("obj", data)
+	opts := DefaultOptions()
+	opts.DiskCacheDir = t.TempDir()
+	mnt := testMount(t, b, opts)
+	got, err := os.ReadFile(filepath.Join(mnt, "obj"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes (%v), want the object", len(got), err)
+	}
+	if objs := cachedObjects(t, opts.DiskCacheDir); len(objs) != 0 {
+		t.Errorf("disk cache holds %v after a sequential read, want nothing", objs)
+	}
+}
+
+// TestDiskCacheBoundAndLifecycle: the cache never reserves more than its limit, evicts the least
+// recently used object not in use, skips what does not fit, removes a crashed mount's directory
+// and its own at close.
+func TestDiskCacheBoundAndLifecycle(t *testing.T) {
+	parent := t.TempDir()
+	stale := filepath.Join(parent, diskCachePrefix+"crashed")
+	if err := os.MkdirAll(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(stale, "lock"), nil, 0o600)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dc, err := openDiskCache(parent, 2*blockSize, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("a crashed mount's cache directory is still there (%v)", err)
+	}
+	// A second cache in the same parent leaves the live one alone.
+	other, err := openDiskCache(parent, blockSize, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dc.dir); err != nil {
+		t.Fatalf("opening a second cache removed the first: %v", err)
+	}
+	other.close()
+
+	a := backend.ObjectInfo{Key: "a", ETag: "1", Size: blockSize}
+	b := backend.ObjectInfo{Key: "b", ETag: "1", Size: blockSize}
+	c := backend.ObjectInfo{Key: "c", ETag: "1", Size: blockSize}
+	big := backend.ObjectInfo{Key: "big", ETag: "1", Size: 3 * blockSize}
+	block := bytes.Repeat([]byte{7}, blockSize)
+	if !dc.admit(a) || !dc.admit(b) {
+		t.Fatal("objects that fit were not admitted")
+	}
+	if dc.admit(a) {
+		t.Error("an object already cached was admitted again")
+	}
+	if dc.admit(big) {
+		t.Error("an object larger than the cache was admitted")
+	}
+	if _, ok := dc.get(a, 0); ok {
+		t.Error("a block never stored was found")
+	}
+	if !dc.put(a, 0, block) {
+		t.Fatal("put of an admitted object failed")
+	}
+	if got, ok := dc.get(a, 0); !ok || !bytes.Equal(got, block) {
+		t.Fatal("stored block not read back")
+	}
+	if dc.put(c, 0, block) {
+		t.Error("put of an object never admitted was stored")
+	}
+	// b is in use: admitting c evicts a even though a was used more recently.
+	inUse := dc.acquire(b, -1)
+	if !dc.admit(c) {
+		t.Fatal("c was not admitted by evicting a")
+	}
+	if dc.tracks(a) || !dc.tracks(b) || !dc.tracks(c) {
+		t.Errorf("after eviction: a=%v b=%v c=%v, want false true true", dc.tracks(a), dc.tracks(b), dc.tracks(c))
+	}
+	if dc.used > dc.limit {
+		t.Errorf("reserved %d bytes over the limit of %d", dc.used, dc.limit)
+	}
+	dc.releaseObj(inUse)
+	dir := dc.dir
+	dc.close()
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("cache directory left after close (%v)", err)
+	}
+}
