@@ -82,6 +82,7 @@ func (bc *blockCache) keep(info backend.ObjectInfo, idx int64, data []byte) {
 // cached nor being fetched. The returned blocks complete as their bytes arrive.
 func (bc *blockCache) fetch(info backend.ObjectInfo, first, last int64) []*block {
 	out := make([]*block, 0, last-first+1)
+	id := bc.diskID(info)
 	var todo []*block
 	todoFirst := int64(-1)
 	bc.mu.Lock()
@@ -93,7 +94,7 @@ func (bc *blockCache) fetch(info backend.ObjectInfo, first, last int64) []*block
 			out = append(out, b)
 			continue
 		}
-		if data, ok := bc.disk.get(info, idx); ok {
+		if data, ok := bc.disk.get(id, idx); ok {
 			bc.m.Inc("s3mount_disk_cache_hits_total", "blocks served from the disk cache")
 			b := &block{done: make(chan struct{}), data: data}
 			close(b.done)
@@ -179,7 +180,7 @@ func (bc *blockCache) complete(info backend.ObjectInfo, idx int64, b *block, dat
 	bc.mu.Lock()
 	delete(bc.inflight, blockKey(info, idx))
 	bc.mu.Unlock()
-	if err == nil && !bc.disk.put(info, idx, data) {
+	if err == nil && !bc.disk.put(bc.diskID(info), idx, data) {
 		bc.keep(info, idx, data)
 	}
 	close(b.done)
@@ -189,7 +190,7 @@ func (bc *blockCache) complete(info backend.ObjectInfo, idx int64, b *block, dat
 // partSize, unless it is there already or does not fit. It stops when ctx ends or a GET fails
 // (the reads that need the missing blocks then fetch them themselves, and see the error).
 func (bc *blockCache) fetchWhole(ctx context.Context, info backend.ObjectInfo, partSize int64) {
-	if !bc.disk.admit(info) {
+	if !bc.disk.admit(diskID(info), info) {
 		return
 	}
 	perPart := max(1, partSize/blockSize)
@@ -224,4 +225,12 @@ func (bc *blockCache) fetchWhole(ctx context.Context, info backend.ObjectInfo, p
 			}
 		}()
 	}
+}
+
+// diskID is diskID(info) when the disk cache is on (it costs a hash), "" otherwise.
+func (bc *blockCache) diskID(info backend.ObjectInfo) string {
+	if bc.disk == nil {
+		return ""
+	}
+	return diskID(info)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/s3mount/s3mount/fs/backend"
 )
@@ -115,6 +118,7 @@ func (dc *diskCache) close() {
 	dc.lock.Close()
 }
 
+// diskID names an object version in the disk cache.
 func diskID(info backend.ObjectInfo) string {
 	sum := sha256.Sum256([]byte(info.Key + "\x00" + info.ETag + "\x00" + strconv.FormatInt(info.Size, 10)))
 	return hex.EncodeToString(sum[:16])
@@ -122,11 +126,10 @@ func diskID(info backend.ObjectInfo) string {
 
 // admit makes room for info's whole content and starts caching it. It returns false when the
 // object is cached already, or does not fit.
-func (dc *diskCache) admit(info backend.ObjectInfo) bool {
+func (dc *diskCache) admit(id string, info backend.ObjectInfo) bool {
 	if dc == nil || info.Size <= 0 {
 		return false
 	}
-	id := diskID(info)
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
 	if _, ok := dc.objects[id]; ok || info.Size > dc.limit {
@@ -172,26 +175,32 @@ func (dc *diskCache) remove(o *diskObject) {
 }
 
 // tracks reports whether info is being cached here.
-func (dc *diskCache) tracks(info backend.ObjectInfo) bool {
+func (dc *diskCache) tracks(id string) bool {
 	if dc == nil {
 		return false
 	}
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
-	_, ok := dc.objects[diskID(info)]
+	_, ok := dc.objects[id]
 	return ok
 }
 
-// acquire returns info's object, in use, if it is cached here and (when want >= 0) has block want.
-func (dc *diskCache) acquire(info backend.ObjectInfo, want int64) *diskObject {
+// acquire returns object id, in use, if it is cached here and has the blocks [first, last]
+// (none are needed when last < first).
+func (dc *diskCache) acquire(id string, first, last int64) *diskObject {
 	if dc == nil {
 		return nil
 	}
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
-	o, ok := dc.objects[diskID(info)]
-	if !ok || (want >= 0 && (want >= int64(len(o.present)) || !o.present[want])) {
+	o, ok := dc.objects[id]
+	if !ok || last >= int64(len(o.present)) {
 		return nil
+	}
+	for idx := first; idx <= last; idx++ {
+		if !o.present[idx] {
+			return nil
+		}
 	}
 	o.refs++
 	o.used = time.Now()
@@ -204,9 +213,9 @@ func (dc *diskCache) releaseObj(o *diskObject) {
 	o.refs--
 }
 
-// get returns block idx of info if it is here.
-func (dc *diskCache) get(info backend.ObjectInfo, idx int64) ([]byte, bool) {
-	o := dc.acquire(info, idx)
+// get returns block idx of object id if it is here.
+func (dc *diskCache) get(id string, idx int64) ([]byte, bool) {
+	o := dc.acquire(id, idx, idx)
 	if o == nil {
 		return nil, false
 	}
@@ -219,9 +228,9 @@ func (dc *diskCache) get(info backend.ObjectInfo, idx int64) ([]byte, bool) {
 	return buf, true
 }
 
-// put stores block idx of info if info is being cached here; it reports whether it did.
-func (dc *diskCache) put(info backend.ObjectInfo, idx int64, data []byte) bool {
-	o := dc.acquire(info, -1)
+// put stores block idx of object id if it is being cached here; it reports whether it did.
+func (dc *diskCache) put(id string, idx int64, data []byte) bool {
+	o := dc.acquire(id, 0, -1)
 	if o == nil {
 		return false
 	}
@@ -243,3 +252,44 @@ func (dc *diskCache) put(info backend.ObjectInfo, idx int64, data []byte) bool {
 	}
 	return true
 }
+
+// readResult serves a read from a cached object without copying: go-fuse splices the bytes from
+// the file into the kernel's reply. The object stays in use (not evicted) until the reply is sent.
+type diskReadResult struct {
+	dc  *diskCache
+	o   *diskObject
+	off int64
+	sz  int
+}
+
+// read returns a reply of n bytes at off of object id, if the cache holds all of them.
+func (dc *diskCache) read(id string, off int64, n int) fuse.ReadResult {
+	if dc == nil || n <= 0 {
+		return nil
+	}
+	o := dc.acquire(id, off/blockSize, (off+int64(n)-1)/blockSize)
+	if o == nil {
+		return nil
+	}
+	return &diskReadResult{dc: dc, o: o, off: off, sz: n}
+}
+
+// Seekable lets go-fuse splice from the file.
+func (r *diskReadResult) Seekable() (fd uintptr, off int64, sz int) {
+	return r.o.f.Fd(), r.off, r.sz
+}
+
+// Bytes implements fuse.ReadResult, when go-fuse cannot splice.
+func (r *diskReadResult) Bytes(buf []byte) ([]byte, fuse.Status) {
+	n, err := r.o.f.ReadAt(buf[:min(len(buf), r.sz)], r.off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fuse.EIO
+	}
+	return buf[:n], fuse.OK
+}
+
+// Size implements fuse.ReadResult.
+func (r *diskReadResult) Size() int { return r.sz }
+
+// Done implements fuse.ReadResult: the reply was sent.
+func (r *diskReadResult) Done() { r.dc.releaseObj(r.o) }

@@ -135,34 +135,34 @@ func TestDiskCacheBoundAndLifecycle(t *testing.T) {
 	c := backend.ObjectInfo{Key: "c", ETag: "1", Size: blockSize}
 	big := backend.ObjectInfo{Key: "big", ETag: "1", Size: 3 * blockSize}
 	block := bytes.Repeat([]byte{7}, blockSize)
-	if !dc.admit(a) || !dc.admit(b) {
+	if !dc.admit(diskID(a), a) || !dc.admit(diskID(b), b) {
 		t.Fatal("objects that fit were not admitted")
 	}
-	if dc.admit(a) {
+	if dc.admit(diskID(a), a) {
 		t.Error("an object already cached was admitted again")
 	}
-	if dc.admit(big) {
+	if dc.admit(diskID(big), big) {
 		t.Error("an object larger than the cache was admitted")
 	}
-	if _, ok := dc.get(a, 0); ok {
+	if _, ok := dc.get(diskID(a), 0); ok {
 		t.Error("a block never stored was found")
 	}
-	if !dc.put(a, 0, block) {
+	if !dc.put(diskID(a), 0, block) {
 		t.Fatal("put of an admitted object failed")
 	}
-	if got, ok := dc.get(a, 0); !ok || !bytes.Equal(got, block) {
+	if got, ok := dc.get(diskID(a), 0); !ok || !bytes.Equal(got, block) {
 		t.Fatal("stored block not read back")
 	}
-	if dc.put(c, 0, block) {
+	if dc.put(diskID(c), 0, block) {
 		t.Error("put of an object never admitted was stored")
 	}
 	// b is in use: admitting c evicts a even though a was used more recently.
-	inUse := dc.acquire(b, -1)
-	if !dc.admit(c) {
+	inUse := dc.acquire(diskID(b), 0, -1)
+	if !dc.admit(diskID(c), c) {
 		t.Fatal("c was not admitted by evicting a")
 	}
-	if dc.tracks(a) || !dc.tracks(b) || !dc.tracks(c) {
-		t.Errorf("after eviction: a=%v b=%v c=%v, want false true true", dc.tracks(a), dc.tracks(b), dc.tracks(c))
+	if dc.tracks(diskID(a)) || !dc.tracks(diskID(b)) || !dc.tracks(diskID(c)) {
+		t.Errorf("after eviction: a=%v b=%v c=%v, want false true true", dc.tracks(diskID(a)), dc.tracks(diskID(b)), dc.tracks(diskID(c)))
 	}
 	if dc.used > dc.limit {
 		t.Errorf("reserved %d bytes over the limit of %d", dc.used, dc.limit)

@@ -355,8 +355,14 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	var err error
 	if d != nil {
 		n, err = d.readAt(ctx, dest, off)
+	} else if rr := h.rd.diskRead(off, len(dest)); rr != nil {
+		return rr, 0 // spliced from the disk cache
 	} else {
-		n, err = h.rd.readAt(ctx, dest, off)
+		vecs, err := h.rd.read(ctx, off, len(dest))
+		if err != nil {
+			return nil, h.f.root.fail("read", h.snapshot.Key, err)
+		}
+		return fuse.ReadResultVector(vecs), 0
 	}
 	if err != nil {
 		return nil, h.f.root.fail("read", h.snapshot.Key, err)

@@ -1,7 +1,11 @@
 package fs
 
 import (
+	"fmt"
 	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -39,7 +43,7 @@ func Mount(mountpoint string, r *Root) (*Server, error) {
 			FsName:        o.FsName,
 			Name:          "s3mount",
 			MaxWrite:      1 << 20,
-			MaxReadAhead:  1 << 20,
+			MaxReadAhead:  int(max(1<<20, o.KernelReadahead)),
 			MaxBackground: 64,
 			DirectMount:   os.Geteuid() == 0,
 			Debug:         o.Debug,
@@ -52,7 +56,25 @@ func Mount(mountpoint string, r *Root) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.KernelReadahead > 0 {
+		if err := setKernelReadahead(mountpoint, o.KernelReadahead); err != nil {
+			r.log.Info("kernel read-ahead left at its default", "err", err)
+		}
+	}
 	return &Server{srv: srv, root: r}, nil
+}
+
+// setKernelReadahead sets the kernel's read-ahead for the mount. A FUSE mount starts at 128 KiB
+// and the filesystem can only lower it, so without this every read reaches the filesystem in
+// 128 KiB requests; with 1 MiB, in requests of up to 1 MiB (a quarter of the round trips, for
+// sequential and random readers alike). Needs root (it is a sysfs setting of the mount's device).
+func setKernelReadahead(mountpoint string, n int64) error {
+	var st unix.Stat_t
+	if err := unix.Stat(mountpoint, &st); err != nil {
+		return err
+	}
+	path := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	return os.WriteFile(path, []byte(strconv.FormatInt(max(4, n>>10), 10)), 0)
 }
 
 // Wait blocks until the filesystem is unmounted, then releases what it held.

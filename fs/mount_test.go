@@ -378,3 +378,24 @@ func btoi(b bool) int {
 	}
 	return 0
 }
+
+// TestKernelReadahead: the mount's kernel read-ahead is raised from FUSE's 128 KiB (as root).
+func TestKernelReadahead(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	opts := DefaultOptions()
+	opts.KernelReadahead = 2 << 20
+	mnt := testMount(t, memback.New(), opts)
+	var st syscall.Stat_t
+	if err := syscall.Stat(mnt, &st); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", st.Dev>>8&0xfff, st.Dev&0xff|st.Dev>>12&0xfff00))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(bytes.TrimSpace(got)) != "2048" {
+		t.Errorf("read_ahead_kb = %q, want 2048", got)
+	}
+}

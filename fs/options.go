@@ -40,6 +40,9 @@ type Options struct {
 	ListPageSize int
 	// CacheSize bounds the block cache (bytes of object content kept in memory); 0 turns it off.
 	CacheSize int64
+	// KernelReadahead is the kernel's read-ahead for the mount (and so the largest read request
+	// it sends); 0 keeps the kernel's default of 128 KiB. Setting it needs root.
+	KernelReadahead int64
 	// DiskCacheSize bounds the local disk used to keep whole objects that are read at random (see
 	// diskcache.go), at most half the free space; 0 turns it off. DiskCacheDir holds it ("" means
 	// StagingDir/cache); each mount uses its own subdirectory and removes it at unmount.
@@ -88,6 +91,7 @@ func DefaultOptions() Options {
 
 		CacheSize:       256 << 20,
 		DiskCacheSize:   2 << 30,
+		KernelReadahead: 1 << 20,
 		ReadPartSize:    8 << 20,
 		ReadConcurrency: 16,
 		MaxReadahead:    64 << 20,

@@ -4,17 +4,22 @@ import (
 	"context"
 	"sync"
 
+	"github.com/hanwen/go-fuse/v2/fuse"
+
 	"github.com/s3mount/s3mount/fs/backend"
 )
 
-// Read-ahead. Each open handle watches its own reads: while they are sequential (each lands near
-// the furthest point read so far: the kernel's asynchronous reads arrive slightly out of order,
-// and small skips forward and re-reads stay within the window), the read-ahead window doubles from
-// initialWindow up to Options.MaxReadahead, and the blocks ahead are fetched in parallel, in GETs
-// of up to Options.ReadPartSize. After randomMisses reads in a row that are not sequential, the
-// handle turns random: the window is dropped and only the blocks a read needs are fetched, and the
-// whole object is copied to the disk cache in the background if it fits there. Blocks fetched ahead are held by the handle until read (the shared cache may evict
-// them), within a mount-wide budget of Options.ReadaheadBudget bytes; beyond it, no read-ahead.
+// Read-ahead. Each open handle watches its own reads: while they are sequential (each lands within
+// 2*initialWindow of the furthest point read so far: the kernel's asynchronous reads arrive
+// slightly out of order, and small skips forward and re-reads stay sequential), the read-ahead
+// window doubles from initialWindow up to Options.MaxReadahead, and the blocks ahead are fetched
+// in parallel, in GETs of up to Options.ReadPartSize. After randomMisses reads in a row that are
+// not sequential, the handle turns random: the window is dropped, only the blocks a read needs
+// are fetched, and the whole object is copied to the disk cache in the background if it fits
+// there. A random handle turns sequential again after reading initialWindow bytes in a row (not
+// after one read the kernel split into adjacent requests). Blocks fetched ahead are held by the
+// handle until read (the shared cache may evict them), within a mount-wide budget of
+// Options.ReadaheadBudget bytes; beyond it, no read-ahead.
 const initialWindow = 1 << 20
 
 // randomMisses is how many non-sequential reads in a row turn a handle random.
@@ -24,54 +29,83 @@ const randomMisses = 3
 type reader struct {
 	r    *Root
 	info backend.ObjectInfo
+	id   string // in the disk cache
 
-	mu      sync.Mutex // protects the following
-	lastEnd int64      // the furthest point read so far
-	window  int64      // current read-ahead in bytes; 0 in random mode
-	misses  int        // non-sequential reads in a row
-	ahead   map[int64]*block
-	next    int64 // first block not yet requested ahead
-	budget  int64 // bytes of the budget this reader holds
+	mu       sync.Mutex // protects the following
+	lastEnd  int64      // the furthest point read so far
+	window   int64      // current read-ahead in bytes; 0 in random mode
+	misses   int        // non-sequential reads in a row
+	random   bool       // turned random: no read-ahead until a sequential run of initialWindow
+	runStart int64      // where the current sequential run started, in random mode
+	ahead    map[int64]*block
+	// recent are the blocks of the last read, which the kernel's next request (the rest of a
+	// read it split) often needs again, before the shared cache has admitted them.
+	recent map[int64]*block
+	next   int64 // first block not yet requested ahead
+	budget int64 // bytes of the budget this reader holds
 }
 
 func newReader(r *Root, info backend.ObjectInfo) *reader {
-	return &reader{r: r, info: info, lastEnd: 0, ahead: map[int64]*block{}}
+	return &reader{r: r, info: info, id: r.cache.diskID(info), lastEnd: 0, ahead: map[int64]*block{}}
 }
 
-// readAt reads into dest from off, short only at the end of the object.
-func (rd *reader) readAt(ctx context.Context, dest []byte, off int64) (int, error) {
-	size := rd.info.Size
-	if off >= size || len(dest) == 0 {
-		return 0, nil
+// diskRead returns a reply for a read of n bytes at off that the disk cache holds entirely (see
+// diskReadResult), or nil.
+func (rd *reader) diskRead(off int64, n int) fuse.ReadResult {
+	if off >= rd.info.Size {
+		return nil
 	}
-	end := min(off+int64(len(dest)), size)
+	return rd.r.cache.disk.read(rd.id, off, int(min(int64(n), rd.info.Size-off)))
+}
+
+// read returns the n bytes at off (fewer only at the end of the object) as slices of the cached
+// blocks, which never change: the reply is written from them without a copy.
+func (rd *reader) read(ctx context.Context, off int64, n int) ([][]byte, error) {
+	size := rd.info.Size
+	if off >= size || n == 0 {
+		return nil, nil
+	}
+	end := min(off+int64(n), size)
 	first, last := off/blockSize, (end-1)/blockSize
 	blocks := rd.plan(off, end, first, last)
-	n := 0
+	out := make([][]byte, 0, len(blocks))
 	for i, b := range blocks {
 		select {
 		case <-b.done:
 		case <-ctx.Done():
-			return n, ctx.Err()
+			return nil, ctx.Err()
 		}
 		if b.err != nil {
-			return n, b.err
+			return nil, b.err
 		}
 		idx := first + int64(i)
 		lo := max(off, idx*blockSize) - idx*blockSize
 		hi := min(end, (idx+1)*blockSize) - idx*blockSize
-		n += copy(dest[n:], b.data[lo:hi])
+		out = append(out, b.data[lo:hi])
 	}
-	return n, nil
+	return out, nil
 }
 
 // plan updates the access pattern, starts read-ahead, and returns the blocks [first, last].
 func (rd *reader) plan(off, end, first, last int64) []*block {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
-	slack := max(rd.window, initialWindow)
+	// The kernel's own read-ahead (up to 1 MiB, in requests it sends in parallel) reorders reads
+	// within about that much; a read further away is a seek, however large the window has grown.
+	const slack = 2 * initialWindow
 	sequential := off >= rd.lastEnd-slack && off <= rd.lastEnd+slack
 	switch {
+	case rd.random:
+		// The kernel splits one large read into several adjacent requests, so adjacency alone
+		// does not mean a stream: read-ahead comes back after initialWindow bytes in a row.
+		// (Forward gaps are pages the kernel still caches, and does not ask for.)
+		if off < rd.lastEnd-blockSize || off > rd.lastEnd+initialWindow {
+			rd.runStart = off
+		}
+		rd.lastEnd = end
+		if end-rd.runStart >= initialWindow {
+			rd.random, rd.window, rd.misses = false, initialWindow, 0
+		}
 	case sequential:
 		rd.misses = 0
 		rd.lastEnd = max(rd.lastEnd, end)
@@ -82,7 +116,7 @@ func (rd *reader) plan(off, end, first, last int64) []*block {
 		}
 	case rd.misses+1 >= randomMisses:
 		rd.dropAhead()
-		rd.window, rd.misses, rd.lastEnd = 0, 0, end
+		rd.window, rd.misses, rd.lastEnd, rd.random, rd.runStart = 0, 0, end, true, off
 		// Random reads of an object that fits the disk cache are served from a local copy,
 		// fetched whole in the background.
 		rd.r.cache.fetchWhole(rd.r.ctx, rd.info, rd.r.opts.ReadPartSize)
@@ -96,6 +130,10 @@ func (rd *reader) plan(off, end, first, last int64) []*block {
 			blocks = append(blocks, b)
 			continue
 		}
+		if b, ok := rd.recent[idx]; ok {
+			blocks = append(blocks, b)
+			continue
+		}
 		blocks = append(blocks, nil)
 		missing = append(missing, idx)
 	}
@@ -104,6 +142,10 @@ func (rd *reader) plan(off, end, first, last int64) []*block {
 		for _, idx := range missing {
 			blocks[idx-first] = got[idx-missing[0]]
 		}
+	}
+	rd.recent = make(map[int64]*block, len(blocks))
+	for i, b := range blocks {
+		rd.recent[first+int64(i)] = b
 	}
 	// Blocks before the one being read are done with.
 	for idx := range rd.ahead {

@@ -107,3 +107,52 @@ func TestSequentialReadUsesLargeGets(t *testing.T) {
 		t.Errorf("%d GETs for a 32 MiB sequential read, want at most 16", n)
 	}
 }
+
+// TestRandomReadsFetchNoReadAhead: 256 KiB reads at random offsets (which the kernel splits into
+// adjacent requests) turn the handle random and fetch what they read, not a read-ahead window
+// after each of them; a sequential run afterwards gets read-ahead back.
+func TestRandomReadsFetchNoReadAhead(t *testing.T) {
+	b := memback.New()
+	data := randomData(11, 64<<20)
+	b.PutBytes("obj", data)
+	opts := DefaultOptions()
+	opts.DiskCacheSize = 0   // the object is not copied whole: every read is a GET of its own
+	opts.KernelReadahead = 0 // the kernel's 128 KiB requests: one GET each without read-ahead
+	mnt := testMount(t, b, opts)
+	f, err := os.Open(filepath.Join(mnt, "obj"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rng := rand.New(rand.NewSource(1))
+	const reads = 100
+	buf := make([]byte, blockSize)
+	seen := map[int64]bool{}
+	for i := 0; i < reads; i++ {
+		off := rng.Int63n(int64(len(data))/blockSize) * blockSize
+		seen[off] = true
+		if _, err := f.ReadAt(buf, off); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf, data[off:off+blockSize]) {
+			t.Fatalf("ReadAt(%d) differs from the object", off)
+		}
+	}
+	// The kernel adds a request of its own after each read (its read-ahead, 128 KiB), so each
+	// read may cost two blocks; a read-ahead window of ours would cost 1 MiB more.
+	// (Two random reads may land close enough to look like the start of a stream: a few MiB.)
+	if got, limit := b.BytesRequested(), int64(2*len(seen))*blockSize+8<<20; got > limit {
+		t.Errorf("%d random reads of %d distinct blocks fetched %d MiB, want at most %d MiB: read-ahead after random reads",
+			reads, len(seen), got>>20, limit>>20)
+	}
+	b.ResetCalls()
+	// A sequential run: after initialWindow bytes, read-ahead fetches in large GETs again.
+	for off := int64(0); off < 16<<20; off += blockSize {
+		if _, err := f.ReadAt(buf, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := b.Calls(memback.OpGet); n > 40 {
+		t.Errorf("%d GETs for a 16 MiB sequential run after random reads, want read-ahead (at most 40; 64 without)", n)
+	}
+}

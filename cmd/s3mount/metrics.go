@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,7 +14,7 @@ import (
 	"github.com/s3mount/s3mount/fs/metrics"
 )
 
-// serveMetrics exposes the registry at http://ADDR/metrics. Only loopback addresses are accepted:
+// serveMetrics exposes the registry at http://ADDR/metrics, and Go's profiles at /debug/pprof/. Only loopback addresses are accepted:
 // the endpoint has no authentication.
 func serveMetrics(addr string, m *metrics.Registry, log *slog.Logger) error {
 	host, _, err := net.SplitHostPort(addr)
@@ -32,6 +33,9 @@ func serveMetrics(addr string, m *metrics.Registry, log *slog.Logger) error {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		m.WriteText(w)
 	})
+	// Go's profiler, for performance work (same loopback-only endpoint).
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	log.Info("metrics served", "url", "http://"+ln.Addr().String()+"/metrics")

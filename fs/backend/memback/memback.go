@@ -58,6 +58,7 @@ type Backend struct {
 	objects map[string]*object
 	uploads map[string]*upload
 	calls   map[Op]int
+	read    int64 // bytes requested by GETs
 	seq     int
 }
 
@@ -80,6 +81,14 @@ func (b *Backend) ResetCalls() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.calls = map[Op]int{}
+	b.read = 0
+}
+
+// BytesRequested returns how many bytes GETs asked for (since the last ResetCalls).
+func (b *Backend) BytesRequested() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.read
 }
 
 // PutBytes stores an object directly (as another S3 client would), bypassing counters and faults.
@@ -234,6 +243,7 @@ func (b *Backend) Get(ctx context.Context, key string, off, n int64, ifMatch str
 	if n >= 0 {
 		end = min(off+n, size)
 	}
+	b.read += end - off
 	return io.NopCloser(bytes.NewReader(o.data[off:end])), nil
 }
 

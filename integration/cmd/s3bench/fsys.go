@@ -1,156 +1,271 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/s3mount/s3mount/integration/world"
 )
 
-// filesystem is one thing measured through a mount.
+// filesystem is one column measured through a mount. Each has its own prefix, team-a/bench-<slug>,
+// holding its copy of the read data and everything it writes.
 type filesystem struct {
-	name      string
-	prefix    string // where it writes, inside the mount (ends in "/")
-	available func() string
-	// mount mounts prefix on dir and returns the pid of the filesystem process.
-	mount func(dir string) (int, error)
+	name    string
+	slug    string
+	missing string // why it cannot be measured ("" when it can)
+	// command returns the foreground command that mounts root() on dir.
+	command func(dir string) *exec.Cmd
+	// options is how it is mounted, for the report (no secrets).
+	options string
+
+	mountFailures int
+	lastMountErr  string
 }
 
-func (b *bench) filesystems(s3mountBin, tmp string) []filesystem {
+// root is the filesystem's key prefix (no trailing slash); the role may use only team-a/.
+func (f *filesystem) root() string { return "team-a/bench-" + f.slug }
+
+func (b *bench) filesystems() []*filesystem {
 	w := b.w
 	endpoint := w.MinIO.Endpoint
-	passwd := filepath.Join(tmp, "s3fs-passwd")
-	os.WriteFile(passwd, []byte(w.MinIO.RootUser+":"+w.MinIO.RootPassword), 0o600)
-	present := func(bin string) func() string {
-		return func() string {
-			if _, err := exec.LookPath(bin); err != nil {
-				return bin + " is not installed"
-			}
-			return ""
+	passwd := filepath.Join(b.tmp, "s3fs-passwd")
+	if err := os.WriteFile(passwd, []byte(w.MinIO.RootUser+":"+w.MinIO.RootPassword+"\n"), 0o600); err != nil {
+		b.logf("writing the s3fs passwd file: %v", err)
+	}
+	missing := func(bin string) string {
+		if _, err := exec.LookPath(bin); err != nil {
+			return bin + " is not installed"
+		}
+		return ""
+	}
+	staging := filepath.Join(b.tmp, "s3mount-staging")
+	s3mount := &filesystem{name: colS3mount, slug: "s3mount",
+		options: "s3mount --endpoint … --path-style --region us-east-1 --imds-endpoint … --sts-endpoint … " +
+			"--role-arn " + world.AccessRole + " --external-id … --staging-dir … -f s3://" + world.Bucket + "/team-a/bench-s3mount DIR (defaults otherwise)"}
+	if b.s3mountExtra != "" {
+		s3mount.options += " " + b.s3mountExtra
+	}
+	s3mountCmd := func(extra ...string) func(dir string) *exec.Cmd {
+		return func(dir string) *exec.Cmd {
+			args := append(w.MountArgs(), "--role-arn", world.AccessRole, "--external-id", world.AccessExtID,
+				"--staging-dir", staging)
+			args = append(args, strings.Fields(b.s3mountExtra)...)
+			args = append(args, extra...)
+			args = append(args, "-f", "s3://"+world.Bucket+"/"+s3mount.root(), dir)
+			cmd := exec.Command(b.s3mountBin, args...)
+			cmd.Env = world.CleanEnv()
+			return cmd
 		}
 	}
-	rclone := func(mode string) func(string) (int, error) {
-		return func(dir string) (int, error) {
-			args := []string{"mount", "bench:" + world.Bucket + "/" + benchRoot, dir,
-				"--vfs-cache-mode", mode, "--cache-dir", filepath.Join(tmp, "rclone-cache-"+filepath.Base(dir)),
-				"--dir-cache-time", "1s", "--daemon-wait", "0s"}
-			cmd := exec.Command("rclone", args...)
+	s3mount.command = s3mountCmd()
+	// The ls -l rows also measure s3mount with listing_attrs (no HEAD per file), on the same
+	// objects: listing is read-only.
+	b.s3mountLA = &filesystem{name: colS3mount, slug: "s3mount", options: s3mount.options + " -o listing_attrs",
+		command: s3mountCmd("-o", "listing_attrs")}
+	s3fs := &filesystem{name: colS3fs, slug: "s3fs", missing: missing("s3fs"),
+		options: "s3fs " + world.Bucket + ":/team-a/bench-s3fs DIR -f -o passwd_file=…,url=" + endpoint +
+			",use_path_request_style,endpoint=us-east-1 (MinIO root keys; defaults otherwise)"}
+	s3fs.command = func(dir string) *exec.Cmd {
+		cmd := exec.Command("s3fs", world.Bucket+":/"+s3fs.root(), dir, "-f",
+			"-o", "passwd_file="+passwd+",url="+endpoint+",use_path_request_style,endpoint=us-east-1")
+		cmd.Env = world.CleanEnv()
+		return cmd
+	}
+	rclone := func(mode, col string) *filesystem {
+		f := &filesystem{name: col, slug: "rclone-" + mode, missing: missing("rclone"),
+			options: "rclone mount bench:" + world.Bucket + "/team-a/bench-rclone-" + mode + " DIR --vfs-cache-mode " + mode +
+				" --cache-dir … (RCLONE_CONFIG_BENCH_TYPE=s3, _PROVIDER=Minio, _ENDPOINT, root keys; defaults otherwise)"}
+		f.command = func(dir string) *exec.Cmd {
+			cmd := exec.Command("rclone", "mount", "bench:"+world.Bucket+"/"+f.root(), dir,
+				"--vfs-cache-mode", mode, "--cache-dir", dir+".rclone-cache")
 			// Debian's rclone 1.60 fails with AWS_CA_BUNDLE set: the environment is cleaned.
 			cmd.Env = append(world.CleanEnv(),
 				"RCLONE_CONFIG_BENCH_TYPE=s3", "RCLONE_CONFIG_BENCH_PROVIDER=Minio",
-				"RCLONE_CONFIG_BENCH_ENDPOINT="+endpoint, "RCLONE_CONFIG_BENCH_ACCESS_KEY_ID="+w.MinIO.RootUser,
-				"RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY="+w.MinIO.RootPassword, "RCLONE_CONFIG_BENCH_REGION=us-east-1")
-			return startAndWait(cmd, dir)
+				"RCLONE_CONFIG_BENCH_ENDPOINT="+endpoint, "RCLONE_CONFIG_BENCH_REGION=us-east-1",
+				"RCLONE_CONFIG_BENCH_ACCESS_KEY_ID="+w.MinIO.RootUser,
+				"RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY="+w.MinIO.RootPassword)
+			return cmd
+		}
+		return f
+	}
+	return []*filesystem{s3mount, s3fs, rclone("off", colRcOff), rclone("writes", colRcWr)}
+}
+
+// mount is a running filesystem process and its mountpoint.
+type mount struct {
+	fs     *filesystem
+	dir    string
+	cmd    *exec.Cmd
+	stderr *tailBuffer
+	exited chan struct{}
+	err    error // the process's exit, once exited is closed
+}
+
+// mountFresh mounts f on a new directory and waits until the mount is live. Every mount is
+// registered, so that cleanup can undo it whatever happens.
+func (b *bench) mountFresh(ctx context.Context, f *filesystem) (*mount, error) {
+	b.mu.Lock()
+	b.mountSeq++
+	dir := filepath.Join(b.tmp, fmt.Sprintf("mnt-%s-%d", f.slug, b.mountSeq))
+	b.mu.Unlock()
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, err
+	}
+	m := &mount{fs: f, dir: dir, cmd: f.command(dir), stderr: &tailBuffer{max: 4096}, exited: make(chan struct{})}
+	m.cmd.Stdout, m.cmd.Stderr = m.stderr, m.stderr
+	// Own process group: a Ctrl-C reaches s3bench only, which unmounts in order. Pdeathsig: if
+	// s3bench is killed outright, the filesystem goes with it.
+	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := m.cmd.Start(); err != nil {
+		os.Remove(dir)
+		return nil, err
+	}
+	go func() { m.err = m.cmd.Wait(); close(m.exited) }()
+	b.mu.Lock()
+	b.mounts[m] = true
+	b.mu.Unlock()
+	deadline := time.Now().Add(60 * time.Second)
+	for !isMounted(dir) {
+		select {
+		case <-m.exited:
+			b.unmount(m)
+			return nil, fmt.Errorf("exited before mounting (%v): %s", m.err, lastLine(m.stderr.String()))
+		case <-ctx.Done():
+			b.unmount(m)
+			return nil, fmt.Errorf("not mounted: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			b.unmount(m)
+			return nil, fmt.Errorf("not mounted after 60 s: %s", lastLine(m.stderr.String()))
 		}
 	}
-	return []filesystem{
-		{
-			name: "s3mount", prefix: "w-s3mount/", available: func() string { return "" },
-			mount: func(dir string) (int, error) {
-				args := append(w.MountArgs(), "--role-arn", world.AccessRole, "--external-id", world.AccessExtID,
-					"-f", "s3://"+world.Bucket+"/"+benchRoot, dir)
-				cmd := exec.Command(s3mountBin, args...)
-				cmd.Env = world.CleanEnv()
-				return startAndWait(cmd, dir)
-			},
-		},
-		{
-			name: "s3fs", prefix: "w-s3fs/", available: present("s3fs"),
-			mount: func(dir string) (int, error) {
-				cmd := exec.Command("s3fs", world.Bucket+":/"+benchRoot, dir, "-f",
-					"-o", "passwd_file="+passwd, "-o", "url="+endpoint, "-o", "use_path_request_style",
-					"-o", "endpoint=us-east-1", "-o", "stat_cache_expire=1")
-				cmd.Env = world.CleanEnv()
-				return startAndWait(cmd, dir)
-			},
-		},
-		{name: "rclone (cache off)", prefix: "w-rclone-off/", available: present("rclone"), mount: rclone("off")},
-		{name: "rclone (cache writes)", prefix: "w-rclone-writes/", available: present("rclone"), mount: rclone("writes")},
+	return m, nil
+}
+
+// unmount unmounts, waits for the process to exit (killing it if it hangs) and removes the
+// directory. It is safe to call twice.
+func (b *bench) unmount(m *mount) {
+	b.mu.Lock()
+	if !b.mounts[m] {
+		b.mu.Unlock()
+		return
+	}
+	delete(b.mounts, m)
+	b.mu.Unlock()
+	for i := 0; i < 30 && isMounted(m.dir); i++ {
+		if exec.Command("fusermount3", "-u", m.dir).Run() == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // busy: a killed reader may still hold a file
+	}
+	if isMounted(m.dir) {
+		// Still busy: stop the daemon (which aborts the connection, so no caller stays blocked
+		// in the kernel) and detach.
+		_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGTERM)
+		_ = syscall.Unmount(m.dir, syscall.MNT_DETACH)
+	}
+	select {
+	case <-m.exited:
+	case <-time.After(60 * time.Second): // s3mount and rclone may finish uploads on the way out
+		b.logf("%s did not exit 60 s after unmounting; killed", m.fs.name)
+		_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
+		<-m.exited
+	}
+	if isMounted(m.dir) {
+		_ = syscall.Unmount(m.dir, syscall.MNT_DETACH)
+	}
+	if !isMounted(m.dir) {
+		os.Remove(m.dir)
+		os.RemoveAll(m.dir + ".rclone-cache")
 	}
 }
 
-// benchRoot is what every filesystem mounts: data/ holds the objects read by every job, and each
-// filesystem writes under its own w-<name>/ (the role may use only team-a/).
-const benchRoot = "team-a/bench"
+// unmountAll undoes every mount still registered (after a failure or an interrupt).
+func (b *bench) unmountAll() {
+	b.mu.Lock()
+	var all []*mount
+	for m := range b.mounts {
+		all = append(all, m)
+	}
+	b.mu.Unlock()
+	for _, m := range all {
+		b.unmount(m)
+	}
+}
 
-// startAndWait starts a filesystem process in the foreground and waits until dir is mounted.
-func startAndWait(cmd *exec.Cmd, dir string) (int, error) {
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		return 0, err
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	deadline := time.Now().Add(60 * time.Second)
-	for !mounted(dir) {
-		select {
-		case err := <-exited:
-			return 0, fmt.Errorf("exited before mounting (%v): %s", err, lastLine(stderr.String()))
-		case <-time.After(20 * time.Millisecond):
+// isMounted reports whether dir is a mountpoint.
+func isMounted(dir string) bool {
+	return len(mountsUnder(dir, true)) > 0
+}
+
+// mountsUnder lists the mountpoints at dir (exact) or below it.
+func mountsUnder(dir string, exact bool) []string {
+	data, _ := os.ReadFile("/proc/self/mountinfo")
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) <= 4 {
+			continue
 		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			return 0, fmt.Errorf("not mounted after 60 s")
+		mp := unescapeMountinfo(f[4])
+		if mp == dir || (!exact && strings.HasPrefix(mp, dir+"/")) {
+			out = append(out, mp)
 		}
 	}
-	return cmd.Process.Pid, nil
+	return out
+}
+
+func unescapeMountinfo(s string) string {
+	return strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(s)
+}
+
+// peakRSS is a process's peak resident memory (VmHWM) in MiB.
+func peakRSS(pid int) (float64, bool) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		var kb int64
+		if n, _ := fmt.Sscanf(line, "VmHWM: %d kB", &kb); n == 1 {
+			return float64(kb) / 1024, true
+		}
+	}
+	return 0, false
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
 }
 
 func lastLine(s string) string {
-	lines := splitLines(strings.TrimSpace(s))
-	if len(lines) == 0 {
-		return ""
-	}
-	return lines[len(lines)-1]
-}
-
-// mounted reports whether dir is a mountpoint.
-func mounted(dir string) bool {
-	data, _ := os.ReadFile("/proc/self/mountinfo")
-	for _, line := range splitLines(string(data)) {
-		f := strings.Fields(line)
-		if len(f) > 4 && f[4] == dir {
-			return true
-		}
-	}
-	return false
-}
-
-// unmount unmounts dir and waits for the process to go.
-func unmount(dir string, pid int) {
-	for i := 0; i < 50 && mounted(dir); i++ {
-		if exec.Command("fusermount3", "-u", dir).Run() == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if mounted(dir) {
-		syscall.Unmount(dir, syscall.MNT_DETACH)
-	}
-	for i := 0; i < 100; i++ {
-		if syscall.Kill(pid, 0) != nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	syscall.Kill(pid, syscall.SIGKILL)
-}
-
-// peakRSS returns the peak resident memory of a process in MiB.
-func peakRSS(pid int) float64 {
-	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, line := range splitLines(string(data)) {
-		var kb int64
-		if n, _ := fmt.Sscanf(line, "VmHWM: %d kB", &kb); n == 1 {
-			return float64(kb) / 1024
-		}
-	}
-	return 0
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }

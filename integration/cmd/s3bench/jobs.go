@@ -1,407 +1,432 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"log"
-	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
-	"sync"
+	"strings"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
-	"github.com/s3mount/s3mount/integration/world"
 )
 
-type bench struct {
-	w       *world.World
-	sz      sizes
-	tmp     string
-	results *results
+// fsJob is one job of the suite, run on every filesystem.
+type fsJob struct {
+	name string
+	reps int // how many times (fresh mounts); the filesystems take turns within each repetition
+	run  func(ctx context.Context, f *filesystem, rep int)
 }
 
-const mib = 1 << 20
-
-// data keys, below benchRoot.
-func dataKey(name string) string { return benchRoot + "/data/" + name }
-
-// patternReader yields n bytes of a repeated random 1 MiB pattern (cheap to produce, not
-// compressible within a MiB).
-type patternReader struct {
-	buf  []byte
-	left int64
-	off  int
-}
-
-func newPattern(seed int64, n int64) *patternReader {
-	buf := make([]byte, mib)
-	rand.New(rand.NewSource(seed)).Read(buf)
-	return &patternReader{buf: buf, left: n}
-}
-
-func (p *patternReader) Read(b []byte) (int, error) {
-	if p.left <= 0 {
-		return 0, io.EOF
+func (b *bench) fsJobs() []fsJob {
+	r := b.sz.Repeats
+	return []fsJob{
+		{"seqread", r, b.jobSeqRead},
+		{"seqread4", r, b.jobParRead},
+		{"randread", r, b.jobRandRead},
+		{"seqwrite", r, b.jobSeqWrite},
+		{"smallfiles", r, b.jobSmallFiles},
+		{"ls", r, b.jobList},
+		{"ttfb", 1, b.jobTTFB},
 	}
-	n := copy(b[:min(int64(len(b)), p.left)], p.buf[p.off:])
-	p.off = (p.off + n) % len(p.buf)
-	p.left -= int64(n)
-	return n, nil
 }
 
-func (b *bench) uploader() *manager.Uploader {
-	return manager.NewUploader(b.w.Admin, func(u *manager.Uploader) { u.PartSize, u.Concurrency = 8*mib, 8 })
+// jobNames are the names -jobs accepts.
+func jobNames() []string {
+	return []string{"ceiling", "seqread", "seqread4", "randread", "seqwrite", "smallfiles", "ls", "ttfb", "lsscale"}
 }
 
-func (b *bench) seed(ctx context.Context) error {
-	up := b.uploader()
-	put := func(key string, size int64, seed int64) error {
-		_, err := up.Upload(ctx, &s3.PutObjectInput{Bucket: aws.String(world.Bucket), Key: aws.String(key), Body: newPattern(seed, size)})
-		return err
+func (b *bench) want(job string) bool { return len(b.jobs) == 0 || b.jobs[job] }
+
+// rows are the table's rows, labelled with this run's sizes.
+func (b *bench) rows() []row {
+	sz := b.sz
+	rows := []row{
+		{rowSeqRead, fmt.Sprintf("1. sequential read, 1 thread, %s, cold", bytesStr(sz.SeqFile)), "MiB/s", true, "throughput", "MiB/s"},
+		{rowParRead, fmt.Sprintf("2. sequential read, 4 threads × %s", bytesStr(sz.ParFile)), "MiB/s", true, "throughput", "MiB/s"},
+		{rowRandRead, fmt.Sprintf("3. random read, 256 KiB blocks over %s, %d s", bytesStr(sz.SeqFile), sz.RandSeconds), "MiB/s", true, "throughput", "MiB/s"},
+		{rowWriteS3, fmt.Sprintf("4a. sequential write, %s, fsync on close: until in S3", bytesStr(sz.WriteFile)), "MiB/s", true, "throughput", "MiB/s"},
+		{rowWriteRet, "4b. sequential write: until the writer returned", "MiB/s", true, "throughput", "MiB/s"},
+		{rowCreateS3, fmt.Sprintf("5a. create %s files of %s: until in S3", countStr(sz.SmallFiles), bytesStr(int64(sz.SmallSize))), "files/s", true, "throughput", "files/s"},
+		{rowCreateRet, "5b. create small files: until the writer returned", "files/s", true, "throughput", "files/s"},
+		{rowSmallRead, "5c. read the small files back, fresh mount", "files/s", true, "throughput", "files/s"},
+		{rowList, fmt.Sprintf("6. ls -l, %s objects, fresh mount", countStr(sz.ListObjects)), "s", false, "latency", "ls -l (s)"},
+		{rowListLA, fmt.Sprintf("6a. ls -l, %s objects, fresh mount, s3mount -o listing_attrs", countStr(sz.ListObjects)), "s", false, "latency", "ls -l (s)"},
 	}
-	if err := put(dataKey("seq"), b.sz.seqFile, 1); err != nil {
-		return err
+	for i, n := range sz.ListScale {
+		label := fmt.Sprintf("6%c. ls -l, %s objects, fresh mount, s3mount -o listing_attrs", 'b'+i, countStr(n))
+		if i == len(sz.ListScale)-1 {
+			label += " (if time allows)"
+		}
+		rows = append(rows, row{fmt.Sprintf(rowListScaleID, n), label, "s", false, "latency", "ls -l scaling (s)"})
 	}
-	for i := 0; i < 4; i++ {
-		if err := put(dataKey(fmt.Sprintf("par%d", i)), b.sz.parFile, int64(10+i)); err != nil {
-			return err
+	return append(rows,
+		row{rowTTFB, fmt.Sprintf("7. time to first byte of a %s object, fresh mount", bytesStr(sz.SeqFile)), "ms", false, "latency", "first byte (ms)"},
+		row{rowRSS, "8. peak RSS of the filesystem process, jobs 1–4", "MiB", false, "latency", "peak RSS (MiB)"},
+	)
+}
+
+// runJobs runs every job on every filesystem: job by job, and within a job repetition by
+// repetition, the filesystems taking turns (so that a drift of the machine spreads over all).
+func (b *bench) runJobs(ctx context.Context, fss []*filesystem) {
+	for _, f := range fss {
+		if f.missing != "" {
+			b.logf("%s: not measured: %s", f.name, f.missing)
+			for _, rw := range b.res.Rows {
+				b.res.skip(rw.ID, f.name, f.missing)
+			}
 		}
 	}
-	// The directory for ls -l: small objects, written in parallel.
-	var wg sync.WaitGroup
-	errs := make(chan error, 32)
-	keys := make(chan int)
-	for g := 0; g < 32; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range keys {
-				_, err := b.w.Admin.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(world.Bucket),
-					Key: aws.String(fmt.Sprintf("%s/list/obj-%06d", benchRoot, i)), Body: bytes.NewReader([]byte("x"))})
-				if err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
+	for _, job := range b.fsJobs() {
+		if !b.want(job.name) {
+			continue
+		}
+		b.logf("job %s", job.name)
+		for rep := 0; rep < job.reps; rep++ {
+			for _, f := range fss {
+				if f.missing == "" {
+					job.run(ctx, f, rep)
 				}
 			}
-		}()
+		}
 	}
-	for i := 0; i < b.sz.listObjects; i++ {
-		keys <- i
+	if b.want("lsscale") {
+		for _, f := range fss {
+			if f.name == colS3mount {
+				b.listScale(ctx, f)
+			}
+		}
 	}
-	close(keys)
-	wg.Wait()
+}
+
+// onMount mounts f afresh, runs fn on the mount directory and unmounts. With rss, the peak RSS of
+// the filesystem process is recorded (row 8). A filesystem that failed to mount three times in a
+// row is not mounted again: its later cells fail with the same reason.
+func (b *bench) onMount(ctx context.Context, f *filesystem, rss bool, fn func(dir string) error) error {
+	if f.mountFailures >= 3 {
+		return fmt.Errorf("mount failed 3 times, last: %s", f.lastMountErr)
+	}
+	m, err := b.mountFresh(ctx, f)
+	if err != nil {
+		f.mountFailures++
+		f.lastMountErr = err.Error()
+		return fmt.Errorf("mount: %w", err)
+	}
+	f.mountFailures = 0
+	defer b.unmount(m)
+	err = fn(m.dir)
+	if rss {
+		if v, ok := peakRSS(m.cmd.Process.Pid); ok {
+			b.res.maxSample(rowRSS, f.name, v)
+		}
+	}
 	select {
-	case err := <-errs:
-		return err
+	case <-m.exited:
+		if err == nil {
+			err = fmt.Errorf("the filesystem process exited during the job (%v): %s", m.err, lastLine(m.stderr.String()))
+		}
 	default:
 	}
-	return nil
+	return err
 }
 
-// discardAt is an io.WriterAt that keeps nothing.
-type discardAt struct{}
-
-func (discardAt) WriteAt(p []byte, off int64) (int, error) { return len(p), nil }
-
-// ceiling measures what a program linking the SDK gets.
-func (b *bench) ceiling(ctx context.Context) {
-	const col = "ceiling"
-	dl := manager.NewDownloader(b.w.Admin, func(d *manager.Downloader) { d.PartSize, d.Concurrency = 8*mib, 8 })
-	download := func(key string) error {
-		_, err := dl.Download(ctx, discardAt{}, &s3.GetObjectInput{Bucket: aws.String(world.Bucket), Key: aws.String(key)})
-		return err
-	}
-	_ = download(dataKey("seq")) // warm MinIO's page cache for everyone
-	b.repeat(jobSeqRead, col, func() (float64, error) {
-		start := time.Now()
-		err := download(dataKey("seq"))
-		return mibPerSec(b.sz.seqFile, start), err
+// 1. Sequential read of one object, one thread.
+func (b *bench) jobSeqRead(ctx context.Context, f *filesystem, rep int) {
+	b.attempt(ctx, rowSeqRead, f.name, b.timeout(b.sz.SeqFile), func(ctx context.Context) (v float64, err error) {
+		err = b.onMount(ctx, f, true, func(dir string) error {
+			v, err = b.fio(ctx, dir, []string{"rw=read", "readonly"},
+				fioJob{"seqread", []string{"filename=" + filepath.Join(dir, "data/seq"), "size=" + i64(b.sz.SeqFile)}})
+			return err
+		})
+		return v, err
 	})
-	b.repeat(jobParRead, col, func() (float64, error) {
-		start := time.Now()
-		var wg sync.WaitGroup
-		var firstErr error
-		var mu sync.Mutex
-		for i := 0; i < 4; i++ {
-			wg.Add(1)
-			go func(i int) {
-				defer wg.Done()
-				if err := download(dataKey(fmt.Sprintf("par%d", i))); err != nil {
-					mu.Lock()
-					firstErr = err
-					mu.Unlock()
+}
+
+// 2. Sequential read, four threads, each its own object.
+func (b *bench) jobParRead(ctx context.Context, f *filesystem, rep int) {
+	b.attempt(ctx, rowParRead, f.name, b.timeout(4*b.sz.ParFile), func(ctx context.Context) (v float64, err error) {
+		err = b.onMount(ctx, f, true, func(dir string) error {
+			var jobs []fioJob
+			for i := 0; i < 4; i++ {
+				jobs = append(jobs, fioJob{fmt.Sprintf("seqread%d", i), []string{"filename=" + filepath.Join(dir, fmt.Sprintf("data/par%d", i))}})
+			}
+			v, err = b.fio(ctx, dir, []string{"rw=read", "readonly", "size=" + i64(b.sz.ParFile)}, jobs...)
+			return err
+		})
+		return v, err
+	})
+}
+
+// 3. Random 256 KiB reads over the 1 GiB object, time-based (the same offsets for everyone).
+func (b *bench) jobRandRead(ctx context.Context, f *filesystem, rep int) {
+	b.attempt(ctx, rowRandRead, f.name, b.randTimeout(), func(ctx context.Context) (v float64, err error) {
+		err = b.onMount(ctx, f, true, func(dir string) error {
+			v, err = b.fio(ctx, dir, []string{"rw=randread", "readonly", "time_based=1",
+				fmt.Sprintf("runtime=%ds", b.sz.RandSeconds), "randrepeat=1"},
+				fioJob{"randread", []string{"filename=" + filepath.Join(dir, "data/seq"), "size=" + i64(b.sz.SeqFile)}})
+			return err
+		})
+		return v, err
+	})
+}
+
+// 4. Sequential write of a new file with fsync on close (mountpoint-s3's seq_write: create on
+// open, no fallocate), timed until fio returns and until the object is listed in S3 in full.
+func (b *bench) jobSeqWrite(ctx context.Context, f *filesystem, rep int) {
+	rel := fmt.Sprintf("w/seqwrite-%d", rep)
+	key := f.root() + "/" + rel
+	var returned float64
+	ok := b.attempt(ctx, rowWriteS3, f.name, b.timeout(b.sz.WriteFile), func(ctx context.Context) (v float64, err error) {
+		err = b.onMount(ctx, f, true, func(dir string) error {
+			if err := os.MkdirAll(filepath.Join(dir, "w"), 0o755); err != nil {
+				return err
+			}
+			start := time.Now()
+			if _, err := b.fio(ctx, dir, []string{"rw=write", "create_on_open=1", "fsync_on_close=1"},
+				fioJob{"seqwrite", []string{"filename=" + filepath.Join(dir, rel), "size=" + i64(b.sz.WriteFile)}}); err != nil {
+				return err
+			}
+			returned = mibPerSec(b.sz.WriteFile, start)
+			if err := b.waitListed(ctx, key, map[string]int64{key: b.sz.WriteFile}); err != nil {
+				return fmt.Errorf("writer returned, then: %w", err)
+			}
+			v = mibPerSec(b.sz.WriteFile, start)
+			return nil
+		})
+		return v, err
+	})
+	if ok {
+		b.res.add(rowWriteRet, f.name, returned)
+	} else if reason := b.res.failReason(rowWriteS3, f.name); reason != "" {
+		b.res.fail(rowWriteRet, f.name, reason)
+	}
+	b.deletePrefix(context.WithoutCancel(ctx), f.root()+"/w/")
+}
+
+// 5. Small files: create them one after another (open, write, close), timed until the writer
+// returned and until all are listed in S3; then read them back on a fresh mount.
+func (b *bench) jobSmallFiles(ctx context.Context, f *filesystem, rep int) {
+	rel := fmt.Sprintf("w/small-%d", rep)
+	prefix := f.root() + "/" + rel + "/"
+	want := map[string]int64{}
+	for i := 0; i < b.sz.SmallFiles; i++ {
+		want[fmt.Sprintf("%s%05d", prefix, i)] = int64(b.sz.SmallSize)
+	}
+	var returned float64
+	created := b.attempt(ctx, rowCreateS3, f.name, b.smallTimeout(), func(ctx context.Context) (v float64, err error) {
+		err = b.onMount(ctx, f, false, func(dir string) error {
+			if err := os.MkdirAll(filepath.Join(dir, rel), 0o755); err != nil {
+				return err
+			}
+			body := bytes.Repeat([]byte{'s'}, b.sz.SmallSize)
+			start := time.Now()
+			for i := 0; i < b.sz.SmallFiles; i++ {
+				if ctx.Err() != nil {
+					return context.Cause(ctx)
 				}
-			}(i)
+				if err := os.WriteFile(filepath.Join(dir, rel, fmt.Sprintf("%05d", i)), body, 0o644); err != nil {
+					return err
+				}
+			}
+			returned = float64(b.sz.SmallFiles) / time.Since(start).Seconds()
+			if err := b.waitListed(ctx, prefix, want); err != nil {
+				return fmt.Errorf("writer returned, then: %w", err)
+			}
+			v = float64(b.sz.SmallFiles) / time.Since(start).Seconds()
+			return nil
+		})
+		return v, err
+	})
+	if created {
+		b.res.add(rowCreateRet, f.name, returned)
+		b.attempt(ctx, rowSmallRead, f.name, b.smallTimeout(), func(ctx context.Context) (v float64, err error) {
+			err = b.onMount(ctx, f, false, func(dir string) error {
+				start := time.Now()
+				for i := 0; i < b.sz.SmallFiles; i++ {
+					if ctx.Err() != nil {
+						return context.Cause(ctx)
+					}
+					data, err := os.ReadFile(filepath.Join(dir, rel, fmt.Sprintf("%05d", i)))
+					if err != nil {
+						return err
+					}
+					if len(data) != b.sz.SmallSize {
+						return fmt.Errorf("read %d bytes of a %d-byte file", len(data), b.sz.SmallSize)
+					}
+				}
+				v = float64(b.sz.SmallFiles) / time.Since(start).Seconds()
+				return nil
+			})
+			return v, err
+		})
+	} else if reason := b.res.failReason(rowCreateS3, f.name); reason != "" {
+		b.res.fail(rowCreateRet, f.name, reason)
+		b.res.fail(rowSmallRead, f.name, "not run: creating the files failed")
+	}
+	b.deletePrefix(context.WithoutCancel(ctx), f.root()+"/w/")
+}
+
+// 6. ls -l of a directory of objects on a fresh mount (the real ls: getdents, then a stat and the
+// xattr queries of -l for each entry).
+func (b *bench) jobList(ctx context.Context, f *filesystem, rep int) {
+	b.attempt(ctx, rowList, f.name, b.listTimeout(b.sz.ListObjects), func(ctx context.Context) (float64, error) {
+		return b.lsOnce(ctx, f, b.sz.ListObjects)
+	})
+	if f.name == colS3mount {
+		b.attempt(ctx, rowListLA, f.name, b.listTimeout(b.sz.ListObjects), func(ctx context.Context) (float64, error) {
+			return b.lsOnce(ctx, b.s3mountLA, b.sz.ListObjects)
+		})
+		// The bare LIST beside it, for the ratio.
+		b.attempt(ctx, rowListLA, colCeiling, time.Minute, func(ctx context.Context) (float64, error) {
+			return b.sdkList(ctx, b.s3, listPrefix(f.root(), b.sz.ListObjects), b.sz.ListObjects)
+		})
+	}
+}
+
+func (b *bench) lsOnce(ctx context.Context, f *filesystem, n int) (v float64, err error) {
+	err = b.onMount(ctx, f, false, func(dir string) error {
+		cmd := exec.CommandContext(ctx, "ls", "-l", "--color=never", filepath.Join(dir, listDir(n)))
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		cmd.Env = append(os.Environ(), "LC_ALL=C")
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("ls -l: %v: %s", err, lastLine(strings.ReplaceAll(stderr.String(), dir, "<mnt>")))
 		}
-		wg.Wait()
-		return mibPerSec(4*b.sz.parFile, start), firstErr
-	})
-	b.repeat(jobSeqWrite, col, func() (float64, error) {
-		start := time.Now()
-		_, err := b.uploader().Upload(ctx, &s3.PutObjectInput{Bucket: aws.String(world.Bucket), Key: aws.String(benchRoot + "/w-ceiling/seqwrite"), Body: newPattern(5, b.sz.seqFile)})
-		return mibPerSec(b.sz.seqFile, start), err
-	})
-	b.repeat(jobSmallCreate, col, func() (float64, error) {
-		body := make([]byte, b.sz.smallSize)
-		start := time.Now()
-		for i := 0; i < b.sz.smallFiles; i++ {
-			if _, err := b.w.Admin.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(world.Bucket),
-				Key: aws.String(fmt.Sprintf("%s/w-ceiling/small/%05d", benchRoot, i)), Body: bytes.NewReader(body)}); err != nil {
-				return 0, err
+		v = time.Since(start).Seconds()
+		files := 0
+		s := bufio.NewScanner(&stdout)
+		for s.Scan() {
+			if strings.HasPrefix(s.Text(), "-") {
+				files++
 			}
 		}
-		return float64(b.sz.smallFiles) / time.Since(start).Seconds(), nil
+		if files != n {
+			return fmt.Errorf("ls -l showed %d of %d files", files, n)
+		}
+		return nil
 	})
-	b.repeat(jobList, col, func() (float64, error) {
-		start := time.Now()
-		p := s3.NewListObjectsV2Paginator(b.w.Admin, &s3.ListObjectsV2Input{Bucket: aws.String(world.Bucket), Prefix: aws.String(benchRoot + "/list/"), Delimiter: aws.String("/")})
-		for p.HasMorePages() {
-			if _, err := p.NextPage(ctx); err != nil {
-				return 0, err
-			}
-		}
-		return time.Since(start).Seconds(), nil
-	})
-	var samples []float64
-	for i := 0; i < 10; i++ {
-		start := time.Now()
-		out, err := b.w.Admin.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(world.Bucket), Key: aws.String(dataKey("seq")), Range: aws.String("bytes=0-0")})
-		if err != nil {
-			b.results.fail(jobTTFB, col, err)
-			return
-		}
-		io.Copy(io.Discard, out.Body)
-		out.Body.Close()
-		samples = append(samples, float64(time.Since(start).Microseconds())/1000)
-	}
-	b.results.set(jobTTFB, col, samples)
-}
-
-func mibPerSec(n int64, start time.Time) float64 {
-	return float64(n) / mib / time.Since(start).Seconds()
-}
-
-// repeat runs a measurement sz.repeats times and records the samples (or the failure).
-func (b *bench) repeat(job, col string, f func() (float64, error)) {
-	var samples []float64
-	for i := 0; i < b.sz.repeats; i++ {
-		v, err := f()
-		if err != nil {
-			b.results.fail(job, col, err)
-			log.Printf("  %s / %s: FAIL %v", job, col, err)
-			return
-		}
-		samples = append(samples, v)
-	}
-	b.results.set(job, col, samples)
-	log.Printf("  %s / %s: %.1f", job, col, median(samples))
-}
-
-// withMount runs f on a fresh mount of fs and records the peak RSS of its process.
-func (b *bench) withMount(f filesystem, job string, fn func(dir string) (float64, error)) (float64, error) {
-	dir, err := os.MkdirTemp(b.tmp, "mnt-")
-	if err != nil {
-		return 0, err
-	}
-	pid, err := f.mount(dir)
-	if err != nil {
-		return 0, fmt.Errorf("mount: %w", err)
-	}
-	defer unmount(dir, pid)
-	v, err := fn(dir)
-	if job == jobSeqRead || job == jobParRead || job == jobRandRead || job == jobSeqWrite {
-		b.results.peak(f.name, peakRSS(pid))
-	}
 	return v, err
 }
 
-// fio runs fio and returns the bandwidth in MiB/s summed over its jobs.
-func fio(args ...string) (float64, error) {
-	out, err := os.CreateTemp("", "fio-*.json")
-	if err != nil {
-		return 0, err
-	}
-	out.Close()
-	defer os.Remove(out.Name())
-	cmd := exec.Command("fio", append(args, "--output-format=json", "--output="+out.Name(), "--ioengine=sync", "--bs=256k", "--group_reporting")...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("fio: %v: %s", err, lastLine(stderr.String()))
-	}
-	data, err := os.ReadFile(out.Name())
-	if err != nil {
-		return 0, err
-	}
-	var res struct {
-		Jobs []struct {
-			Read, Write struct {
-				BW int64 `json:"bw_bytes"`
-			}
-		}
-	}
-	if i := bytes.IndexByte(data, '{'); i > 0 {
-		data = data[i:] // fio may print notes before the JSON
-	}
-	if err := json.Unmarshal(data, &res); err != nil || len(res.Jobs) == 0 {
-		return 0, fmt.Errorf("fio output: %v", err)
-	}
-	return float64(res.Jobs[0].Read.BW+res.Jobs[0].Write.BW) / mib, nil
-}
-
-func (b *bench) runJobs(ctx context.Context, f filesystem) {
-	size := strconv.FormatInt(b.sz.seqFile, 10)
-	b.repeat(jobSeqRead, f.name, func() (float64, error) {
-		return b.withMount(f, jobSeqRead, func(dir string) (float64, error) {
-			return fio("--name=seqread", "--rw=read", "--readonly", "--filename="+filepath.Join(dir, "data/seq"), "--size="+size)
-		})
-	})
-	b.repeat(jobParRead, f.name, func() (float64, error) {
-		return b.withMount(f, jobParRead, func(dir string) (float64, error) {
-			args := []string{"--rw=read", "--readonly", "--size=" + strconv.FormatInt(b.sz.parFile, 10)}
-			for i := 0; i < 4; i++ {
-				args = append(args, fmt.Sprintf("--name=par%d", i), "--filename="+filepath.Join(dir, fmt.Sprintf("data/par%d", i)))
-			}
-			return fio(args...)
-		})
-	})
-	b.repeat(jobRandRead, f.name, func() (float64, error) {
-		return b.withMount(f, jobRandRead, func(dir string) (float64, error) {
-			return fio("--name=randread", "--rw=randread", "--readonly", "--filename="+filepath.Join(dir, "data/seq"),
-				"--size="+size, "--time_based", fmt.Sprintf("--runtime=%d", b.sz.randSeconds), "--randrepeat=0")
-		})
-	})
-	b.repeat(jobSeqWrite, f.name, func() (float64, error) {
-		return b.withMount(f, jobSeqWrite, func(dir string) (float64, error) {
-			os.MkdirAll(filepath.Join(dir, f.prefix), 0o755)
-			name := f.prefix + "seqwrite-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-			start := time.Now()
-			if _, err := fio("--name=seqwrite", "--rw=write", "--filename="+filepath.Join(dir, name), "--size="+size, "--fsync_on_close=1"); err != nil {
-				return 0, err
-			}
-			returned := mibPerSec(b.sz.seqFile, start)
-			if err := b.waitInS3(ctx, []string{benchRoot + "/" + name}, b.sz.seqFile); err != nil {
-				return 0, err
-			}
-			b.results.note(jobSeqWrite, f.name, fmt.Sprintf("%.0f MiB/s until the writer returned", returned))
-			return mibPerSec(b.sz.seqFile, start), nil
-		})
-	})
-	b.repeat(jobSmallCreate, f.name, func() (float64, error) {
-		return b.withMount(f, jobSmallCreate, func(dir string) (float64, error) {
-			sub := f.prefix + "small-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-			if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
-				return 0, err
-			}
-			body := make([]byte, b.sz.smallSize)
-			var keys []string
-			start := time.Now()
-			for i := 0; i < b.sz.smallFiles; i++ {
-				name := fmt.Sprintf("%s/%05d", sub, i)
-				if err := os.WriteFile(filepath.Join(dir, name), body, 0o644); err != nil {
-					return 0, err
+// 7. Time to first byte: open the 1 GiB object on a fresh mount and read one byte, on as many
+// fresh mounts as TTFBRuns.
+func (b *bench) jobTTFB(ctx context.Context, f *filesystem, _ int) {
+	for i := 0; i < b.sz.TTFBRuns; i++ {
+		ok := b.attempt(ctx, rowTTFB, f.name, time.Minute, func(ctx context.Context) (v float64, err error) {
+			err = b.onMount(ctx, f, false, func(dir string) error {
+				start := time.Now()
+				fh, err := os.Open(filepath.Join(dir, "data/seq"))
+				if err != nil {
+					return err
 				}
-				keys = append(keys, benchRoot+"/"+name)
-			}
-			if err := b.waitInS3(ctx, keys, int64(b.sz.smallSize)); err != nil {
-				return 0, err
-			}
-			rate := float64(b.sz.smallFiles) / time.Since(start).Seconds()
-			// Read them back on a fresh mount.
-			rstart := time.Now()
-			read, err := b.withMount(f, jobSmallRead, func(dir2 string) (float64, error) {
-				for i := 0; i < b.sz.smallFiles; i++ {
-					if _, err := os.ReadFile(filepath.Join(dir2, fmt.Sprintf("%s/%05d", sub, i))); err != nil {
-						return 0, err
-					}
+				defer fh.Close()
+				var one [1]byte
+				if _, err := fh.Read(one[:]); err != nil {
+					return err
 				}
-				return float64(b.sz.smallFiles) / time.Since(rstart).Seconds(), nil
+				v = ms(start)
+				return nil
 			})
-			if err != nil {
-				b.results.fail(jobSmallRead, f.name, err)
-			} else {
-				b.results.add(jobSmallRead, f.name, read)
-			}
-			return rate, nil
+			return v, err
 		})
-	})
-	b.repeat(jobList, f.name, func() (float64, error) {
-		return b.withMount(f, jobList, func(dir string) (float64, error) {
-			start := time.Now()
-			entries, err := os.ReadDir(filepath.Join(dir, "list"))
-			if err != nil {
-				return 0, err
-			}
-			for _, e := range entries {
-				if _, err := os.Lstat(filepath.Join(dir, "list", e.Name())); err != nil {
-					return 0, err
-				}
-			}
-			if len(entries) != b.sz.listObjects {
-				return 0, fmt.Errorf("listed %d of %d entries", len(entries), b.sz.listObjects)
-			}
-			return time.Since(start).Seconds(), nil
-		})
-	})
-	var ttfb []float64
-	for i := 0; i < b.sz.ttfbRuns; i++ {
-		v, err := b.withMount(f, jobTTFB, func(dir string) (float64, error) {
-			start := time.Now()
-			fh, err := os.Open(filepath.Join(dir, "data/seq"))
-			if err != nil {
-				return 0, err
-			}
-			defer fh.Close()
-			if _, err := fh.Read(make([]byte, 1)); err != nil {
-				return 0, err
-			}
-			return float64(time.Since(start).Microseconds()) / 1000, nil
-		})
-		if err != nil {
-			b.results.fail(jobTTFB, f.name, err)
+		if !ok {
 			return
 		}
-		ttfb = append(ttfb, v)
 	}
-	b.results.set(jobTTFB, f.name, ttfb)
 }
 
-// waitInS3 waits until every key exists in S3 with the given size (a filesystem that
-// acknowledges before uploading is timed until the upload is done).
-func (b *bench) waitInS3(ctx context.Context, keys []string, size int64) error {
-	deadline := time.Now().Add(10 * time.Minute)
-	for _, k := range keys {
-		for {
-			out, err := b.w.Admin.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(world.Bucket), Key: aws.String(k)})
-			if err == nil && aws.ToInt64(out.ContentLength) == size {
-				break
+// listScale is job 6 on s3mount -o listing_attrs only, at the other sizes, with the SDK's bare LIST beside it. The
+// largest size (its objects are created only now) runs only if the estimate fits the time left.
+func (b *bench) listScale(ctx context.Context, f *filesystem) {
+	b.logf("job lsscale")
+	for i, n := range b.sz.ListScale {
+		rowID := fmt.Sprintf(rowListScaleID, n)
+		reps := b.sz.Repeats
+		if i == len(b.sz.ListScale)-1 {
+			reps = 1
+			if reason := b.scaleFits(n); reason != "" {
+				b.logf("  %s: not run: %s", rowID, reason)
+				b.res.skip(rowID, f.name, reason)
+				b.res.skip(rowID, colCeiling, reason)
+				continue
 			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("%s not in S3 after 10 minutes", k)
+			if err := b.seedScale(ctx, true); err != nil {
+				b.res.fail(rowID, f.name, "seeding: "+err.Error())
+				continue
 			}
-			time.Sleep(20 * time.Millisecond)
+		}
+		for rep := 0; rep < reps; rep++ {
+			b.attempt(ctx, rowID, f.name, b.listTimeout(n), func(ctx context.Context) (float64, error) {
+				return b.lsOnce(ctx, b.s3mountLA, n)
+			})
+			// The ceiling lists the same objects (s3mount's root), read-only.
+			b.attempt(ctx, rowID, colCeiling, time.Minute, func(ctx context.Context) (float64, error) {
+				return b.sdkList(ctx, b.s3, listPrefix(f.root(), n), n)
+			})
+		}
+	}
+}
+
+// scaleFits estimates the largest scaling row (seeding at the rate seen, then ls -l at s3mount's
+// rate on job 6) and says why it does not fit the time left, or "".
+func (b *bench) scaleFits(n int) string {
+	ls, ok := b.res.value(rowListLA, colS3mount)
+	if !ok {
+		return "job 6 gave no s3mount time to estimate from"
+	}
+	if b.putRate <= 0 {
+		return "no PUT rate to estimate from"
+	}
+	seed := time.Duration(float64(n) / b.putRate * float64(time.Second))
+	run := time.Duration(ls*1.5*float64(n)/float64(b.sz.ListObjects)*float64(time.Second)) + 30*time.Second
+	left := time.Until(b.deadline)
+	if seed+run > left {
+		return fmt.Sprintf("needs about %s (%s seeding + %s), %s left in the budget",
+			(seed + run).Round(time.Second), seed.Round(time.Second), run.Round(time.Second), left.Round(time.Second))
+	}
+	return ""
+}
+
+// seedScale creates the scaling directories in s3mount's root: the small ones (up front) or the
+// largest (large, only when it runs).
+func (b *bench) seedScale(ctx context.Context, large bool) error {
+	if !b.want("lsscale") {
+		return nil
+	}
+	root := "team-a/bench-s3mount"
+	for i, n := range b.sz.ListScale {
+		if (i == len(b.sz.ListScale)-1) != large || n == b.sz.ListObjects {
+			continue
+		}
+		if err := b.seedLists(ctx, []string{listPrefix(root, n)}, n); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
+func i64(n int64) string { return strconv.FormatInt(n, 10) }
+
+func bytesStr(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
 	}
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	return s[len(s)/2]
+	return fmt.Sprintf("%d B", n)
+}
+
+// countStr writes n with thousands separators.
+func countStr(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

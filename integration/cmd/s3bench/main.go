@@ -1,182 +1,381 @@
 // Command s3bench measures s3mount side by side with the direct-SDK ceiling and with s3fs and
 // rclone mount, in one run, on one local MinIO, and writes a markdown table, JSON and PNG charts.
-// See docs/PERFORMANCE.md; `make bench` runs it in full, `make bench-smoke` with tiny sizes.
+// `make bench` runs it in full (docs/PERFORMANCE.md), `make bench-smoke` with tiny sizes (part of
+// `make test`, so that the suite cannot rot).
 //
 // Every filesystem gets its own prefix and a fresh mount per job, so that no job reads a warm
-// cache by accident. Write jobs are timed until the data is in S3 (checked with the SDK), as well
-// as until the writer returns. A job or peer that fails shows FAIL with the reason; the run goes on.
+// cache by accident. Write jobs are timed until the data is listed in S3 with its full size, as
+// well as until the writer returns. A job or peer that fails shows FAIL with the reason and the run
+// goes on; whatever happens, s3bench unmounts what it mounted and stops what it started.
+//
+// Files: main.go (flags, the run, its budget), seed.go (data through the S3 API), ceiling.go (the
+// SDK), fsys.go (mounting the filesystems), jobs.go and fio.go (the jobs), results.go, report.go
+// and charts.go (the output).
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/s3mount/s3mount/integration/world"
 )
 
-// onlyNames, when not empty, limits the filesystems measured (-only).
-var onlyNames map[string]bool
-
 // sizes of one run.
 type sizes struct {
-	seqFile, parFile, randFile int64
-	randSeconds                int
-	smallFiles, smallSize      int
-	listObjects                int
-	ttfbRuns, repeats          int
+	SeqFile     int64 `json:"seq_file_bytes"`    // jobs 1, 3 and 7: one object
+	ParFile     int64 `json:"par_file_bytes"`    // job 2: four objects
+	RandSeconds int   `json:"rand_read_seconds"` // job 3
+	WriteFile   int64 `json:"write_file_bytes"`  // job 4
+	SmallFiles  int   `json:"small_files"`       // job 5
+	SmallSize   int   `json:"small_file_bytes"`  // job 5
+	ListObjects int   `json:"ls_objects"`        // job 6, every filesystem
+	ListScale   []int `json:"ls_scale_s3mount"`  // job 6 for s3mount only; the largest if time allows
+	TTFBRuns    int   `json:"ttfb_runs"`         // job 7: fresh mounts
+	Repeats     int   `json:"repeats"`           // of every job that is cheap enough
+	Budget      int   `json:"budget_seconds"`    // no job starts after this
 }
 
-var full = sizes{seqFile: 1 << 30, parFile: 512 << 20, randFile: 1 << 30, randSeconds: 20, smallFiles: 1000, smallSize: 64 << 10, listObjects: 10000, ttfbRuns: 10, repeats: 3}
-var smoke = sizes{seqFile: 16 << 20, parFile: 8 << 20, randFile: 16 << 20, randSeconds: 2, smallFiles: 20, smallSize: 64 << 10, listObjects: 200, ttfbRuns: 2, repeats: 1}
+// full is make bench: mountpoint-s3's published job shapes, sized for a 2-core machine running
+// MinIO, the filesystem and fio at once, in under 25 minutes with the build.
+var full = sizes{SeqFile: 1 << 30, ParFile: 512 << 20, RandSeconds: 10, WriteFile: 1 << 30,
+	SmallFiles: 1000, SmallSize: 64 << 10, ListObjects: 10000, ListScale: []int{1000, 100000},
+	TTFBRuns: 10, Repeats: 3, Budget: 22*60 + 30}
+
+// smoke is make bench-smoke: the same code with tiny sizes, in under 2 minutes.
+var smoke = sizes{SeqFile: 16 << 20, ParFile: 8 << 20, RandSeconds: 2, WriteFile: 16 << 20,
+	SmallFiles: 20, SmallSize: 64 << 10, ListObjects: 200, ListScale: []int{50, 1000},
+	TTFBRuns: 3, Repeats: 2, Budget: 100}
+
+// bench is one run.
+type bench struct {
+	w            *world.World
+	s3           *s3.Client // MinIO root keys: seeding, checking, the ceiling
+	sz           sizes
+	tmp          string
+	res          *results
+	start        time.Time
+	deadline     time.Time
+	s3mountBin   string
+	s3mountExtra string
+	s3mountLA    *filesystem // s3mount with -o listing_attrs, for the ls -l rows
+	jobs         map[string]bool // -jobs: only these (all when empty)
+	putRate      float64         // small PUTs per second while seeding
+	logw         io.Writer
+
+	mu       sync.Mutex
+	mounts   map[*mount]bool
+	mountSeq int
+}
 
 func main() {
-	smokeRun := flag.Bool("smoke", false, "tiny sizes, for CI (under 2 minutes)")
-	out := flag.String("out", "bench-results", "directory for results.json, results.md and the charts")
+	smokeRun := flag.Bool("smoke", false, "tiny sizes, for make test (under 2 minutes)")
+	out := flag.String("out", "bench-results", "directory for results.md, results.json, the charts and logs")
 	s3mountBin := flag.String("s3mount", "bin/s3mount", "the s3mount binary")
-	only := flag.String("only", "", "measure only these filesystems (comma-separated names), besides the ceiling")
+	s3mountExtra := flag.String("s3mount-args", "", "more s3mount options, space-separated (for experiments)")
+	only := flag.String("only", "", "measure only these filesystems, comma-separated (s3mount,s3fs,rclone-off,rclone-writes)")
+	jobs := flag.String("jobs", "", "run only these jobs, comma-separated ("+strings.Join(jobNames(), ",")+")")
+	budget := flag.Duration("budget", 0, "override the run's time budget")
 	flag.Parse()
-	onlyNames = map[string]bool{}
-	for _, n := range strings.Split(*only, ",") {
-		if n != "" {
-			onlyNames[n] = true
-		}
-	}
 	sz := full
 	if *smokeRun {
 		sz = smoke
 	}
+	if *budget > 0 {
+		sz.Budget = int(budget.Seconds())
+	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		log.Fatal(err)
 	}
-	abs, err := filepath.Abs(*s3mountBin)
+	bin, err := filepath.Abs(*s3mountBin)
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := run(sz, *out, abs, *smokeRun); err != nil {
+	b := &bench{sz: sz, s3mountBin: bin, s3mountExtra: *s3mountExtra, jobs: set(*jobs), mounts: map[*mount]bool{}}
+	logf, err := os.Create(filepath.Join(*out, "run.log"))
+	if err != nil {
 		log.Fatal(err)
 	}
+	defer logf.Close()
+	b.logw = io.MultiWriter(os.Stderr, logf)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	code := b.run(ctx, *out, set(*only), *smokeRun)
+	stop()
+	os.Exit(code)
 }
 
-func run(sz sizes, out, s3mountBin string, isSmoke bool) error {
-	start := time.Now()
+func set(list string) map[string]bool {
+	m := map[string]bool{}
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			m[s] = true
+		}
+	}
+	return m
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.logw, "%s s3bench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// run does the whole run and returns the exit code: 0 when the report was written (in a smoke run,
+// also only if s3mount and the ceiling passed every job), 1 otherwise, 130 when interrupted.
+func (b *bench) run(ctx context.Context, out string, only map[string]bool, isSmoke bool) int {
+	b.start = time.Now()
+	b.deadline = b.start.Add(time.Duration(b.sz.Budget) * time.Second)
 	tmp, err := os.MkdirTemp("", "s3bench-")
 	if err != nil {
-		return err
+		b.logf("%v", err)
+		return 1
 	}
-	defer os.RemoveAll(tmp)
-	ctx := context.Background()
-	w, err := world.Start(ctx, world.Options{Dir: tmp, Log: io.Discard})
+	b.tmp = tmp
+	worldLog, err := os.Create(filepath.Join(out, "world.log"))
 	if err != nil {
-		return fmt.Errorf("starting MinIO and the AWS emulator: %w", err)
+		b.logf("%v", err)
+		return 1
 	}
-	defer w.Close()
-	b := &bench{w: w, sz: sz, tmp: tmp, results: newResults()}
-	log.Printf("seeding data")
-	if err := b.seed(ctx); err != nil {
-		return fmt.Errorf("seeding: %w", err)
+	defer worldLog.Close()
+	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	w, err := world.Start(startCtx, world.Options{Dir: tmp, Log: worldLog})
+	cancel()
+	defer b.cleanup()
+	if err != nil {
+		b.logf("starting MinIO and the AWS emulator (run scripts/install-deps.sh first): %v", err)
+		return 1
 	}
-	log.Printf("ceiling (aws-sdk-go-v2 feature/s3/manager)")
-	b.ceiling(ctx)
-	for _, f := range b.filesystems(s3mountBin, tmp) {
-		if len(onlyNames) > 0 && !onlyNames[f.name] {
+	b.w = w
+	b.s3 = newS3Client(w, nil)
+
+	fss := b.filesystems()
+	var measured []*filesystem
+	for _, f := range fss {
+		if len(only) > 0 && !only[f.slug] && !only[f.name] {
 			continue
 		}
-		if reason := f.available(); reason != "" {
-			b.results.skip(f.name, reason)
-			log.Printf("%s: not measured: %s", f.name, reason)
-			continue
+		measured = append(measured, f)
+	}
+	columns := []string{}
+	for _, f := range measured {
+		columns = append(columns, f.name)
+	}
+	columns = append(columns, colCeiling)
+	b.res = newResults(b.rows(), columns)
+	b.res.Smoke, b.res.Sizes = isSmoke, b.sz
+	for _, f := range measured {
+		b.res.Options[f.name] = f.options
+	}
+	b.res.Options[colCeiling] = "aws-sdk-go-v2 feature/s3/manager Downloader/Uploader, 8 MiB parts, concurrency 8; single requests otherwise; MinIO root keys"
+
+	b.logf("seeding data through the S3 API")
+	var roots []string
+	for _, f := range measured {
+		roots = append(roots, f.root())
+	}
+	if err := b.seed(ctx, roots); err != nil {
+		b.logf("seeding: %v", err)
+		return 1
+	}
+	if err := b.seedScale(ctx, false); err != nil {
+		b.logf("seeding: %v", err)
+		return 1
+	}
+	if b.want("ceiling") {
+		b.logf("ceiling: aws-sdk-go-v2")
+		b.ceiling(ctx)
+		b.diagnostics(ctx)
+	}
+	b.runJobs(ctx, measured)
+
+	b.res.Date = time.Now().UTC().Format("2006-01-02 15:04 UTC")
+	b.res.Took = time.Since(b.start).Round(time.Second).String()
+	b.res.Machine = machine()
+	b.res.Versions = versions(b.s3mountBin)
+	if err := b.res.write(out); err != nil {
+		b.logf("writing the results: %v", err)
+		return 1
+	}
+	b.res.mu.Lock()
+	fmt.Print(b.res.table())
+	fmt.Print(b.res.failures())
+	b.res.mu.Unlock()
+	b.logf("results in %s (results.md, results.json, throughput.png, latency.png); took %s", out, b.res.Took)
+	if ctx.Err() != nil {
+		b.logf("interrupted")
+		return 130
+	}
+	if isSmoke {
+		if bad := b.res.ownFailures(); len(bad) > 0 {
+			b.logf("smoke run: s3mount or the ceiling did not complete every job:\n  %s", strings.Join(bad, "\n  "))
+			return 1
 		}
-		log.Printf("%s", f.name)
-		b.runJobs(ctx, f)
 	}
-	b.results.Date = time.Now().UTC().Format("2006-01-02 15:04 UTC")
-	b.results.Machine = machine()
-	b.results.Versions = versions(s3mountBin)
-	b.results.Smoke = isSmoke
-	b.results.Took = time.Since(start).Round(time.Second).String()
-	if err := b.results.write(out); err != nil {
-		return err
-	}
-	fmt.Print(b.results.markdown())
-	return nil
+	return 0
 }
 
-// versions reports the versions of everything measured.
-func versions(s3mountBin string) map[string]string {
-	v := map[string]string{}
-	cmdOut := func(name string, args ...string) string {
-		out, err := exec.Command(name, args...).CombinedOutput()
-		if err != nil {
-			return "not installed"
+// cleanup unmounts what is still mounted, stops MinIO and the emulator, and removes the temporary
+// directory, unless something is still mounted below it (removing files through a live mount
+// would delete objects).
+func (b *bench) cleanup() {
+	b.unmountAll()
+	if b.w != nil {
+		b.w.Close()
+	}
+	if b.tmp == "" {
+		return
+	}
+	if left := mountsUnder(b.tmp, false); len(left) > 0 {
+		for _, dir := range left {
+			_ = syscall.Unmount(dir, syscall.MNT_DETACH)
 		}
-		line := string(out)
-		if i := indexByte(line, '\n'); i >= 0 {
-			line = line[:i]
-		}
-		return line
-	}
-	v["s3mount"] = cmdOut(s3mountBin, "version")
-	v["s3fs"] = cmdOut("s3fs", "--version")
-	v["rclone"] = cmdOut("rclone", "version")
-	v["fio"] = cmdOut("fio", "--version")
-	if bin, err := exec.LookPath("minio"); err == nil {
-		v["minio"] = filepath.Base(filepath.Dir(mustEval(bin)))
-	}
-	return v
-}
-
-func mustEval(p string) string {
-	if r, err := filepath.EvalSymlinks(p); err == nil {
-		return r
-	}
-	return p
-}
-
-func indexByte(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
+		if left = mountsUnder(b.tmp, false); len(left) > 0 {
+			b.logf("still mounted, leaving %s in place: %s", b.tmp, strings.Join(left, " "))
+			return
 		}
 	}
-	return -1
+	os.RemoveAll(b.tmp)
 }
 
-// machine describes the host.
-func machine() string {
-	cores := 0
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range splitLines(string(data)) {
-			if len(line) > 9 && line[:9] == "processor" {
-				cores++
+// ownFailures lists the cells of s3mount and the ceiling that failed or have no measurement
+// (cells skipped on purpose, such as a size that did not fit the time left, are not failures).
+func (r *results) ownFailures() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var bad []string
+	for _, rw := range r.Rows {
+		for _, col := range []string{colS3mount, colCeiling} {
+			c := r.Cells[rw.ID][col]
+			switch {
+			case c == nil:
+			case c.Fail != "":
+				bad = append(bad, fmt.Sprintf("%s / %s: FAIL %s", rw.Label, col, c.Fail))
+			case len(c.Samples) == 0 && c.Skip == "":
+				bad = append(bad, fmt.Sprintf("%s / %s: no measurement", rw.Label, col))
 			}
 		}
 	}
-	mem := ""
-	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
-		var kb int64
-		fmt.Sscanf(splitLines(string(data))[0], "MemTotal: %d kB", &kb)
-		mem = fmt.Sprintf("%.0f GiB", float64(kb)/(1<<20))
-	}
-	return fmt.Sprintf("%d cores, %s memory", cores, mem)
+	return bad
 }
 
-func splitLines(s string) []string {
-	var out []string
-	for len(s) > 0 {
-		i := indexByte(s, '\n')
-		if i < 0 {
-			return append(out, s)
-		}
-		out = append(out, s[:i])
-		s = s[i+1:]
+// attempt runs one measurement of a cell with a timeout inside the run's budget, and records its
+// sample or why there is none. It reports whether it produced a sample.
+func (b *bench) attempt(ctx context.Context, rowID, col string, timeout time.Duration, fn func(ctx context.Context) (float64, error)) bool {
+	if b.res.failed(rowID, col) {
+		return false // one failure is the cell's answer; do not spend time on more runs
 	}
-	return out
+	left := time.Until(b.deadline)
+	if ctx.Err() != nil {
+		b.res.skip(rowID, col, "interrupted")
+		return false
+	}
+	if left < 5*time.Second {
+		b.res.skip(rowID, col, "time budget used up")
+		return false
+	}
+	jctx, cancel := context.WithTimeoutCause(ctx, min(timeout, left), errJobTimeout(min(timeout, left)))
+	defer cancel()
+	v, err := b.guard(jctx, fn)
+	if err != nil {
+		b.res.fail(rowID, col, err.Error())
+		b.logf("  %s / %s: FAIL %v", rowID, col, err)
+		return false
+	}
+	b.res.add(rowID, col, v)
+	b.logf("  %s / %s: %s", rowID, col, num(v))
+	return true
+}
+
+func errJobTimeout(d time.Duration) error {
+	return fmt.Errorf("timed out after %s", d.Round(time.Second))
+}
+
+// guard runs fn, turning a panic into an error.
+func (b *bench) guard(ctx context.Context, fn func(ctx context.Context) (float64, error)) (v float64, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	v, err = fn(ctx)
+	if err != nil && ctx.Err() != nil && !errors.Is(err, context.Cause(ctx)) {
+		err = fmt.Errorf("%w (%v)", err, context.Cause(ctx))
+	}
+	return v, err
+}
+
+// Timeouts of one attempt: generous (10 MiB/s), so that only a stuck filesystem hits them.
+func (b *bench) timeout(bytes int64) time.Duration {
+	return time.Minute + time.Duration(bytes/(10*mib))*time.Second
+}
+func (b *bench) randTimeout() time.Duration {
+	return time.Minute + time.Duration(b.sz.RandSeconds)*time.Second
+}
+func (b *bench) smallTimeout() time.Duration {
+	return time.Minute + time.Duration(b.sz.SmallFiles)*100*time.Millisecond
+}
+func (b *bench) listTimeout(n int) time.Duration {
+	return 30*time.Second + time.Duration(n)*20*time.Millisecond
+}
+
+// machine describes the host.
+func machine() map[string]string {
+	m := map[string]string{"cores": fmt.Sprintf("%d cores", runtime.NumCPU())}
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		fmt.Sscanf(strings.SplitN(string(data), "\n", 2)[0], "MemTotal: %d kB", &kb)
+		m["memory"] = fmt.Sprintf("%.0f GiB memory", float64(kb)/(1<<20))
+	}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m["cpu"] = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m["kernel"] = "Linux " + strings.TrimSpace(string(data))
+	}
+	return m
+}
+
+// versions reports the version of everything measured or used.
+func versions(s3mountBin string) map[string]string {
+	first := func(name string, args ...string) string {
+		out, err := exec.Command(name, args...).CombinedOutput()
+		if err != nil && len(out) == 0 {
+			return "not installed"
+		}
+		return strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+	}
+	v := map[string]string{
+		"s3mount": first(s3mountBin, "version"),
+		"s3fs":    first("s3fs", "--version"),
+		"rclone":  first("rclone", "version"),
+		"fio":     first("fio", "--version"),
+		"fuse3":   first("fusermount3", "-V"),
+		"go":      runtime.Version(),
+	}
+	if bin, err := exec.LookPath("minio"); err == nil {
+		pinned := bin
+		if r, err := filepath.EvalSymlinks(bin); err == nil {
+			pinned = filepath.Base(filepath.Dir(r)) // minio@<module version>, from install-deps.sh
+		}
+		v["minio"] = pinned + " (" + first("minio", "--version") + ")"
+	}
+	return v
 }

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/s3mount/s3mount/integration/world"
+)
+
+// ceilingRoot is where the ceiling reads (the source of every copy) and writes.
+const ceilingRoot = "team-a/bench-ceiling"
+
+// discardAt is an io.WriterAt that keeps nothing.
+type discardAt struct{}
+
+func (discardAt) WriteAt(p []byte, off int64) (int, error) { return len(p), nil }
+
+// ceiling measures what a program linking aws-sdk-go-v2 gets from the same MinIO: the
+// feature/s3/manager Downloader and Uploader (8 MiB parts, concurrency 8) for the bulk jobs, and
+// plain single requests for the rest, one at a time like the single-threaded jobs.
+func (b *bench) ceiling(ctx context.Context) {
+	col := colCeiling
+	dl := manager.NewDownloader(b.s3, func(d *manager.Downloader) { d.PartSize, d.Concurrency = 8*mib, 8 })
+	download := func(ctx context.Context, key string) error {
+		_, err := dl.Download(ctx, discardAt{}, &s3.GetObjectInput{Bucket: aws.String(world.Bucket), Key: aws.String(key)})
+		return err
+	}
+	for rep := 0; rep < b.sz.Repeats; rep++ {
+		b.attempt(ctx, rowSeqRead, col, b.timeout(b.sz.SeqFile), func(ctx context.Context) (float64, error) {
+			start := time.Now()
+			err := download(ctx, seqKey(ceilingRoot))
+			return mibPerSec(b.sz.SeqFile, start), err
+		})
+	}
+	for rep := 0; rep < b.sz.Repeats; rep++ {
+		b.attempt(ctx, rowParRead, col, b.timeout(4*b.sz.ParFile), func(ctx context.Context) (float64, error) {
+			start := time.Now()
+			var fns []func() error
+			for i := 0; i < 4; i++ {
+				fns = append(fns, func() error { return download(ctx, parKey(ceilingRoot, i)) })
+			}
+			err := parallel(4, fns)
+			return mibPerSec(4*b.sz.ParFile, start), err
+		})
+	}
+	for rep := 0; rep < b.sz.Repeats; rep++ {
+		b.attempt(ctx, rowRandRead, col, b.randTimeout(), func(ctx context.Context) (float64, error) {
+			return b.sdkRandomRead(ctx, b.s3, seqKey(ceilingRoot))
+		})
+	}
+	for rep := 0; rep < b.sz.Repeats; rep++ {
+		key := fmt.Sprintf("%s/w/seqwrite-%d", ceilingRoot, rep)
+		b.attempt(ctx, rowWriteS3, col, b.timeout(b.sz.WriteFile), func(ctx context.Context) (float64, error) {
+			start := time.Now()
+			err := b.put(ctx, key, newPattern(5, b.sz.WriteFile))
+			return mibPerSec(b.sz.WriteFile, start), err
+		})
+		b.deletePrefix(ctx, key)
+	}
+	for rep := 0; rep < b.sz.Repeats; rep++ {
+		prefix := fmt.Sprintf("%s/w/small-%d/", ceilingRoot, rep)
+		body := make([]byte, b.sz.SmallSize)
+		ok := b.attempt(ctx, rowCreateS3, col, b.smallTimeout(), func(ctx context.Context) (float64, error) {
+			start := time.Now()
+			for i := 0; i < b.sz.SmallFiles; i++ {
+				if _, err := b.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(world.Bucket),
+					Key: aws.String(fmt.Sprintf("%s%05d", prefix, i)), Body: bytes.NewReader(body)}); err != nil {
+					return 0, err
+				}
+			}
+			return float64(b.sz.SmallFiles) / time.Since(start).Seconds(), nil
+		})
+		if ok {
+			b.attempt(ctx, rowSmallRead, col, b.smallTimeout(), func(ctx context.Context) (float64, error) {
+				start := time.Now()
+				for i := 0; i < b.sz.SmallFiles; i++ {
+					if _, err := b.getAll(ctx, b.s3, fmt.Sprintf("%s%05d", prefix, i), ""); err != nil {
+						return 0, err
+					}
+				}
+				return float64(b.sz.SmallFiles) / time.Since(start).Seconds(), nil
+			})
+		}
+		b.deletePrefix(ctx, prefix)
+	}
+	for rep := 0; rep < b.sz.Repeats; rep++ {
+		b.attempt(ctx, rowList, col, 2*time.Minute, func(ctx context.Context) (float64, error) {
+			return b.sdkList(ctx, b.s3, listPrefix(ceilingRoot, b.sz.ListObjects), b.sz.ListObjects)
+		})
+	}
+	// The latency of a single 1-byte GET, as many times as the filesystems open a fresh mount.
+	for i := 0; i < b.sz.TTFBRuns; i++ {
+		b.attempt(ctx, rowTTFB, col, time.Minute, func(ctx context.Context) (float64, error) {
+			start := time.Now()
+			_, err := b.getAll(ctx, b.s3, seqKey(ceilingRoot), "bytes=0-0")
+			return ms(start), err
+		})
+	}
+}
+
+func ms(start time.Time) float64 { return float64(time.Since(start).Microseconds()) / 1000 }
+
+func mibPerSec(n int64, start time.Time) float64 {
+	return float64(n) / mib / time.Since(start).Seconds()
+}
+
+// getAll GETs an object (or a range of it) and reads the body to the end.
+func (b *bench) getAll(ctx context.Context, c *s3.Client, key, rng string) (int64, error) {
+	in := &s3.GetObjectInput{Bucket: aws.String(world.Bucket), Key: aws.String(key)}
+	if rng != "" {
+		in.Range = aws.String(rng)
+	}
+	out, err := c.GetObject(ctx, in)
+	if err != nil {
+		return 0, err
+	}
+	defer out.Body.Close()
+	return io.Copy(io.Discard, out.Body)
+}
+
+// sdkRandomRead is job 3 done with ranged GETs: one at a time, 256 KiB at random aligned offsets
+// of the 1 GiB object, for the job's duration.
+func (b *bench) sdkRandomRead(ctx context.Context, c *s3.Client, key string) (float64, error) {
+	const block = 256 << 10
+	rnd := rand.New(rand.NewSource(7))
+	blocks := b.sz.SeqFile / block
+	start := time.Now()
+	end := start.Add(time.Duration(b.sz.RandSeconds) * time.Second)
+	var total int64
+	for time.Now().Before(end) {
+		off := rnd.Int63n(blocks) * block
+		n, err := b.getAll(ctx, c, key, fmt.Sprintf("bytes=%d-%d", off, off+block-1))
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return mibPerSec(total, start), nil
+}
+
+// sdkList is the bare LIST calls of ls: ListObjectsV2 with a delimiter, page after page. It returns
+// seconds.
+func (b *bench) sdkList(ctx context.Context, c *s3.Client, prefix string, want int) (float64, error) {
+	start := time.Now()
+	n := 0
+	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(world.Bucket),
+		Prefix: aws.String(prefix), Delimiter: aws.String("/")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return 0, err
+		}
+		n += len(page.Contents)
+	}
+	if n != want {
+		return 0, fmt.Errorf("listed %d of %d objects", n, want)
+	}
+	return time.Since(start).Seconds(), nil
+}
+
+// roleClient is an SDK client with the credentials s3mount uses: the emulated instance profile,
+// then AssumeRole into the access role with its External ID (MinIO checks an STS session token
+// and a session policy on every request made with them).
+func (b *bench) roleClient() *s3.Client {
+	imdsClient := imds.New(imds.Options{Endpoint: b.w.Emu.IMDSEndpoint()})
+	instance := aws.NewCredentialsCache(ec2rolecreds.New(func(o *ec2rolecreds.Options) { o.Client = imdsClient }))
+	stsClient := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(b.w.Emu.STSEndpoint()), Credentials: instance})
+	role := stscreds.NewAssumeRoleProvider(stsClient, world.AccessRole, func(o *stscreds.AssumeRoleOptions) {
+		o.ExternalID = aws.String(world.AccessExtID)
+	})
+	return newS3Client(b.w, aws.NewCredentialsCache(role))
+}
+
+// diagnostics measures request costs that explain the metadata rows: HEAD throughput (64 in
+// parallel, as s3mount's listing runs them) and 1-byte GET latency, with MinIO's root keys (what
+// the peers use) and with the role's session credentials (what s3mount uses).
+func (b *bench) diagnostics(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	n := min(b.sz.ListObjects, 3000)
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("%sobj-%06d", listPrefix(ceilingRoot, b.sz.ListObjects), i)
+	}
+	for _, c := range []struct {
+		name   string
+		client *s3.Client
+	}{{"MinIO root keys", b.s3}, {"role session (keyless chain)", b.roleClient()}} {
+		// One request first: the session credentials are fetched outside the timing.
+		if _, err := c.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(world.Bucket), Key: aws.String(keys[0])}); err != nil {
+			b.res.diag(fmt.Sprintf("HEAD with %s: FAIL %v", c.name, err))
+			continue
+		}
+		var fails atomic.Int64
+		var fns []func() error
+		for _, k := range keys {
+			fns = append(fns, func() error {
+				if _, err := c.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(world.Bucket), Key: aws.String(k)}); err != nil {
+					fails.Add(1)
+				}
+				return nil
+			})
+		}
+		start := time.Now()
+		_ = parallel(64, fns)
+		headRate := float64(n) / time.Since(start).Seconds()
+		var lat []float64
+		var mu sync.Mutex
+		for i := 0; i < 20; i++ {
+			start := time.Now()
+			if _, err := b.getAll(ctx, c.client, seqKey(ceilingRoot), "bytes=0-0"); err == nil {
+				mu.Lock()
+				lat = append(lat, ms(start))
+				mu.Unlock()
+			}
+		}
+		sort.Float64s(lat)
+		listS, err := b.sdkList(ctx, c.client, listPrefix(ceilingRoot, b.sz.ListObjects), b.sz.ListObjects)
+		listStr := fmt.Sprintf("%.2f s", listS)
+		if err != nil {
+			listStr = "FAIL " + err.Error()
+		}
+		b.res.diag(fmt.Sprintf("SDK with %s: %.0f HEAD/s (%d HEADs, 64 in parallel, %d failed); 1-byte GET median %.2f ms; "+
+			"LIST of %d objects %s", c.name, headRate, n, fails.Load(), median(lat), b.sz.ListObjects, listStr))
+	}
+}

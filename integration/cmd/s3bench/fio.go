@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// fioJob is one fio job section: its name and job-specific options (name=value, without "--").
+type fioJob struct {
+	name string
+	opts []string
+}
+
+// fioGlobal are the options every job shares, after mountpoint-s3's published fio jobs
+// (scripts/fio/*): 256 KiB blocks, the sync engine, no fallocate.
+var fioGlobal = []string{"bs=256k", "ioengine=sync", "fallocate=none", "group_reporting=1"}
+
+// fio runs fio with the shared options, more global options and the jobs, and returns the
+// aggregate bandwidth in MiB/s that fio reports. The mount directory is hidden from error messages.
+func (b *bench) fio(ctx context.Context, mnt string, global []string, jobs ...fioJob) (float64, error) {
+	out := filepath.Join(b.tmp, fmt.Sprintf("fio-%d.json", time.Now().UnixNano()))
+	defer os.Remove(out)
+	args := []string{"--output-format=json", "--output=" + out}
+	for _, o := range append(append([]string{}, fioGlobal...), global...) {
+		args = append(args, "--"+o)
+	}
+	for _, j := range jobs {
+		args = append(args, "--name="+j.name)
+		for _, o := range j.opts {
+			args = append(args, "--"+o)
+		}
+	}
+	cmd := exec.CommandContext(ctx, "fio", args...)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("fio stopped: %w", context.Cause(ctx))
+		}
+		return 0, fmt.Errorf("fio: %v: %s", err, fioReason(stderr.String(), mnt))
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		return 0, err
+	}
+	if i := bytes.IndexByte(data, '{'); i > 0 {
+		data = data[i:] // fio may print notes before the JSON
+	}
+	var res struct {
+		Jobs []struct {
+			Error       int `json:"error"`
+			Read, Write struct {
+				BW int64 `json:"bw_bytes"`
+			}
+		} `json:"jobs"`
+	}
+	if err := json.Unmarshal(data, &res); err != nil {
+		return 0, fmt.Errorf("fio output: %v", err)
+	}
+	if len(res.Jobs) == 0 {
+		return 0, fmt.Errorf("fio output has no jobs")
+	}
+	var bw int64
+	for _, j := range res.Jobs {
+		if j.Error != 0 {
+			return 0, fmt.Errorf("fio job error %d (%s)", j.Error, syscall.Errno(j.Error))
+		}
+		bw += j.Read.BW + j.Write.BW
+	}
+	return float64(bw) / mib, nil
+}
+
+var fioNoise = regexp.MustCompile(`(?m)^(fio: pid=\d+, err=\d+/file:[^ ]+ )`)
+
+// fioReason picks the telling line of fio's error output, with the mount directory shortened.
+func fioReason(s, mnt string) string {
+	s = strings.ReplaceAll(s, mnt, "<mnt>")
+	s = fioNoise.ReplaceAllString(s, "")
+	var best string
+	for _, line := range strings.Split(s, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if best == "" || strings.Contains(line, "error") || strings.Contains(line, "err=") {
+			best = line
+			if strings.Contains(line, "error") {
+				break
+			}
+		}
+	}
+	return best
+}

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+)
+
+// A row of the table: one number measured on every column (a job can fill several rows, e.g.
+// a write timed until in S3 and until the writer returned).
+type row struct {
+	ID     string `json:"id"`
+	Label  string `json:"label"`
+	Unit   string `json:"unit"`
+	Higher bool   `json:"higher_is_better"`
+	// Chart is the chart the row is drawn in ("throughput" or "latency"), and the panel in it.
+	Chart string `json:"chart"`
+	Panel string `json:"panel"`
+}
+
+// Row IDs.
+const (
+	rowSeqRead     = "seq_read"
+	rowParRead     = "seq_read_4t"
+	rowRandRead    = "rand_read"
+	rowWriteS3     = "seq_write_in_s3"
+	rowWriteRet    = "seq_write_returned"
+	rowCreateS3    = "small_create_in_s3"
+	rowCreateRet   = "small_create_returned"
+	rowSmallRead   = "small_read"
+	rowList        = "ls_l"
+	rowTTFB        = "ttfb"
+	rowRSS         = "peak_rss"
+	rowListLA      = "ls_l_listing_attrs" // job 6 with s3mount -o listing_attrs
+	rowListScaleID = "ls_l_%d"            // s3mount-only scaling rows (listing_attrs), by object count
+)
+
+// Columns.
+const (
+	colS3mount = "s3mount"
+	colS3fs    = "s3fs"
+	colRcOff   = "rclone (cache off)"
+	colRcWr    = "rclone (cache writes)"
+	colCeiling = "ceiling (SDK)"
+)
+
+var peerColumns = []string{colS3fs, colRcOff, colRcWr}
+
+// cell is one row × column: the samples, or why there are none.
+type cell struct {
+	Samples []float64 `json:"samples,omitempty"`
+	Fail    string    `json:"fail,omitempty"` // the job failed: FAIL and the reason
+	Skip    string    `json:"skip,omitempty"` // not run on purpose (not installed, no time)
+}
+
+// results is everything one run measured; it is written as results.json.
+type results struct {
+	mu       sync.Mutex
+	Date     string                      `json:"date"`
+	Took     string                      `json:"took"`
+	Smoke    bool                        `json:"smoke"`
+	Machine  map[string]string           `json:"machine"`
+	Versions map[string]string           `json:"versions"`
+	Options  map[string]string           `json:"options"` // how each filesystem was mounted
+	Sizes    sizes                       `json:"sizes"`
+	Rows     []row                       `json:"rows"`
+	Columns  []string                    `json:"columns"`
+	Cells    map[string]map[string]*cell `json:"cells"` // row ID → column → cell
+	Notes    []string                    `json:"notes,omitempty"`
+	Diag     []string                    `json:"diagnostics,omitempty"`
+}
+
+func newResults(rows []row, columns []string) *results {
+	return &results{Rows: rows, Columns: columns, Cells: map[string]map[string]*cell{},
+		Machine: map[string]string{}, Versions: map[string]string{}, Options: map[string]string{}}
+}
+
+func (r *results) cellLocked(rowID, col string) *cell {
+	if r.Cells[rowID] == nil {
+		r.Cells[rowID] = map[string]*cell{}
+	}
+	if r.Cells[rowID][col] == nil {
+		r.Cells[rowID][col] = &cell{}
+	}
+	return r.Cells[rowID][col]
+}
+
+// add appends a sample.
+func (r *results) add(rowID, col string, v float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.cellLocked(rowID, col)
+	c.Samples = append(c.Samples, v)
+}
+
+// fail marks a cell failed (the first reason wins); its samples are dropped, since a median of
+// the runs that happened to pass would flatter the filesystem.
+func (r *results) fail(rowID, col, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.cellLocked(rowID, col)
+	if c.Fail == "" {
+		c.Fail = reason
+	}
+	c.Samples = nil
+}
+
+// skip marks a cell as not run on purpose.
+func (r *results) skip(rowID, col, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.cellLocked(rowID, col)
+	if c.Fail == "" && len(c.Samples) == 0 {
+		c.Skip = reason
+	}
+}
+
+// failed reports whether a cell has failed.
+func (r *results) failed(rowID, col string) bool { return r.failReason(rowID, col) != "" }
+
+// failReason is why a cell failed, or "".
+func (r *results) failReason(rowID, col string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := r.Cells[rowID][col]; c != nil {
+		return c.Fail
+	}
+	return ""
+}
+
+// maxSample keeps a single sample, the largest seen (peak RSS).
+func (r *results) maxSample(rowID, col string, v float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.cellLocked(rowID, col)
+	if len(c.Samples) == 0 {
+		c.Samples = []float64{v}
+	} else if v > c.Samples[0] {
+		c.Samples[0] = v
+	}
+}
+
+func (r *results) note(s string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Notes = append(r.Notes, s)
+}
+
+func (r *results) diag(s string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Diag = append(r.Diag, s)
+}
+
+// value is a cell's median, if it has samples and did not fail.
+func (r *results) value(rowID, col string) (float64, bool) {
+	c := r.Cells[rowID][col]
+	if c == nil || c.Fail != "" || len(c.Samples) == 0 {
+		return 0, false
+	}
+	return median(c.Samples), true
+}
+
+func (r *results) row(id string) (row, bool) {
+	for _, x := range r.Rows {
+		if x.ID == id {
+			return x, true
+		}
+	}
+	return row{}, false
+}
+
+// write saves results.json, results.md and the two charts in dir.
+func (r *results) write(dir string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(r.markdown()), 0o644); err != nil {
+		return err
+	}
+	if err := r.chart(filepath.Join(dir, "throughput.png"), "throughput",
+		"Throughput: median of the runs, higher is better"); err != nil {
+		return fmt.Errorf("throughput chart: %w", err)
+	}
+	if err := r.chart(filepath.Join(dir, "latency.png"), "latency",
+		"Latency, metadata and memory: median of the runs, lower is better"); err != nil {
+		return fmt.Errorf("latency chart: %w", err)
+	}
+	return nil
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func spread(v []float64) (lo, hi float64) {
+	lo, hi = v[0], v[0]
+	for _, x := range v {
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	return lo, hi
+}
