@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync"
 	"syscall"
+	"time"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -81,21 +82,35 @@ func (d *Dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fus
 		if absent {
 			return nil, syscall.ENOENT
 		}
-		e := ce.e
-		if !e.isDir && d.root.opts.ListingAttrs {
-			e.listed = true
-		} else if !e.isDir {
-			info, err := d.lc.head(ctx, d.root, ce)
-			if err != nil {
-				return nil, d.root.fail("lookup", d.Path(nil)+"/"+name, err)
-			}
-			e.info = info
-		}
-		return d.root.newChild(ctx, &d.Inode, e, out), 0
+		return d.listedChild(ctx, ce.e, ce, out)
 	}
 	e, err := d.root.lookupEntry(ctx, d.key(), name)
 	if err != nil {
 		return nil, d.root.fail("lookup", d.Path(nil)+"/"+name, err)
+	}
+	return d.root.newChild(ctx, &d.Inode, e, out), 0
+}
+
+// listedChild answers a lookup of an entry a listing just showed (ce is its entry in the listing
+// cache, or nil): a directory from the listing alone, a file with its HEAD (started ahead when ce
+// is known), or with the listing's attributes under Options.ListingAttrs.
+func (d *Dir) listedChild(ctx context.Context, e dirEntry, ce *cachedEntry, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	switch {
+	case e.isDir:
+	case d.root.opts.ListingAttrs:
+		e.listed = true
+	default:
+		var info backend.ObjectInfo
+		var err error
+		if ce != nil {
+			info, err = d.lc.head(ctx, d.root, ce)
+		} else {
+			info, err = d.root.b.Head(ctx, e.info.Key)
+		}
+		if err != nil {
+			return nil, d.root.fail("lookup", d.Path(nil)+"/"+e.name, err)
+		}
+		e.info = info
 	}
 	return d.root.newChild(ctx, &d.Inode, e, out), 0
 }
@@ -248,10 +263,20 @@ var _ = (fusefs.FileLookuper)((*dirHandle)(nil))
 // Lookup implements fusefs.FileLookuper for READDIRPLUS. A directory entry is answered from the
 // listing; a file needs its stored attributes, so it is looked up (HEAD).
 func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	// The entry was just listed: Dir.Lookup answers from the listing (with the file's HEAD, started
-	// ahead). Not interruptible, see Readdirent.
-	return h.dir.Lookup(detached(ctx), name, out)
+	// Not interruptible, see Readdirent.
+	ctx = detached(ctx)
+	d := h.dir
+	if name != h.last.name || h.last.name == "" || d.localChild(name) != nil {
+		return d.Lookup(ctx, name, out)
+	}
+	// The entry was just listed, however long the listing has taken so far: answer from it (with
+	// the file's HEAD, started ahead).
+	d.root.op("lookup")
+	ce, _ := d.lc.find(name, maxDuration)
+	return d.listedChild(ctx, h.last, ce, out)
 }
+
+const maxDuration = time.Duration(1<<63 - 1)
 
 var _ = (fusefs.FileSeekdirer)((*dirHandle)(nil))
 

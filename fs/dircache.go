@@ -16,7 +16,7 @@ import (
 // forgets the file's entry.
 type listingCache struct {
 	mu      sync.Mutex // protects the following
-	at      time.Time  // when the listing started
+	at      time.Time  // when the listing last received entries (or ended)
 	order   []*cachedEntry
 	entries map[string]*cachedEntry
 	done    bool // the listing reached its end
@@ -70,6 +70,7 @@ func (c *listingCache) add(e dirEntry) {
 		c.order, c.entries = nil, nil
 		return
 	}
+	c.at = time.Now() // fresh for the TTL after the last page arrived, however long the listing took
 	ce := &cachedEntry{e: e, idx: len(c.order)}
 	c.order = append(c.order, ce)
 	c.entries[e.name] = ce // a directory listed after a file of the same name shadows it
@@ -80,6 +81,7 @@ func (c *listingCache) complete() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.done = c.entries != nil
+	c.at = time.Now()
 }
 
 // find returns what the listing says of name, while it is fresh: the entry, and for a complete

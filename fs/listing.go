@@ -16,8 +16,8 @@ type dirEntry struct {
 	listed bool
 }
 
-// lister streams the entries of one directory from ListObjectsV2 pages, one page at a time, in key
-// order. It hides the directory's own marker object ("dir/") and names that cannot be file names,
+// lister streams the entries of one directory from ListObjectsV2 pages, one page at a time (and
+// the next one requested ahead), in key order. It hides the directory's own marker object ("dir/") and names that cannot be file names,
 // and when a key is both an object and a prefix ("x" and "x/..."), shows only the directory.
 type lister struct {
 	b        backend.Backend
@@ -27,6 +27,9 @@ type lister struct {
 	queue []dirEntry // fetched, not yet returned; in name order
 	token string
 	done  bool // no more pages
+	// pending is the page after the last one fetched, requested as soon as that one arrived, so that
+	// the round trip overlaps with the kernel's reading of the entries before it.
+	pending chan pageResult
 	// onEntry, if set, sees every entry as soon as its page arrives (before next returns it), so
 	// that work for the entries ahead (their HEADs) can start early.
 	onEntry func(dirEntry)
@@ -36,13 +39,38 @@ func newLister(b backend.Backend, prefix string, pageSize int) *lister {
 	return &lister{b: b, prefix: prefix, pageSize: pageSize}
 }
 
-// fetch appends the next page's entries to the queue, merged into key order.
+type pageResult struct {
+	p   backend.Page
+	err error
+}
+
+func (l *lister) input() backend.ListInput {
+	return backend.ListInput{Prefix: l.prefix, Delimiter: "/", Token: l.token, MaxKeys: l.pageSize}
+}
+
+// fetch appends the next page's entries to the queue, merged into key order, and requests the
+// page after it.
 func (l *lister) fetch(ctx context.Context) error {
-	p, err := l.b.List(ctx, backend.ListInput{Prefix: l.prefix, Delimiter: "/", Token: l.token, MaxKeys: l.pageSize})
+	var p backend.Page
+	var err error
+	if l.pending != nil {
+		r := <-l.pending
+		l.pending, p, err = nil, r.p, r.err
+	} else {
+		p, err = l.b.List(ctx, l.input())
+	}
 	if err != nil {
 		return err
 	}
 	l.token, l.done = p.NextToken, p.NextToken == ""
+	if !l.done {
+		pending, in := make(chan pageResult, 1), l.input()
+		go func() {
+			p, err := l.b.List(context.WithoutCancel(ctx), in)
+			pending <- pageResult{p, err}
+		}()
+		l.pending = pending
+	}
 	objs, dirs := p.Objects, p.Prefixes
 	for len(objs) > 0 || len(dirs) > 0 {
 		if len(dirs) == 0 || (len(objs) > 0 && objs[0].Key < dirs[0]) {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -397,5 +398,45 @@ func TestKernelReadahead(t *testing.T) {
 	}
 	if string(bytes.TrimSpace(got)) != "2048" {
 		t.Errorf("read_ahead_kb = %q, want 2048", got)
+	}
+}
+
+// TestSlowListingStaysCheap: a listing that takes longer than the listing TTL (huge directories)
+// still answers its own READDIRPLUS lookups and the stats that follow it: no request per entry.
+func TestSlowListingStaysCheap(t *testing.T) {
+	b := memback.New()
+	for i := 0; i < 500; i++ {
+		b.PutBytes(fmt.Sprintf("dir/f%03d", i), []byte("x"))
+	}
+	var perEntry atomic.Int32 // requests about one entry: a HEAD of it, or a LIST of its prefix
+	b.SetFault(func(op memback.Op, key string) error {
+		if strings.HasPrefix(key, "dir/f") {
+			perEntry.Add(1)
+		}
+		if op == memback.OpList {
+			time.Sleep(60 * time.Millisecond) // five pages take longer than the 250 ms listing TTL
+		}
+		return nil
+	})
+	opts := DefaultOptions()
+	opts.ListPageSize = 100
+	opts.ListingAttrs = true
+	opts.EntryTTL, opts.AttrTTL = 50*time.Millisecond, 50*time.Millisecond
+	mnt := testMount(t, b, opts)
+	entries, err := os.ReadDir(filepath.Join(mnt, "dir"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if _, err := os.Lstat(filepath.Join(mnt, "dir", e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(entries) != 500 {
+		t.Errorf("listed %d entries, want 500", len(entries))
+	}
+	// (The kernel may look "dir" itself up again: that is its parent's business.)
+	if n := perEntry.Load(); n != 0 {
+		t.Errorf("ls -l made %d requests about single entries, want none", n)
 	}
 }
