@@ -190,7 +190,8 @@ func (bc *blockCache) complete(info backend.ObjectInfo, idx int64, b *block, dat
 // partSize, unless it is there already or does not fit. It stops when ctx ends or a GET fails
 // (the reads that need the missing blocks then fetch them themselves, and see the error).
 func (bc *blockCache) fetchWhole(ctx context.Context, info backend.ObjectInfo, partSize int64) {
-	if !bc.disk.admit(diskID(info), info) {
+	id := diskID(info)
+	if !bc.disk.admit(id, info) {
 		return
 	}
 	perPart := max(1, partSize/blockSize)
@@ -211,7 +212,7 @@ func (bc *blockCache) fetchWhole(ctx context.Context, info backend.ObjectInfo, p
 	for range max(1, cap(bc.gets)/4) {
 		go func() {
 			for first := range parts {
-				for _, b := range bc.fetch(info, first, min(first+perPart, blocks)-1) {
+				for i, b := range bc.fetch(info, first, min(first+perPart, blocks)-1) {
 					select {
 					case <-b.done:
 					case <-ctx.Done():
@@ -221,6 +222,9 @@ func (bc *blockCache) fetchWhole(ctx context.Context, info backend.ObjectInfo, p
 						}
 						return
 					}
+					// A block the memory cache already held (read before the copy began) is
+					// written here; one just fetched is there already.
+					bc.disk.put(id, first+int64(i), b.data)
 				}
 			}
 		}()

@@ -234,6 +234,13 @@ func (dc *diskCache) put(id string, idx int64, data []byte) bool {
 	if o == nil {
 		return false
 	}
+	dc.mu.Lock()
+	there := o.present[idx]
+	dc.mu.Unlock()
+	if there {
+		dc.releaseObj(o)
+		return true
+	}
 	_, err := o.f.WriteAt(data, idx*blockSize)
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
