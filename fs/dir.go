@@ -18,6 +18,7 @@ import (
 // attributes.
 type Dir struct {
 	fusefs.Inode
+	noXattrs
 	root *Root
 	lc   listingCache // the last listing, for the lookups that follow it
 

@@ -16,6 +16,7 @@ import (
 // File is a regular file: an object, plus local content while it is being written.
 type File struct {
 	fusefs.Inode
+	noXattrs
 	root *Root
 
 	mu    sync.Mutex         // protects the following

@@ -440,3 +440,24 @@ func TestSlowListingStaysCheap(t *testing.T) {
 		t.Errorf("ls -l made %d requests about single entries, want none", n)
 	}
 }
+
+// TestNoXattrs: extended attributes are not supported, and the kernel is told once (ENOSYS), so
+// asking again costs no request: callers get EOPNOTSUPP.
+func TestNoXattrs(t *testing.T) {
+	b := memback.New()
+	b.PutBytes("f", []byte("x"))
+	mnt := testMount(t, b, DefaultOptions())
+	p := filepath.Join(mnt, "f")
+	buf := make([]byte, 64)
+	for i := 0; i < 2; i++ {
+		if _, err := syscall.Getxattr(p, "user.x", buf); err != syscall.EOPNOTSUPP {
+			t.Errorf("getxattr: %v, want EOPNOTSUPP", err)
+		}
+	}
+	if err := syscall.Setxattr(p, "user.x", []byte("v"), 0); err != syscall.EOPNOTSUPP {
+		t.Errorf("setxattr: %v, want EOPNOTSUPP", err)
+	}
+	if _, err := syscall.Listxattr(p, buf); err != syscall.EOPNOTSUPP {
+		t.Errorf("listxattr: %v, want EOPNOTSUPP", err)
+	}
+}

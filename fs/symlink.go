@@ -15,6 +15,7 @@ import (
 // S_IFLNK type, as s3fs writes them.
 type Symlink struct {
 	fusefs.Inode
+	noXattrs
 	root *Root
 
 	mu   sync.Mutex // protects info
