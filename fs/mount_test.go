@@ -75,6 +75,23 @@ func names(t *testing.T, dir string) []string {
 	return out
 }
 
+// lsLong does what `ls -l` does in dir: reads the whole directory, then stats every name. It
+// returns the entries and their stats.
+func lsLong(t *testing.T, dir string) ([]os.DirEntry, []os.FileInfo) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats := make([]os.FileInfo, len(entries))
+	for i, e := range entries {
+		if stats[i], err = os.Lstat(filepath.Join(dir, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return entries, stats
+}
+
 func equal(a, b []string) bool {
 	if len(a) != len(b) {
 		return false
@@ -184,15 +201,7 @@ func TestLsLongCostsOneHeadPerFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.ResetCalls()
-	entries, err := os.ReadDir(filepath.Join(mnt, "dir"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if _, err := os.Lstat(filepath.Join(mnt, "dir", e.Name())); err != nil {
-			t.Fatal(err)
-		}
-	}
+	entries, _ := lsLong(t, filepath.Join(mnt, "dir"))
 	if len(entries) != 320 {
 		t.Errorf("listed %d entries, want 320", len(entries))
 	}
@@ -290,14 +299,8 @@ func TestLsLongHEADsRunAhead(t *testing.T) {
 		return nil
 	})
 	mnt := testMount(t, b, DefaultOptions())
-	entries, err := os.ReadDir(filepath.Join(mnt, "list"))
-	if err != nil || len(entries) != 1000 {
-		t.Fatalf("listed %d entries (%v)", len(entries), err)
-	}
-	for _, e := range entries {
-		if _, err := os.Lstat(filepath.Join(mnt, "list", e.Name())); err != nil {
-			t.Fatal(err)
-		}
+	if entries, _ := lsLong(t, filepath.Join(mnt, "list")); len(entries) != 1000 {
+		t.Fatalf("listed %d entries, want 1000", len(entries))
 	}
 	if p := peak.Load(); p < 8 {
 		t.Errorf("at most %d HEADs were in flight; want them to run ahead in parallel", p)
@@ -327,15 +330,9 @@ func TestLsLongWithListingAttrs(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.ResetCalls()
-	entries, err := os.ReadDir(filepath.Join(mnt, "dir"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		st, err := os.Lstat(filepath.Join(mnt, "dir", e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
+	entries, stats := lsLong(t, filepath.Join(mnt, "dir"))
+	for i, e := range entries {
+		st := stats[i]
 		if want := int64(2 + btoi(e.Name() == "kept")); st.Size() != want || st.Mode().Perm() != 0o644 {
 			t.Errorf("%s: size %d mode %v, want %d and the default 0644", e.Name(), st.Size(), st.Mode(), want)
 		}
@@ -423,15 +420,7 @@ func TestSlowListingStaysCheap(t *testing.T) {
 	opts.ListingAttrs = true
 	opts.EntryTTL, opts.AttrTTL = 200*time.Millisecond, 200*time.Millisecond
 	mnt := testMount(t, b, opts)
-	entries, err := os.ReadDir(filepath.Join(mnt, "dir"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if _, err := os.Lstat(filepath.Join(mnt, "dir", e.Name())); err != nil {
-			t.Fatal(err)
-		}
-	}
+	entries, _ := lsLong(t, filepath.Join(mnt, "dir"))
 	if len(entries) != 300 {
 		t.Errorf("listed %d entries, want 300", len(entries))
 	}

@@ -72,7 +72,7 @@ type bench struct {
 	deadline     time.Time
 	s3mountBin   string
 	s3mountExtra string
-	s3mountLA    *filesystem // s3mount with -o listing_attrs, for the ls -l rows
+	s3mountLA    *filesystem     // s3mount with -o listing_attrs, for the ls -l rows
 	jobs         map[string]bool // -jobs: only these (all when empty)
 	putRate      float64         // small PUTs per second while seeding
 	logw         io.Writer
