@@ -174,17 +174,6 @@ func (dc *diskCache) remove(o *diskObject) {
 	dc.used -= o.size
 }
 
-// tracks reports whether info is being cached here.
-func (dc *diskCache) tracks(id string) bool {
-	if dc == nil {
-		return false
-	}
-	dc.mu.Lock()
-	defer dc.mu.Unlock()
-	_, ok := dc.objects[id]
-	return ok
-}
-
 // acquire returns object id, in use, if it is cached here and has the blocks [first, last]
 // (none are needed when last < first).
 func (dc *diskCache) acquire(id string, first, last int64) *diskObject {

@@ -163,8 +163,8 @@ func TestDiskCacheBoundAndLifecycle(t *testing.T) {
 	if !dc.admit(diskID(c), c) {
 		t.Fatal("c was not admitted by evicting a")
 	}
-	if dc.tracks(diskID(a)) || !dc.tracks(diskID(b)) || !dc.tracks(diskID(c)) {
-		t.Errorf("after eviction: a=%v b=%v c=%v, want false true true", dc.tracks(diskID(a)), dc.tracks(diskID(b)), dc.tracks(diskID(c)))
+	if tracks(dc, a) || !tracks(dc, b) || !tracks(dc, c) {
+		t.Errorf("after eviction: a=%v b=%v c=%v, want false true true", tracks(dc, a), tracks(dc, b), tracks(dc, c))
 	}
 	if dc.used > dc.limit {
 		t.Errorf("reserved %d bytes over the limit of %d", dc.used, dc.limit)
@@ -175,4 +175,12 @@ func TestDiskCacheBoundAndLifecycle(t *testing.T) {
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("cache directory left after close (%v)", err)
 	}
+}
+
+// tracks reports whether the cache holds (or is filling) info.
+func tracks(dc *diskCache, info backend.ObjectInfo) bool {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	_, ok := dc.objects[diskID(info)]
+	return ok
 }

@@ -17,8 +17,9 @@ type dirEntry struct {
 }
 
 // lister streams the entries of one directory from ListObjectsV2 pages, one page at a time (and
-// the next one requested ahead), in key order. It hides the directory's own marker object ("dir/") and names that cannot be file names,
-// and when a key is both an object and a prefix ("x" and "x/..."), shows only the directory.
+// the next one requested ahead), in key order. It hides the directory's own marker object ("dir/")
+// and names that cannot be file names, and when a key is both an object and a prefix ("x" and
+// "x/..."), shows only the directory.
 type lister struct {
 	b        backend.Backend
 	prefix   string // the directory's key prefix: "" or ending in "/"
