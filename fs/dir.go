@@ -70,6 +70,10 @@ var _ = (fusefs.NodeLookuper)((*Dir)(nil))
 // Lookup implements fusefs.NodeLookuper. A child that exists only here (created and not yet
 // committed) or has local changes is answered from memory; anything else from S3.
 func (d *Dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	// Not interruptible: Go programs get runtime signals all the time, and the kernel turns them
+	// into FUSE interrupts, so an interruptible lookup made their stat, open or rmdir fail with
+	// EINTR now and then. A lookup is bounded by the S3 client's timeouts anyway.
+	ctx = detached(ctx)
 	d.root.op("lookup")
 	if ch := d.localChild(name); ch != nil {
 		d.root.setEntryTimeouts(out)
