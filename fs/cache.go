@@ -111,7 +111,7 @@ func (bc *blockCache) fetch(info backend.ObjectInfo, first, last int64) []*block
 		bc.inflight[k] = b
 		out = append(out, b)
 		if todoFirst >= 0 && todoFirst+int64(len(todo)) != idx {
-			go bc.get(info, todoFirst, todo)
+			go bc.get(info, id, todoFirst, todo)
 			todo = nil
 		}
 		if len(todo) == 0 {
@@ -121,15 +121,15 @@ func (bc *blockCache) fetch(info backend.ObjectInfo, first, last int64) []*block
 	}
 	bc.mu.Unlock()
 	if len(todo) > 0 {
-		go bc.get(info, todoFirst, todo)
+		go bc.get(info, id, todoFirst, todo)
 	}
 	return out
 }
 
 // get fetches consecutive blocks starting at block first with one ranged GET (pinned to the
-// ETag), completing each block as its bytes arrive. A body that breaks off is resumed where it
-// stopped, a few times.
-func (bc *blockCache) get(info backend.ObjectInfo, first int64, blocks []*block) {
+// ETag), completing each block as its bytes arrive (id is the object's disk-cache id, computed
+// once per fetch). A body that breaks off is resumed where it stopped, a few times.
+func (bc *blockCache) get(info backend.ObjectInfo, id string, first int64, blocks []*block) {
 	bc.gets <- struct{}{}
 	defer func() { <-bc.gets }()
 	off := first * blockSize
@@ -163,7 +163,7 @@ func (bc *blockCache) get(info backend.ObjectInfo, first int64, blocks []*block)
 			}
 			break
 		}
-		bc.complete(info, first+int64(i), blocks[i], buf, nil)
+		bc.complete(info, id, first+int64(i), blocks[i], buf, nil)
 		off += n
 		i++
 	}
@@ -171,16 +171,16 @@ func (bc *blockCache) get(info backend.ObjectInfo, first int64, blocks []*block)
 		body.Close()
 	}
 	for ; i < len(blocks); i++ {
-		bc.complete(info, first+int64(i), blocks[i], nil, err)
+		bc.complete(info, id, first+int64(i), blocks[i], nil, err)
 	}
 }
 
-func (bc *blockCache) complete(info backend.ObjectInfo, idx int64, b *block, data []byte, err error) {
+func (bc *blockCache) complete(info backend.ObjectInfo, id string, idx int64, b *block, data []byte, err error) {
 	b.data, b.err = data, err
 	bc.mu.Lock()
 	delete(bc.inflight, blockKey(info, idx))
 	bc.mu.Unlock()
-	if err == nil && !bc.disk.put(bc.diskID(info), idx, data) {
+	if err == nil && !bc.disk.put(id, idx, data) {
 		bc.keep(info, idx, data)
 	}
 	close(b.done)

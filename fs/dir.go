@@ -265,8 +265,8 @@ func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 
 var _ = (fusefs.FileLookuper)((*dirHandle)(nil))
 
-// Lookup implements fusefs.FileLookuper for READDIRPLUS. A directory entry is answered from the
-// listing; a file needs its stored attributes, so it is looked up (HEAD).
+// Lookup implements fusefs.FileLookuper for READDIRPLUS: the entry just returned is answered from
+// the listing (see listedChild).
 func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	// Not interruptible, see Readdirent.
 	ctx = detached(ctx)
