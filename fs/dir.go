@@ -85,6 +85,7 @@ func (d *Dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fus
 	}
 	if ce, absent := d.lc.find(name, d.root.listingTTL()); ce != nil || absent {
 		if absent {
+			d.root.rememberMissing(childKey(d.key(), name)) // for the create that may follow
 			return nil, syscall.ENOENT
 		}
 		return d.listedChild(ctx, ce.e, ce, out)
@@ -98,10 +99,14 @@ func (d *Dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fus
 
 // listedChild answers a lookup of an entry a listing just showed (ce is its entry in the listing
 // cache, or nil): a directory from the listing alone, a file with its HEAD (started ahead when ce
-// is known), or with the listing's attributes under Options.ListingAttrs.
+// is known), or with the listing's attributes under Options.ListingAttrs. An entry this mount
+// stored needs nothing more.
 func (d *Dir) listedChild(ctx context.Context, e dirEntry, ce *cachedEntry, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if ce != nil && ce.stored {
+		e = ce.e // newer than what a listing in progress showed
+	}
 	switch {
-	case e.isDir:
+	case e.isDir, ce != nil && ce.stored:
 	case d.root.opts.ListingAttrs:
 		e.listed = true
 	default:

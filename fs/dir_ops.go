@@ -13,12 +13,17 @@ import (
 	"github.com/s3mount/s3mount/fs/backend"
 )
 
-// exists reports whether name exists in d, locally or in S3.
+// exists reports whether name exists in d, locally or in S3 (as far as a fresh listing knows).
 func (d *Dir) exists(ctx context.Context, name string) (dirEntry, bool, error) {
 	if ch := d.GetChild(name); ch != nil {
 		if f, ok := ch.Operations().(*File); ok && f.hasLocalState() {
 			return dirEntry{name: name}, true, nil
 		}
+	}
+	if ce, absent := d.lc.find(name, d.root.listingTTL()); absent {
+		return dirEntry{}, false, nil
+	} else if ce != nil && ce.stored {
+		return ce.e, true, nil
 	}
 	e, err := d.root.lookupEntry(ctx, d.key(), name)
 	if errors.Is(err, syscall.ENOENT) {
@@ -45,7 +50,6 @@ var _ = (fusefs.NodeCreater)((*Dir)(nil))
 // commit (close or fsync). With O_EXCL the empty object is created in S3 at once with a
 // conditional write (If-None-Match: *), so that two hosts cannot both create it.
 func (d *Dir) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
-	d.lc.forget()
 	d.root.op("create")
 	ctx = detached(ctx)
 	r := d.root
@@ -92,6 +96,7 @@ func (d *Dir) Create(ctx context.Context, name string, flags, mode uint32, out *
 		}
 		f.info, f.localOnly = info, false
 		dirty.base, dirty.dirty = info, false
+		d.lc.stored(dirEntry{name: name, info: info})
 	}
 	r.forgetMissing(key)
 	ch := d.NewInode(ctx, f, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: r.ino(key, syscall.S_IFREG)})
@@ -105,7 +110,6 @@ var _ = (fusefs.NodeMkdirer)((*Dir)(nil))
 // Mkdir implements fusefs.NodeMkdirer: it writes the marker "name/" with a conditional write, so
 // mkdir of an existing name fails with EEXIST also when another host made it at the same time.
 func (d *Dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	d.lc.forget()
 	d.root.op("mkdir")
 	ctx = detached(ctx)
 	r := d.root
@@ -125,14 +129,19 @@ func (d *Dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.Ent
 		return nil, r.fail("mkdir", key, err)
 	}
 	r.forgetMissing(key)
-	return r.newChild(ctx, &d.Inode, dirEntry{name: name, isDir: true, info: info}, out), 0
+	e := dirEntry{name: name, isDir: true, info: info}
+	d.lc.stored(e)
+	ch := r.newChild(ctx, &d.Inode, e, out)
+	if nd, ok := ch.Operations().(*Dir); ok {
+		nd.lc.seedEmpty() // mustBeNew just found nothing under the prefix
+	}
+	return ch, 0
 }
 
 var _ = (fusefs.NodeRmdirer)((*Dir)(nil))
 
 // Rmdir implements fusefs.NodeRmdirer: only an empty directory is removed (its marker deleted).
 func (d *Dir) Rmdir(ctx context.Context, name string) syscall.Errno {
-	d.lc.forget()
 	d.root.op("rmdir")
 	ctx = detached(ctx)
 	r := d.root
@@ -143,7 +152,9 @@ func (d *Dir) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if err := r.checkEmpty(ctx, d.GetChild(name), prefix); err != nil {
 		return r.fail("rmdir", prefix, err)
 	}
-	if err := r.b.Delete(ctx, prefix); err != nil {
+	err := r.b.Delete(ctx, prefix)
+	d.lc.removed(name, err == nil)
+	if err != nil {
 		return r.fail("rmdir", prefix, err)
 	}
 	return 0
@@ -172,7 +183,6 @@ var _ = (fusefs.NodeUnlinker)((*Dir)(nil))
 // Unlink implements fusefs.NodeUnlinker. The object is deleted at once; a file that is still open
 // keeps its content locally (downloaded first if needed), so open handles read on until closed.
 func (d *Dir) Unlink(ctx context.Context, name string) syscall.Errno {
-	d.lc.forget()
 	d.root.op("unlink")
 	ctx = detached(ctx)
 	r := d.root
@@ -190,7 +200,9 @@ func (d *Dir) Unlink(ctx context.Context, name string) syscall.Errno {
 		}
 	}
 	if !localOnly {
-		if err := r.b.Delete(ctx, key); err != nil {
+		err := r.b.Delete(ctx, key)
+		d.lc.removed(name, err == nil)
+		if err != nil {
 			return r.fail("unlink", key, err)
 		}
 	}
@@ -227,7 +239,6 @@ var _ = (fusefs.NodeSymlinker)((*Dir)(nil))
 
 // Symlink implements fusefs.NodeSymlinker: an object holding the target, with mode S_IFLNK.
 func (d *Dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	d.lc.forget()
 	ctx = detached(ctx)
 	r := d.root
 	if r.opts.ReadOnly {
@@ -243,7 +254,9 @@ func (d *Dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryO
 		return nil, r.fail("symlink", key, err)
 	}
 	r.forgetMissing(key)
-	return r.newChild(ctx, &d.Inode, dirEntry{name: name, info: info}, out), 0
+	e := dirEntry{name: name, info: info}
+	d.lc.stored(e)
+	return r.newChild(ctx, &d.Inode, e, out), 0
 }
 
 var _ = (fusefs.NodeLinker)((*Dir)(nil))

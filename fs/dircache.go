@@ -12,8 +12,10 @@ import (
 // whether each is a file or a directory. A lookup right after a listing (what `ls -l` and rsync
 // do: read the whole directory, then stat every name) then needs no LIST, and the HEADs that files
 // still need for their stored attributes run ahead of the lookups, headsAhead at a time, in
-// listing order. Any change made through the mount in the directory forgets the listing; a commit
-// forgets the file's entry.
+// listing order. Changes made through the mount keep a complete listing up to date (a commit records
+// the file as stored, with its attributes, so its lookup needs no HEAD; an unlink drops the name),
+// and forget a listing still in progress. A directory this mount has just created starts with a
+// complete, empty listing, so that creating files in it needs no lookups in S3.
 type listingCache struct {
 	mu      sync.Mutex // protects the following
 	at      time.Time  // when the listing last received entries (or ended)
@@ -29,7 +31,13 @@ type cachedEntry struct {
 	e    dirEntry
 	idx  int
 	head *headResult // started HEAD of a file, or nil
+	// stored: e.info is what this mount stored (with its attributes), so a lookup needs no HEAD.
+	stored bool
+	gone   bool // a name removed since the listing: skipped by the HEADs ahead
 }
+
+// needsHead reports whether a lookup of the entry needs a HEAD: a file known from the listing only.
+func (ce *cachedEntry) needsHead() bool { return !ce.e.isDir && !ce.gone && !ce.stored }
 
 // headResult is a HEAD started ahead of its lookup.
 type headResult struct {
@@ -55,11 +63,47 @@ func (c *listingCache) forget() {
 	c.order, c.entries = nil, nil
 }
 
-// forgetName drops one name's entry (its object changed).
-func (c *listingCache) forgetName(name string) {
+// seedEmpty starts a complete, empty listing: the directory was just found empty (this mount
+// created it).
+func (c *listingCache) seedEmpty() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.entries, name)
+	c.at, c.order, c.entries, c.done = time.Now(), nil, map[string]*cachedEntry{}, true
+}
+
+// stored records that this mount just stored e (a committed file, a new directory or symlink) in
+// S3. A listing in progress, which may or may not show it, is forgotten instead. The listing's
+// age is kept: the change says nothing about what other clients did.
+func (c *listingCache) stored(e dirEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.done || c.entries == nil || len(c.order) >= maxCachedEntries {
+		c.order, c.entries = nil, nil
+		return
+	}
+	ce := &cachedEntry{e: e, idx: len(c.order), stored: true}
+	if old, ok := c.entries[e.name]; ok {
+		ce.idx = old.idx
+		c.order[old.idx] = ce
+	} else {
+		c.order = append(c.order, ce)
+	}
+	c.entries[e.name] = ce
+}
+
+// removed records that this mount just deleted name in S3 (or, with ok false, tried to: then the
+// listing is forgotten, since the outcome is unknown).
+func (c *listingCache) removed(name string, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !ok || !c.done || c.entries == nil {
+		c.order, c.entries = nil, nil
+		return
+	}
+	if ce, found := c.entries[name]; found {
+		delete(c.entries, name)
+		c.order[ce.idx] = &cachedEntry{idx: ce.idx, gone: true} // nothing to HEAD ahead there
+	}
 }
 
 // add records an entry of the listing in progress.
@@ -105,7 +149,7 @@ func (c *listingCache) head(ctx context.Context, r *Root, ce *cachedEntry) (back
 		res = c.start(r, ce)
 	}
 	for i, n := ce.idx+1, 0; i < len(c.order) && n < headsAhead; i++ {
-		if next := c.order[i]; !next.e.isDir {
+		if next := c.order[i]; next.needsHead() {
 			if next.head == nil {
 				c.start(r, next)
 			}

@@ -151,10 +151,12 @@ func (f *File) commit(ctx context.Context) error {
 	}
 	f.mu.Lock()
 	f.info, f.attrs, f.localOnly, f.attrsUnknown = info, parseMeta(info.Meta), false, false
+	unlinked := f.unlinked
 	f.mu.Unlock()
-	if name, parent := f.Parent(); parent != nil {
+	if name, parent := f.Parent(); parent != nil && !unlinked {
 		if dir, ok := parent.Operations().(*Dir); ok {
-			dir.lc.forgetName(name) // a listing's HEAD of the old version must not be reused
+			// Lookups answer from this (not from a listing's HEAD of the old version).
+			dir.lc.stored(dirEntry{name: name, info: info})
 		}
 	}
 	return nil

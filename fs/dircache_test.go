@@ -1,0 +1,130 @@
+package fs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/s3mount/s3mount/fs/backend/memback"
+)
+
+// shortTTLOptions makes the kernel forget names after 100 ms, so that lookups reach the
+// filesystem again while its listings (5× the TTL) are still fresh.
+func shortTTLOptions() Options {
+	o := DefaultOptions()
+	o.EntryTTL, o.AttrTTL, o.NegativeTTL = 100*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
+	return o
+}
+
+// TestNewDirectoryNeedsNoLookups: files created in a directory this mount just made cost their
+// PUT alone (no HEAD or LIST to find that the name is free), the listing kept by the mount knows
+// them and their attributes afterwards, and it forgets what is removed. Another client's object
+// appears once the listing is older than its TTL.
+func TestNewDirectoryNeedsNoLookups(t *testing.T) {
+	b := memback.New()
+	mnt := testMount(t, b, shortTTLOptions())
+	names(t, mnt) // the parent's listing, which mkdir then keeps up to date
+	dir := filepath.Join(mnt, "new")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b.ResetCalls()
+	for i := 0; i < 30; i++ {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%02d", i)), []byte("content"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("f00", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if h, l := b.Calls(memback.OpHead), b.Calls(memback.OpList); h != 0 || l != 0 {
+		t.Errorf("creating 30 files, a symlink and a directory in a new directory: %d HEADs and %d LISTs, want none", h, l)
+	}
+	if err := os.Remove(filepath.Join(dir, "f01")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond) // the kernel has forgotten the names; the listing has not
+	b.ResetCalls()
+	for name, want := range map[string]os.FileMode{"f00": 0o600, "link": os.ModeSymlink | 0o777, "sub": os.ModeDir | 0o700} {
+		fi, err := os.Lstat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatalf("lstat %s: %v", name, err)
+		}
+		if fi.Mode() != want {
+			t.Errorf("%s: mode %v, want %v", name, fi.Mode(), want)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "f01")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lstat of a removed file: %v, want ENOENT", err)
+	}
+	if h, l := b.Calls(memback.OpHead), b.Calls(memback.OpList); h != 0 || l != 0 {
+		t.Errorf("looking up what this mount made: %d HEADs and %d LISTs, want none", h, l)
+	}
+
+	b.PutBytes("new/remote", []byte("from elsewhere"))
+	time.Sleep(600 * time.Millisecond) // past the listing's 500 ms
+	if fi, err := os.Stat(filepath.Join(dir, "remote")); err != nil || fi.Size() != 14 {
+		t.Errorf("another client's object after the listing TTL: %v, %v", fi, err)
+	}
+}
+
+// TestCommitKeepsListedName: a file that a listing showed and that is then rewritten through the
+// mount stays visible, with its new content, to lookups that follow within the listing's TTL.
+func TestCommitKeepsListedName(t *testing.T) {
+	b := memback.New()
+	b.PutBytes("dir/a", []byte("old"))
+	b.PutBytes("dir/b", []byte("old"))
+	mnt := testMount(t, b, shortTTLOptions())
+	dir := filepath.Join(mnt, "dir")
+	if got := names(t, dir); !equal(got, []string{"a", "b"}) {
+		t.Fatalf("listing: %q", got)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "a"), []byte("new content"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond)
+	if fi, err := os.Stat(filepath.Join(dir, "a")); err != nil || fi.Size() != 11 {
+		t.Fatalf("stat after rewrite: %v, %v", fi, err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "a")); err != nil || string(got) != "new content" {
+		t.Errorf("read after rewrite: %q, %v", got, err)
+	}
+}
+
+// TestFailedUnlinkForgetsListing: when a delete fails, the listing cannot say whether the object
+// is still there, so it is forgotten and the next lookup asks S3.
+func TestFailedUnlinkForgetsListing(t *testing.T) {
+	b := memback.New()
+	b.PutBytes("dir/a", []byte("x"))
+	mnt := testMount(t, b, shortTTLOptions())
+	dir := filepath.Join(mnt, "dir")
+	names(t, dir)
+	b.SetFault(func(op memback.Op, key string) error {
+		if op == memback.OpDelete {
+			return errors.New("injected: delete failed")
+		}
+		return nil
+	})
+	if err := os.Remove(filepath.Join(dir, "a")); err == nil {
+		t.Fatal("unlink succeeded despite the failing delete")
+	}
+	b.SetFault(nil)
+	time.Sleep(150 * time.Millisecond)
+	b.ResetCalls()
+	if _, err := os.Stat(filepath.Join(dir, "a")); err != nil {
+		t.Errorf("stat after a failed unlink: %v", err)
+	}
+	if b.Calls(memback.OpHead) == 0 {
+		t.Error("the lookup after a failed unlink did not ask S3")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "missing")); !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("stat of a missing name: %v", err)
+	}
+}
