@@ -83,7 +83,7 @@ func (d *Dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fus
 	if len(name) > maxNameLen {
 		return nil, syscall.ENAMETOOLONG // before the listing's answer: no such name can exist
 	}
-	if ce, absent := d.lc.find(name, d.root.listingTTL()); ce != nil || absent {
+	if ce, absent := d.listed(ctx, name); ce != nil || absent {
 		if absent {
 			d.root.rememberMissing(childKey(d.key(), name)) // for the create that may follow
 			return nil, syscall.ENOENT
@@ -95,6 +95,13 @@ func (d *Dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fus
 		return nil, d.root.fail("lookup", d.Path(nil)+"/"+name, err)
 	}
 	return d.root.newChild(ctx, &d.Inode, e, out), 0
+}
+
+// listed returns what the directory's listing says of name (see listingCache.find), listing the
+// directory again first if its complete listing has just expired (see refreshIfStale).
+func (d *Dir) listed(ctx context.Context, name string) (ce *cachedEntry, absent bool) {
+	d.lc.refreshIfStale(ctx, d.root, d.key())
+	return d.lc.find(name, d.root.listingTTL())
 }
 
 // listedChild answers a lookup of an entry a listing just showed (ce is its entry in the listing

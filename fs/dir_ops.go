@@ -20,7 +20,7 @@ func (d *Dir) exists(ctx context.Context, name string) (dirEntry, bool, error) {
 			return dirEntry{name: name}, true, nil
 		}
 	}
-	if ce, absent := d.lc.find(name, d.root.listingTTL()); absent {
+	if ce, absent := d.listed(ctx, name); absent {
 		return dirEntry{}, false, nil
 	} else if ce != nil && ce.stored {
 		return ce.e, true, nil

@@ -22,6 +22,8 @@ type listingCache struct {
 	order   []*cachedEntry
 	entries map[string]*cachedEntry
 	done    bool // the listing reached its end
+	gen     uint64        // counts changes, so that a refresh does not overwrite a newer state
+	refresh chan struct{} // closed when the refresh in progress ends; nil if none
 }
 
 // maxCachedEntries bounds the memory a listing may hold; larger directories are not remembered.
@@ -53,6 +55,7 @@ const headsAhead = 64
 func (c *listingCache) reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	c.at, c.order, c.entries, c.done = time.Now(), nil, map[string]*cachedEntry{}, false
 }
 
@@ -60,6 +63,7 @@ func (c *listingCache) reset() {
 func (c *listingCache) forget() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	c.order, c.entries = nil, nil
 }
 
@@ -68,6 +72,7 @@ func (c *listingCache) forget() {
 func (c *listingCache) seedEmpty() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	c.at, c.order, c.entries, c.done = time.Now(), nil, map[string]*cachedEntry{}, true
 }
 
@@ -77,6 +82,7 @@ func (c *listingCache) seedEmpty() {
 func (c *listingCache) stored(e dirEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	if !c.done || c.entries == nil || len(c.order) >= maxCachedEntries {
 		c.order, c.entries = nil, nil
 		return
@@ -96,6 +102,7 @@ func (c *listingCache) stored(e dirEntry) {
 func (c *listingCache) removed(name string, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	if !ok || !c.done || c.entries == nil {
 		c.order, c.entries = nil, nil
 		return
@@ -110,6 +117,7 @@ func (c *listingCache) removed(name string, ok bool) {
 func (c *listingCache) add(e dirEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	if c.entries == nil || len(c.order) >= maxCachedEntries {
 		c.order, c.entries = nil, nil
 		return
@@ -124,6 +132,7 @@ func (c *listingCache) add(e dirEntry) {
 func (c *listingCache) complete() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	c.done = c.entries != nil
 	c.at = time.Now()
 }
@@ -138,6 +147,59 @@ func (c *listingCache) find(name string, ttl time.Duration) (ce *cachedEntry, ab
 	}
 	ce, ok := c.entries[name]
 	return ce, !ok && c.done
+}
+
+// refreshIfStale lists the directory (with key prefix) again if its complete listing has just
+// expired and fits one page: a directory being written through this mount, whose listing the mount keeps
+// up to date, then costs one LIST per listing TTL instead of a HEAD and a LIST per new name.
+// Entries this mount stored keep their attributes if the object's ETag is still the same (a
+// directory's, if it is still a directory).
+// Concurrent callers wait for one refresh; a change made meanwhile discards its result (lookups
+// then ask S3 one name at a time).
+func (c *listingCache) refreshIfStale(ctx context.Context, r *Root, prefix string) {
+	c.mu.Lock()
+	if ch := c.refresh; ch != nil {
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+		return
+	}
+	// Only a listing that expired recently: a directory in use. After a quiet spell, a LIST of up
+	// to a page for one lookup would cost more than the lookup's own requests.
+	ttl, age := r.listingTTL(), time.Since(c.at)
+	if !c.done || c.entries == nil || len(c.entries) >= r.opts.ListPageSize || age <= ttl || age > 2*ttl {
+		c.mu.Unlock()
+		return
+	}
+	ch, gen, start := make(chan struct{}), c.gen, time.Now()
+	c.refresh = ch
+	c.mu.Unlock()
+
+	var got []dirEntry
+	l := newLister(r.b, prefix, r.opts.ListPageSize)
+	e, ok, err := l.next(ctx)
+	for ; err == nil && ok && l.done; e, ok, err = l.next(ctx) {
+		got = append(got, e)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.refresh = nil
+	close(ch)
+	if err != nil || ok || c.gen != gen || c.entries == nil {
+		return // failed, more than a page, or overtaken by a change
+	}
+	order, entries := make([]*cachedEntry, len(got)), make(map[string]*cachedEntry, len(got))
+	for i, e := range got {
+		ce := &cachedEntry{e: e, idx: i}
+		if old, ok := c.entries[e.name]; ok && old.stored && old.e.isDir == e.isDir && (e.isDir || old.e.info.ETag == e.info.ETag) {
+			ce.e, ce.stored = old.e, true
+		}
+		order[i], entries[e.name] = ce, ce
+	}
+	c.gen++
+	c.order, c.entries, c.at = order, entries, start
 }
 
 // head returns the HEAD of the file entry ce, started ahead if it was, and starts HEADs for the

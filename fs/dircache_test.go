@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -26,7 +28,10 @@ func shortTTLOptions() Options {
 // appears once the listing is older than its TTL.
 func TestNewDirectoryNeedsNoLookups(t *testing.T) {
 	b := memback.New()
-	mnt := testMount(t, b, shortTTLOptions())
+	opts := DefaultOptions()
+	const ttl = 200 * time.Millisecond
+	opts.EntryTTL, opts.AttrTTL, opts.NegativeTTL = ttl, ttl, ttl
+	mnt := testMount(t, b, opts)
 	names(t, mnt) // the parent's listing, which mkdir then keeps up to date
 	dir := filepath.Join(mnt, "new")
 	if err := os.Mkdir(dir, 0o755); err != nil {
@@ -50,7 +55,7 @@ func TestNewDirectoryNeedsNoLookups(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "f01")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(150 * time.Millisecond) // the kernel has forgotten the names; the listing has not
+	time.Sleep(ttl + 50*time.Millisecond) // the kernel has forgotten the names; the listing has not
 	b.ResetCalls()
 	for name, want := range map[string]os.FileMode{"f00": 0o600, "link": os.ModeSymlink | 0o777, "sub": os.ModeDir | 0o700} {
 		fi, err := os.Lstat(filepath.Join(dir, name))
@@ -68,8 +73,31 @@ func TestNewDirectoryNeedsNoLookups(t *testing.T) {
 		t.Errorf("looking up what this mount made: %d HEADs and %d LISTs, want none", h, l)
 	}
 
+	// Past the listing's TTL (5× the metadata TTL), the next lookup lists the directory again,
+	// once, and creating files goes on without a request per name; another client's object shows.
 	b.PutBytes("new/remote", []byte("from elsewhere"))
-	time.Sleep(600 * time.Millisecond) // past the listing's 500 ms
+	time.Sleep(5*ttl + 200*time.Millisecond)
+	var heads, lists atomic.Int32 // about the directory's entries (the root's own refresh aside)
+	b.SetFault(func(op memback.Op, key string) error {
+		switch {
+		case op == memback.OpHead && strings.HasPrefix(key, "new/"):
+			heads.Add(1)
+		case op == memback.OpList && strings.HasPrefix(key, "new/"):
+			lists.Add(1)
+		}
+		return nil
+	})
+	for i := 30; i < 40; i++ {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%02d", i)), []byte("content"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fi, err := os.Lstat(filepath.Join(dir, "f00")); err != nil || fi.Mode() != 0o600 {
+		t.Errorf("lstat f00 after the listing was refreshed: %v, %v", fi, err)
+	}
+	if h, l := heads.Load(), lists.Load(); h != 0 || l != 1 {
+		t.Errorf("creating 10 files after the listing expired: %d HEADs and %d LISTs, want 0 and 1", h, l)
+	}
 	if fi, err := os.Stat(filepath.Join(dir, "remote")); err != nil || fi.Size() != 14 {
 		t.Errorf("another client's object after the listing TTL: %v, %v", fi, err)
 	}
