@@ -21,7 +21,7 @@ type listingCache struct {
 	at      time.Time  // when the listing last received entries (or ended)
 	order   []*cachedEntry
 	entries map[string]*cachedEntry
-	done    bool // the listing reached its end
+	done    bool          // the listing reached its end
 	gen     uint64        // counts changes, so that a refresh does not overwrite a newer state
 	refresh chan struct{} // closed when the refresh in progress ends; nil if none
 }
