@@ -150,12 +150,9 @@ func (c *listingCache) find(name string, ttl time.Duration) (ce *cachedEntry, ab
 }
 
 // refreshIfStale lists the directory (with key prefix) again if its complete listing has just
-// expired and fits one page: a directory being written through this mount, whose listing the mount keeps
-// up to date, then costs one LIST per listing TTL instead of a HEAD and a LIST per new name.
-// Entries this mount stored keep their attributes if the object's ETag is still the same (a
-// directory's, if it is still a directory).
-// Concurrent callers wait for one refresh; a change made meanwhile discards its result (lookups
-// then ask S3 one name at a time).
+// expired and fits one page: a directory being written through this mount, whose listing the mount
+// keeps up to date, then costs one LIST per listing TTL instead of a HEAD and a LIST per new name.
+// Concurrent callers wait for one refresh.
 func (c *listingCache) refreshIfStale(ctx context.Context, r *Root, prefix string) {
 	c.mu.Lock()
 	if ch := c.refresh; ch != nil {
@@ -173,10 +170,24 @@ func (c *listingCache) refreshIfStale(ctx context.Context, r *Root, prefix strin
 		c.mu.Unlock()
 		return
 	}
-	ch, gen, start := make(chan struct{}), c.gen, time.Now()
+	ch := make(chan struct{})
 	c.refresh = ch
 	c.mu.Unlock()
+	c.relist(ctx, r, prefix)
+	c.mu.Lock()
+	c.refresh = nil
+	c.mu.Unlock()
+	close(ch)
+}
 
+// relist lists the directory (with key prefix) and, if it fits one page, makes that its complete
+// listing, unless a change overtook the request (lookups then ask S3 one name at a time). Entries
+// this mount stored keep their attributes if the object's ETag is still the same (a directory's,
+// if it is still a directory).
+func (c *listingCache) relist(ctx context.Context, r *Root, prefix string) {
+	c.mu.Lock()
+	gen, start := c.gen, time.Now()
+	c.mu.Unlock()
 	var got []dirEntry
 	l := newLister(r.b, prefix, r.opts.ListPageSize)
 	e, ok, err := l.next(ctx)
@@ -185,9 +196,7 @@ func (c *listingCache) refreshIfStale(ctx context.Context, r *Root, prefix strin
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.refresh = nil
-	close(ch)
-	if err != nil || ok || c.gen != gen || c.entries == nil {
+	if err != nil || ok || c.gen != gen {
 		return // failed, more than a page, or overtaken by a change
 	}
 	order, entries := make([]*cachedEntry, len(got)), make(map[string]*cachedEntry, len(got))
@@ -199,7 +208,7 @@ func (c *listingCache) refreshIfStale(ctx context.Context, r *Root, prefix strin
 		order[i], entries[e.name] = ce, ce
 	}
 	c.gen++
-	c.order, c.entries, c.at = order, entries, start
+	c.order, c.entries, c.at, c.done = order, entries, start, true
 }
 
 // head returns the HEAD of the file entry ce, started ahead if it was, and starts HEADs for the

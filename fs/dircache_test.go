@@ -156,3 +156,28 @@ func TestFailedUnlinkForgetsListing(t *testing.T) {
 		t.Errorf("stat of a missing name: %v", err)
 	}
 }
+
+// TestRootListedAtMount: the mount lists its root directory (if it fits a page), so the first
+// component of a path, and a name that is not there, cost no request.
+func TestRootListedAtMount(t *testing.T) {
+	b := memback.New()
+	b.PutBytes("data/seq", []byte("content"))
+	b.PutBytes("top", []byte("x"))
+	var about atomic.Int32 // requests about the root's entries themselves
+	b.SetFault(func(op memback.Op, key string) error {
+		if key == "data" || key == "data/" || key == "nope" || key == "nope/" {
+			about.Add(1)
+		}
+		return nil
+	})
+	mnt := testMount(t, b, DefaultOptions())
+	if got, err := os.ReadFile(filepath.Join(mnt, "data/seq")); err != nil || string(got) != "content" {
+		t.Fatalf("read data/seq: %q, %v", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(mnt, "nope")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stat of a missing name: %v", err)
+	}
+	if n := about.Load(); n != 0 {
+		t.Errorf("%d requests to look up names of the root, want none", n)
+	}
+}

@@ -1,9 +1,11 @@
 package fs
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -56,6 +58,11 @@ func Mount(mountpoint string, r *Root) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The root directory's listing, if it fits one page, answers the first lookup of every path
+	// without a request.
+	ctx, cancel := context.WithTimeout(r.ctx, time.Minute)
+	r.dir.lc.relist(ctx, r, r.dir.key())
+	cancel()
 	if o.KernelReadahead > 0 {
 		if err := setKernelReadahead(mountpoint, o.KernelReadahead); err != nil {
 			r.log.Info("kernel read-ahead left at its default", "err", err)

@@ -94,6 +94,10 @@ func (rd *reader) plan(off, end, first, last int64) []*block {
 	// within about that much; a read further away is a seek, however large the window has grown.
 	const slack = 2 * initialWindow
 	sequential := off >= rd.lastEnd-slack && off <= rd.lastEnd+slack
+	// The first read of a sequential run fetches only what it needs, so that its GET does not
+	// share the server with read-ahead (which shortens the time to the first byte); the kernel's
+	// own read-ahead request follows at once and starts the window.
+	runStarts := rd.window == 0
 	switch {
 	case rd.random:
 		// The kernel splits one large read into several adjacent requests, so adjacency alone
@@ -154,7 +158,7 @@ func (rd *reader) plan(off, end, first, last int64) []*block {
 			rd.release(blockSize)
 		}
 	}
-	if rd.window > 0 {
+	if rd.window > 0 && !runStarts {
 		rd.readAhead(last+1, min(rd.info.Size, end+rd.window))
 	}
 	return blocks

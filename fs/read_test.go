@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/s3mount/s3mount/fs/backend/memback"
 )
@@ -154,5 +155,36 @@ func TestRandomReadsFetchNoReadAhead(t *testing.T) {
 	}
 	if n := b.Calls(memback.OpGet); n > 40 {
 		t.Errorf("%d GETs for a 16 MiB sequential run after random reads, want read-ahead (at most 40; 64 without)", n)
+	}
+}
+
+// TestFirstReadFetchesOnlyWhatItNeeds: a handle's first read sends one GET for the kernel's
+// request alone (so that it has the server to itself: the time to first byte); read-ahead starts
+// with the reads that follow.
+func TestFirstReadFetchesOnlyWhatItNeeds(t *testing.T) {
+	b := memback.New()
+	data := make([]byte, 64<<20)
+	rand.New(rand.NewSource(7)).Read(data)
+	b.PutBytes("big", data)
+	mnt := testMount(t, b, DefaultOptions())
+	f, err := os.Open(filepath.Join(mnt, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	if _, err := io.ReadFull(f, buf); err != nil || !bytes.Equal(buf, data[:4096]) {
+		t.Fatalf("first read: %v", err)
+	}
+	time.Sleep(100 * time.Millisecond) // nothing more is on its way
+	if got, max := b.BytesRequested(), int64(1<<20); got > max || b.Calls(memback.OpGet) != 1 {
+		t.Errorf("after the first read: %d GETs of %d bytes, want one of at most the kernel's %d", b.Calls(memback.OpGet), got, max)
+	}
+	rest, err := io.ReadAll(f)
+	if err != nil || !bytes.Equal(rest, data[4096:]) {
+		t.Fatalf("reading on: %v", err)
+	}
+	if n := b.Calls(memback.OpGet); n > 32 { // 64 without read-ahead, one per 1 MiB request
+		t.Errorf("reading 64 MiB took %d GETs: read-ahead did not start", n)
 	}
 }
