@@ -106,10 +106,13 @@ func (bc *blockCache) fetch(info backend.ObjectInfo, first, last int64) []*block
 			out = append(out, b)
 			continue
 		}
-		bc.m.Inc("s3mount_cache_misses_total", "blocks fetched from S3")
 		b := &block{done: make(chan struct{})}
 		bc.inflight[k] = b
 		out = append(out, b)
+		if bc.disk.await(id, idx, b) {
+			continue // the copy of the whole object in progress brings it
+		}
+		bc.m.Inc("s3mount_cache_misses_total", "blocks fetched from S3")
 		if todoFirst >= 0 && todoFirst+int64(len(todo)) != idx {
 			go bc.get(info, id, todoFirst, todo)
 			todo = nil
@@ -180,15 +183,23 @@ func (bc *blockCache) complete(info backend.ObjectInfo, id string, idx int64, b 
 	bc.mu.Lock()
 	delete(bc.inflight, blockKey(info, idx))
 	bc.mu.Unlock()
-	if err == nil && !bc.disk.put(id, idx, data) {
-		bc.keep(info, idx, data)
+	if err == nil {
+		stored, waiters := bc.disk.put(id, idx, data)
+		if !stored {
+			bc.keep(info, idx, data)
+		}
+		for _, w := range waiters {
+			bc.complete(info, id, idx, w, data, nil)
+		}
 	}
 	close(b.done)
 }
 
 // fetchWhole copies all of info into the disk cache in the background, in parallel GETs of
-// partSize, unless it is there already or does not fit. It stops when ctx ends or a GET fails
-// (the reads that need the missing blocks then fetch them themselves, and see the error).
+// partSize, unless it is there already or does not fit. Each body streams straight into the
+// cache file through one reused buffer per GET, and each block can be read as soon as it is
+// written. It stops when ctx ends or a GET fails (the reads that need the missing blocks then
+// fetch them themselves, and see the error).
 func (bc *blockCache) fetchWhole(ctx context.Context, info backend.ObjectInfo, partSize int64) {
 	id := diskID(info)
 	if !bc.disk.admit(id, info) {
@@ -197,6 +208,7 @@ func (bc *blockCache) fetchWhole(ctx context.Context, info backend.ObjectInfo, p
 	perPart := max(1, partSize/blockSize)
 	blocks := (info.Size + blockSize - 1) / blockSize
 	parts := make(chan int64)
+	ctx, cancel := context.WithCancel(ctx)
 	go func() {
 		defer close(parts)
 		for first := int64(0); first < blocks; first += perPart {
@@ -207,28 +219,72 @@ func (bc *blockCache) fetchWhole(ctx context.Context, info backend.ObjectInfo, p
 			}
 		}
 	}()
-	// A quarter of the GETs allowed mount-wide, so that the reads waiting for a block (and other
+	// Half of the GETs allowed mount-wide, so that the reads waiting for a block (and other
 	// readers) still get through.
-	for range max(1, cap(bc.gets)/4) {
+	var wg sync.WaitGroup
+	for range max(1, cap(bc.gets)/2) {
+		wg.Add(1)
 		go func() {
+			defer wg.Done()
+			buf := make([]byte, blockSize)
 			for first := range parts {
-				for i, b := range bc.fetch(info, first, min(first+perPart, blocks)-1) {
-					select {
-					case <-b.done:
-					case <-ctx.Done():
-					}
-					if b.err != nil || ctx.Err() != nil {
-						for range parts {
-						}
-						return
-					}
-					// A block the memory cache already held (read before the copy began) is
-					// written here; one just fetched is there already.
-					bc.disk.put(id, first+int64(i), b.data)
+				if err := bc.fillPart(ctx, info, id, first, min(first+perPart, blocks)-1, buf); err != nil {
+					bc.disk.log.Info("disk cache: copying the object stopped; reads fetch what is missing", "key", info.Key, "err", err)
+					cancel()
 				}
 			}
 		}()
 	}
+	go func() {
+		wg.Wait()
+		cancel()
+		// The copy stopped early: the reads still waiting fetch their blocks themselves.
+		for idx, waiting := range bc.disk.endFill(id) {
+			for _, b := range waiting {
+				go bc.get(info, id, idx, []*block{b})
+			}
+		}
+	}()
+}
+
+// fillPart copies the blocks [first, last] of info into the disk cache with one GET, skipping
+// the blocks already there.
+func (bc *blockCache) fillPart(ctx context.Context, info backend.ObjectInfo, id string, first, last int64, buf []byte) error {
+	for first <= last && bc.disk.has(id, first) {
+		first++
+	}
+	if first > last {
+		return nil
+	}
+	select {
+	case bc.gets <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-bc.gets }()
+	off, end := first*blockSize, min(info.Size, (last+1)*blockSize)
+	body, err := bc.b.Get(ctx, info.Key, off, end-off, info.ETag)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	for idx := first; idx <= last; idx++ {
+		n := min(blockSize, end-idx*blockSize)
+		if _, err := io.ReadFull(body, buf[:n]); err != nil {
+			return err
+		}
+		stored, waiters := bc.disk.put(id, idx, buf[:n])
+		if !stored {
+			return errors.New("the disk cache refused the block")
+		}
+		if len(waiters) > 0 {
+			data := append([]byte(nil), buf[:n]...)
+			for _, w := range waiters {
+				bc.complete(info, id, idx, w, data, nil)
+			}
+		}
+	}
+	return nil
 }
 
 // diskID is diskID(info) when the disk cache is on (it costs a hash), "" otherwise.

@@ -22,8 +22,9 @@ import (
 // diskCache keeps whole object versions that are read at random on local disk, the way s3fs
 // serves every file from a local copy, but only for the readers that need it: when a handle
 // turns random (see reader), the whole object is fetched in the background, in parallel parts,
-// into a sparse file here, and every read of a block already there is a local read. Sequential
-// readers never write here (their blocks go through the memory cache only).
+// into a sparse file here, and every read of a block already there is a local read; a read of a
+// block the copy has not brought yet waits for it rather than sending a GET beside the copy's.
+// Sequential readers never write here (their blocks go through the memory cache only).
 //
 // Files are named by a hash of key and ETag, so, like the memory cache, content never needs
 // invalidating. Space is reserved for a whole object before its fetch starts; the least recently
@@ -50,6 +51,10 @@ type diskObject struct {
 	have    int    // blocks present
 	refs    int    // reads and writes in progress; an object in use is not evicted
 	used    time.Time
+	// filling: the whole object is being copied here (fetchWhole); reads of blocks not here yet
+	// wait for the copy (waiters) instead of sending GETs of their own beside it.
+	filling bool
+	waiters map[int64][]*block
 }
 
 const diskCachePrefix = "s3mount-cache-"
@@ -146,7 +151,8 @@ func (dc *diskCache) admit(id string, info backend.ObjectInfo) bool {
 		return false
 	}
 	n := (info.Size + blockSize - 1) / blockSize
-	dc.objects[id] = &diskObject{id: id, f: f, size: info.Size, present: make([]bool, n), used: time.Now()}
+	dc.objects[id] = &diskObject{id: id, f: f, size: info.Size, present: make([]bool, n), used: time.Now(),
+		filling: true, waiters: map[int64][]*block{}}
 	dc.used += info.Size
 	return true
 }
@@ -155,7 +161,7 @@ func (dc *diskCache) admit(id string, info backend.ObjectInfo) bool {
 func (dc *diskCache) evictOne() bool {
 	var victim *diskObject
 	for _, o := range dc.objects {
-		if o.refs == 0 && (victim == nil || o.used.Before(victim.used)) {
+		if o.refs == 0 && !o.filling && (victim == nil || o.used.Before(victim.used)) {
 			victim = o
 		}
 	}
@@ -217,18 +223,57 @@ func (dc *diskCache) get(id string, idx int64) ([]byte, bool) {
 	return buf, true
 }
 
-// put stores block idx of object id if it is being cached here; it reports whether it did.
-func (dc *diskCache) put(id string, idx int64, data []byte) bool {
+// await registers b to be completed when the copy of object id in progress brings block idx; it
+// reports false if no copy is in progress or the block is here already.
+func (dc *diskCache) await(id string, idx int64, b *block) bool {
+	if dc == nil {
+		return false
+	}
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	o, ok := dc.objects[id]
+	if !ok || !o.filling || idx >= int64(len(o.present)) || o.present[idx] {
+		return false
+	}
+	o.waiters[idx] = append(o.waiters[idx], b)
+	return true
+}
+
+// endFill marks the copy of object id finished, and returns the blocks still waiting (the copy
+// stopped early): their reads must fetch them themselves.
+func (dc *diskCache) endFill(id string) map[int64][]*block {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	o, ok := dc.objects[id]
+	if !ok {
+		return nil
+	}
+	w := o.waiters
+	o.filling, o.waiters = false, nil
+	return w
+}
+
+// has reports whether block idx of object id is here.
+func (dc *diskCache) has(id string, idx int64) bool {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	o, ok := dc.objects[id]
+	return ok && idx < int64(len(o.present)) && o.present[idx]
+}
+
+// put stores block idx of object id if it is being cached here; it reports whether it did, and
+// returns the reads waiting for the block (see await), which the caller completes.
+func (dc *diskCache) put(id string, idx int64, data []byte) (bool, []*block) {
 	o := dc.acquire(id, 0, -1)
 	if o == nil {
-		return false
+		return false, nil
 	}
 	dc.mu.Lock()
 	there := o.present[idx]
 	dc.mu.Unlock()
 	if there {
 		dc.releaseObj(o)
-		return true
+		return true, nil
 	}
 	_, err := o.f.WriteAt(data, idx*blockSize)
 	dc.mu.Lock()
@@ -237,16 +282,18 @@ func (dc *diskCache) put(id string, idx int64, data []byte) bool {
 	if err != nil {
 		// A full disk or an I/O error: stop caching this object.
 		dc.log.Warn("disk cache write", "err", err)
-		if o.refs == 0 && dc.objects[o.id] == o {
+		if o.refs == 0 && !o.filling && dc.objects[o.id] == o {
 			dc.remove(o)
 		}
-		return false
+		return false, nil
 	}
 	if !o.present[idx] {
 		o.present[idx] = true
 		o.have++
 	}
-	return true
+	w := o.waiters[idx]
+	delete(o.waiters, idx)
+	return true, w
 }
 
 // readResult serves a read from a cached object without copying: go-fuse splices the bytes from

@@ -2,11 +2,14 @@ package fs
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"log/slog"
 	"math/rand"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -149,15 +152,21 @@ func TestDiskCacheBoundAndLifecycle(t *testing.T) {
 	if _, ok := dc.get(diskID(a), 0); ok {
 		t.Error("a block never stored was found")
 	}
-	if !dc.put(diskID(a), 0, block) {
+	if ok, _ := dc.put(diskID(a), 0, block); !ok {
 		t.Fatal("put of an admitted object failed")
 	}
 	if got, ok := dc.get(diskID(a), 0); !ok || !bytes.Equal(got, block) {
 		t.Fatal("stored block not read back")
 	}
-	if dc.put(diskID(c), 0, block) {
+	if ok, _ := dc.put(diskID(c), 0, block); ok {
 		t.Error("put of an object never admitted was stored")
 	}
+	// Objects being copied are not evicted.
+	if dc.admit(diskID(c), c) {
+		t.Fatal("c was admitted by evicting an object being copied")
+	}
+	dc.endFill(diskID(a))
+	dc.endFill(diskID(b))
 	// b is in use: admitting c evicts a even though a was used more recently.
 	inUse := dc.acquire(diskID(b), 0, -1)
 	if !dc.admit(diskID(c), c) {
@@ -183,4 +192,62 @@ func tracks(dc *diskCache, info backend.ObjectInfo) bool {
 	defer dc.mu.Unlock()
 	_, ok := dc.objects[diskID(info)]
 	return ok
+}
+
+// TestReadsDuringCopyWaitForIt: while the whole object is being copied to the disk cache, a read
+// of a block not there yet waits for the copy to bring it instead of sending a GET beside it; if
+// the copy stops early (its GETs fail), the waiting reads fetch their blocks themselves.
+func TestReadsDuringCopyWaitForIt(t *testing.T) {
+	for _, copyFails := range []bool{false, true} {
+		t.Run(map[bool]string{false: "copy succeeds", true: "copy fails"}[copyFails], func(t *testing.T) {
+			b := memback.New()
+			data := randomData(4, 32<<20)
+			b.PutBytes("obj", data)
+			var gets atomic.Int32
+			b.SetFault(func(op memback.Op, key string) error {
+				if op != memback.OpGet {
+					return nil
+				}
+				n := gets.Add(1)
+				time.Sleep(100 * time.Millisecond) // slow S3: the reads below arrive during the copy
+				if copyFails && n > 2 && n <= 2+4 {
+					return errors.New("injected: GET failed") // the copy's four 8 MiB parts
+				}
+				return nil
+			})
+			opts := DefaultOptions()
+			opts.CacheSize = 2 * blockSize
+			opts.DiskCacheDir = t.TempDir()
+			opts.DiskCacheSize = 64 << 20
+			mnt := testMount(t, b, opts)
+			f, err := os.Open(filepath.Join(mnt, "obj"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			read := func(block int64) {
+				buf := make([]byte, 4096)
+				off := block*blockSize + 100
+				if _, err := f.ReadAt(buf, off); err != nil || !bytes.Equal(buf, data[off:off+4096]) {
+					t.Errorf("read of block %d: %v, or bytes that differ", block, err)
+				}
+			}
+			for _, blk := range []int64{100, 20, 70} { // three seeks: the handle turns random
+				read(blk)
+			}
+			var wg sync.WaitGroup
+			for _, blk := range []int64{5, 44, 90, 121, 60, 33} {
+				wg.Add(1)
+				go func() { defer wg.Done(); read(blk) }()
+			}
+			wg.Wait()
+			// 2 GETs before the copy and its 4 parts; the third read (which started the copy) and
+			// the six after it added none (or, when the copy failed, fetched their blocks).
+			if n, want := gets.Load(), int32(2+4); !copyFails && n != want {
+				t.Errorf("%d GETs, want %d", n, want)
+			} else if copyFails && n <= want {
+				t.Errorf("%d GETs after the copy failed: the waiting reads did not fetch their blocks", n)
+			}
+		})
+	}
 }
