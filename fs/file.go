@@ -361,11 +361,11 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	} else if rr := h.rd.diskRead(off, len(dest)); rr != nil {
 		return rr, 0 // spliced from the disk cache
 	} else {
-		vecs, err := h.rd.read(ctx, off, len(dest))
+		vecs, blocks, err := h.rd.read(ctx, off, len(dest))
 		if err != nil {
 			return nil, h.f.root.fail("read", h.snapshot.Key, err)
 		}
-		return fuse.ReadResultVector(vecs), 0
+		return &blockReply{vecs: vecs, blocks: blocks}, 0
 	}
 	if err != nil {
 		return nil, h.f.root.fail("read", h.snapshot.Key, err)

@@ -18,8 +18,9 @@ import (
 // are fetched, and the whole object is copied to the disk cache in the background if it fits
 // there. A random handle turns sequential again after reading initialWindow bytes in a row (not
 // after one read the kernel split into adjacent requests). Blocks fetched ahead are held by the
-// handle until read (the shared cache may evict them), within a mount-wide budget of
-// Options.ReadaheadBudget bytes; beyond it, no read-ahead.
+// handle until read, within a mount-wide budget of Options.ReadaheadBudget bytes (beyond it, no
+// read-ahead); they stay out of the shared cache, and their buffers are reused once the reads
+// that used them are sent (see block).
 const initialWindow = 1 << 20
 
 // randomMisses is how many non-sequential reads in a row turn a handle random.
@@ -58,12 +59,13 @@ func (rd *reader) diskRead(off int64, n int) fuse.ReadResult {
 	return rd.r.cache.disk.read(rd.id, off, int(min(int64(n), rd.info.Size-off)))
 }
 
-// read returns the n bytes at off (fewer only at the end of the object) as slices of the cached
-// blocks, which never change: the reply is written from them without a copy.
-func (rd *reader) read(ctx context.Context, off int64, n int) ([][]byte, error) {
+// read returns the n bytes at off (fewer only at the end of the object) as slices of the blocks
+// that hold them, which do not change while referenced: the reply is written from them without
+// a copy. The caller releases the returned blocks once the reply is sent (see blockReply).
+func (rd *reader) read(ctx context.Context, off int64, n int) ([][]byte, []*block, error) {
 	size := rd.info.Size
 	if off >= size || n == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	end := min(off+int64(n), size)
 	first, last := off/blockSize, (end-1)/blockSize
@@ -73,20 +75,23 @@ func (rd *reader) read(ctx context.Context, off int64, n int) ([][]byte, error) 
 		select {
 		case <-b.done:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			releaseAll(blocks)
+			return nil, nil, ctx.Err()
 		}
 		if b.err != nil {
-			return nil, b.err
+			releaseAll(blocks)
+			return nil, nil, b.err
 		}
 		idx := first + int64(i)
 		lo := max(off, idx*blockSize) - idx*blockSize
 		hi := min(end, (idx+1)*blockSize) - idx*blockSize
 		out = append(out, b.data[lo:hi])
 	}
-	return out, nil
+	return out, blocks, nil
 }
 
-// plan updates the access pattern, starts read-ahead, and returns the blocks [first, last].
+// plan updates the access pattern, starts read-ahead, and returns the blocks [first, last], with
+// a reference to each for the caller.
 func (rd *reader) plan(off, end, first, last int64) []*block {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
@@ -131,10 +136,12 @@ func (rd *reader) plan(off, end, first, last int64) []*block {
 	var missing []int64
 	for idx := first; idx <= last; idx++ {
 		if b, ok := rd.ahead[idx]; ok {
+			b.acquire()
 			blocks = append(blocks, b)
 			continue
 		}
 		if b, ok := rd.recent[idx]; ok {
+			b.acquire()
 			blocks = append(blocks, b)
 			continue
 		}
@@ -142,18 +149,27 @@ func (rd *reader) plan(off, end, first, last int64) []*block {
 		missing = append(missing, idx)
 	}
 	if len(missing) > 0 {
-		got := rd.r.cache.fetch(rd.info, missing[0], missing[len(missing)-1])
-		for _, idx := range missing {
-			blocks[idx-first] = got[idx-missing[0]]
+		for i, b := range rd.r.cache.fetch(rd.info, missing[0], missing[len(missing)-1], false) {
+			if idx := missing[0] + int64(i) - first; blocks[idx] == nil {
+				blocks[idx] = b
+			} else {
+				b.release() // held ahead or from the last read already
+			}
 		}
 	}
-	rd.recent = make(map[int64]*block, len(blocks))
+	recent := make(map[int64]*block, len(blocks))
 	for i, b := range blocks {
-		rd.recent[first+int64(i)] = b
+		b.acquire()
+		recent[first+int64(i)] = b
 	}
+	for _, b := range rd.recent {
+		b.release()
+	}
+	rd.recent = recent
 	// Blocks before the one being read are done with.
-	for idx := range rd.ahead {
+	for idx, b := range rd.ahead {
 		if idx < first {
+			b.release()
 			delete(rd.ahead, idx)
 			rd.release(blockSize)
 		}
@@ -186,7 +202,10 @@ func (rd *reader) readAhead(from, until int64) {
 			rd.window = max(initialWindow, rd.budget)
 			return
 		}
-		for i, b := range rd.r.cache.fetch(rd.info, rd.next, rd.next+count-1) {
+		for i, b := range rd.r.cache.fetch(rd.info, rd.next, rd.next+count-1, true) {
+			if old, ok := rd.ahead[rd.next+int64(i)]; ok {
+				old.release()
+			}
 			rd.ahead[rd.next+int64(i)] = b
 		}
 		rd.next += count
@@ -195,6 +214,9 @@ func (rd *reader) readAhead(from, until int64) {
 
 // dropAhead forgets the blocks held ahead. Must hold mu.
 func (rd *reader) dropAhead() {
+	for _, b := range rd.ahead {
+		b.release()
+	}
 	clear(rd.ahead)
 	rd.release(rd.budget)
 	rd.next = 0
@@ -214,11 +236,15 @@ func (rd *reader) release(n int64) {
 	rd.r.readahead.release(n)
 }
 
-// close gives back the read-ahead budget.
+// close gives back the read-ahead budget and the blocks held.
 func (rd *reader) close() {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
 	rd.dropAhead()
+	for _, b := range rd.recent {
+		b.release()
+	}
+	rd.recent = nil
 }
 
 // byteBudget is a counter of bytes that may be held, shared by all readers.
@@ -243,3 +269,35 @@ func (b *byteBudget) release(n int64) {
 	defer b.mu.Unlock()
 	b.used -= n
 }
+
+// blockReply is a read's reply from blocks: go-fuse writes it with writev(2) straight from the
+// blocks' memory (it has Slices), and the blocks stay referenced until it is sent (Done).
+type blockReply struct {
+	vecs   [][]byte
+	blocks []*block
+}
+
+var _ fuse.ReadResult = (*blockReply)(nil)
+
+func (r *blockReply) Size() int {
+	n := 0
+	for _, v := range r.vecs {
+		n += len(v)
+	}
+	return n
+}
+
+// Bytes implements fuse.ReadResult, when go-fuse cannot write the slices directly.
+func (r *blockReply) Bytes(buf []byte) ([]byte, fuse.Status) {
+	buf = buf[:0]
+	for _, v := range r.vecs {
+		buf = append(buf, v...)
+	}
+	return buf, fuse.OK
+}
+
+// Slices lets go-fuse write the reply with writev(2).
+func (r *blockReply) Slices() ([][]byte, fuse.Status) { return r.vecs, fuse.OK }
+
+// Done implements fuse.ReadResult: the reply was sent.
+func (r *blockReply) Done() { releaseAll(r.blocks) }

@@ -329,11 +329,11 @@ func serve(srv *fs.Server, root *fs.Root, c *config, log *slog.Logger) error {
 }
 
 // setMemoryLimit tells the Go runtime how much memory the daemon is meant to use: the block cache
-// plus 128 MiB (read-ahead blocks go into the cache as they arrive, so they share its bytes), or,
-// if more, the read-ahead budget and the upload buffers plus headroom. Without it the garbage
+// and the read-ahead budget plus 32 MiB (384 MiB by default: issue 5's bound of cache + 128 MiB),
+// or, if more, the read-ahead budget and the upload buffers plus headroom. Without it the garbage
 // collector lets the heap grow to twice what is live.
 func setMemoryLimit(o fs.Options) {
-	limit := max(o.CacheSize+128<<20, o.ReadaheadBudget+int64(o.UploadConcurrency)*o.PartSize+96<<20)
+	limit := max(o.CacheSize+o.ReadaheadBudget+32<<20, o.ReadaheadBudget+int64(o.UploadConcurrency)*o.PartSize+96<<20)
 	debug.SetMemoryLimit(limit)
 }
 

@@ -230,12 +230,25 @@ func (b *bench) diagnostics(ctx context.Context) {
 			}
 		}
 		sort.Float64s(lat)
+		// One after another, as job 5 creates its files.
+		var puts []float64
+		body := make([]byte, b.sz.SmallSize)
+		for i := 0; i < 100; i++ {
+			start := time.Now()
+			key := fmt.Sprintf("%s/diag-put/%d", ceilingRoot, i)
+			if _, err := c.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(world.Bucket), Key: aws.String(key), Body: bytes.NewReader(body)}); err == nil {
+				puts = append(puts, ms(start))
+			}
+		}
+		sort.Float64s(puts)
 		listS, err := b.sdkList(ctx, c.client, listPrefix(ceilingRoot, b.sz.ListObjects), b.sz.ListObjects)
 		listStr := fmt.Sprintf("%.2f s", listS)
 		if err != nil {
 			listStr = "FAIL " + err.Error()
 		}
 		b.res.diag(fmt.Sprintf("SDK with %s: %.0f HEAD/s (%d HEADs, 64 in parallel, %d failed); 1-byte GET median %.2f ms; "+
-			"LIST of %d objects %s", c.name, headRate, n, fails.Load(), median(lat), b.sz.ListObjects, listStr))
+			"%s PUT median %.2f ms (one at a time); LIST of %d objects %s", c.name, headRate, n, fails.Load(), median(lat),
+			bytesStr(int64(b.sz.SmallSize)), median(puts), b.sz.ListObjects, listStr))
 	}
+	b.deletePrefix(context.WithoutCancel(ctx), ceilingRoot+"/diag-put/")
 }
