@@ -34,16 +34,13 @@ func cachedObjects(t *testing.T, dir string) []string {
 	return out
 }
 
-// TestRandomReaderIsServedFromDisk: a handle that reads at random gets the whole object copied to
-// the disk cache in the background; once it is there, reads make no GET, and every read returns
-// the object's bytes (before, during and after the copy).
-func TestRandomReaderIsServedFromDisk(t *testing.T) {
-	b := memback.New()
-	data := randomData(3, 6<<20+4321)
-	b.PutBytes("obj", data)
+// openWithDiskCache mounts b with a 64 MiB disk cache and a memory cache too small to matter, and
+// opens its object "obj" (closed when the test ends).
+func openWithDiskCache(t *testing.T, b *memback.Backend, readPartSize int64) (*os.File, Options) {
+	t.Helper()
 	opts := DefaultOptions()
-	opts.CacheSize = 2 * blockSize // the memory cache cannot hold it
-	opts.ReadPartSize = 1 << 20
+	opts.CacheSize = 2 * blockSize
+	opts.ReadPartSize = readPartSize
 	opts.DiskCacheDir = t.TempDir()
 	opts.DiskCacheSize = 64 << 20
 	mnt := testMount(t, b, opts)
@@ -51,7 +48,18 @@ func TestRandomReaderIsServedFromDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
+	return f, opts
+}
+
+// TestRandomReaderIsServedFromDisk: a handle that reads at random gets the whole object copied to
+// the disk cache in the background; once it is there, reads make no GET, and every read returns
+// the object's bytes (before, during and after the copy).
+func TestRandomReaderIsServedFromDisk(t *testing.T) {
+	b := memback.New()
+	data := randomData(3, 6<<20+4321)
+	b.PutBytes("obj", data)
+	f, opts := openWithDiskCache(t, b, 1<<20)
 	rng := rand.New(rand.NewSource(5))
 	check := func(reads int) {
 		t.Helper()
@@ -215,16 +223,7 @@ func TestReadsDuringCopyWaitForIt(t *testing.T) {
 				}
 				return nil
 			})
-			opts := DefaultOptions()
-			opts.CacheSize = 2 * blockSize
-			opts.DiskCacheDir = t.TempDir()
-			opts.DiskCacheSize = 64 << 20
-			mnt := testMount(t, b, opts)
-			f, err := os.Open(filepath.Join(mnt, "obj"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
+			f, _ := openWithDiskCache(t, b, DefaultOptions().ReadPartSize)
 			read := func(block int64) {
 				buf := make([]byte, 4096)
 				off := block*blockSize + 100
