@@ -255,6 +255,9 @@ func (bc *blockCache) complete(info backend.ObjectInfo, id string, idx int64, b 
 		if !stored && !b.pooled {
 			bc.keep(info, idx, data)
 		}
+		if len(waiters) > 0 && b.pooled {
+			data = append([]byte(nil), data...) // the waiters hold no reference to b
+		}
 		for _, w := range waiters {
 			bc.complete(info, id, idx, w, data, nil)
 		}

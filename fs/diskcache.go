@@ -24,7 +24,7 @@ import (
 // turns random (see reader), the whole object is fetched in the background, in parallel parts,
 // into a sparse file here, and every read of a block already there is a local read; a read of a
 // block the copy has not brought yet waits for it rather than sending a GET beside the copy's.
-// Sequential readers never write here (their blocks go through the memory cache only).
+// Sequential readers never write here (their blocks are fetched ahead into reused buffers).
 //
 // Files are named by a hash of key and ETag, so, like the memory cache, content never needs
 // invalidating. Space is reserved for a whole object before its fetch starts; the least recently

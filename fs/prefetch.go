@@ -148,14 +148,14 @@ func (rd *reader) plan(off, end, first, last int64) []*block {
 		blocks = append(blocks, nil)
 		missing = append(missing, idx)
 	}
-	if len(missing) > 0 {
-		for i, b := range rd.r.cache.fetch(rd.info, missing[0], missing[len(missing)-1], false) {
-			if idx := missing[0] + int64(i) - first; blocks[idx] == nil {
-				blocks[idx] = b
-			} else {
-				b.release() // held ahead or from the last read already
-			}
+	// Fetch each run of missing blocks (the ones between runs are held here already).
+	for len(missing) > 0 {
+		run := 1
+		for run < len(missing) && missing[run] == missing[0]+int64(run) {
+			run++
 		}
+		copy(blocks[missing[0]-first:], rd.r.cache.fetch(rd.info, missing[0], missing[run-1], false))
+		missing = missing[run:]
 	}
 	recent := make(map[int64]*block, len(blocks))
 	for i, b := range blocks {
