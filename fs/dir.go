@@ -323,3 +323,8 @@ var _ = (fusefs.FileFsyncdirer)((*dirHandle)(nil))
 // operation that made them returned (mkdir, rename, unlink write to S3 before returning; a new
 // file is durable at its close or fsync), so there is nothing left to do.
 func (h *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno { return 0 }
+
+var _ = (fusefs.NodeOnForgetter)((*Dir)(nil))
+
+// OnForget implements fusefs.NodeOnForgetter: the kernel and the tree no longer refer to the node.
+func (d *Dir) OnForget() { d.root.forgotten(&d.Inode) }

@@ -99,7 +99,7 @@ func (d *Dir) Create(ctx context.Context, name string, flags, mode uint32, out *
 		d.lc.stored(dirEntry{name: name, info: info})
 	}
 	r.forgetMissing(key)
-	ch := d.NewInode(ctx, f, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: r.ino(key, syscall.S_IFREG)})
+	ch := r.newInode(ctx, &d.Inode, f, syscall.S_IFREG, key)
 	r.setEntryTimeouts(out)
 	f.fillAttr(&out.Attr)
 	return ch, newFileHandle(f, f.info), 0, 0
@@ -157,6 +157,7 @@ func (d *Dir) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if err != nil {
 		return r.fail("rmdir", prefix, err)
 	}
+	r.retire(d.GetChild(name))
 	return 0
 }
 
@@ -206,6 +207,7 @@ func (d *Dir) Unlink(ctx context.Context, name string) syscall.Errno {
 			return r.fail("unlink", key, err)
 		}
 	}
+	r.retire(d.GetChild(name))
 	return 0
 }
 

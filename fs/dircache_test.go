@@ -3,6 +3,7 @@ package fs
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,5 +180,48 @@ func TestRootListedAtMount(t *testing.T) {
 	}
 	if n := about.Load(); n != 0 {
 		t.Errorf("%d requests to look up names of the root, want none", n)
+	}
+}
+
+// TestNewFileAtAnOldNameIsANewFile: a node renamed away from a name keeps the inode number made
+// from that name, and an unlinked file still open keeps its own; a file created at the name
+// afterwards must be a file of its own, not the old one under a second name.
+func TestNewFileAtAnOldNameIsANewFile(t *testing.T) {
+	b := memback.New()
+	mnt := testMount(t, b, DefaultOptions())
+	path := func(n string) string { return filepath.Join(mnt, n) }
+	write := func(n, content string) {
+		t.Helper()
+		if err := os.WriteFile(path(n), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect := func(n, want string) {
+		t.Helper()
+		if got, err := os.ReadFile(path(n)); err != nil || string(got) != want {
+			t.Errorf("%s: %q, %v; want %q", n, got, err, want)
+		}
+	}
+	write("a", "first")
+	if err := os.Rename(path("a"), path("b")); err != nil {
+		t.Fatal(err)
+	}
+	write("a", "second, longer")
+	expect("b", "first")
+	expect("a", "second, longer")
+
+	write("c", "old")
+	f, err := os.Open(path("c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := os.Remove(path("c")); err != nil {
+		t.Fatal(err)
+	}
+	write("c", "new content")
+	expect("c", "new content")
+	if got, err := io.ReadAll(f); err != nil || string(got) != "old" {
+		t.Errorf("the unlinked file, still open: %q, %v", got, err)
 	}
 }

@@ -430,3 +430,8 @@ func (h *fileHandle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Err
 	out.SetTimeout(h.f.root.opts.AttrTTL)
 	return 0
 }
+
+var _ = (fusefs.NodeOnForgetter)((*File)(nil))
+
+// OnForget implements fusefs.NodeOnForgetter: the kernel and the tree no longer refer to the node.
+func (f *File) OnForget() { f.root.forgotten(&f.Inode) }

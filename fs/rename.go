@@ -63,6 +63,8 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 		return r.fail("rename", srcKey+" -> "+dstKey, err)
 	}
 	r.forgetMissing(dstKey)
+	r.retire(d.GetChild(name))      // the moved node keeps the number of its old key
+	r.retire(dst.GetChild(newName)) // a replaced target may live on while open
 	return 0
 }
 
@@ -76,10 +78,43 @@ func (r *Root) renameFile(ctx context.Context, node *fusefs.Inode, srcKey, dstKe
 			// S3 has an older version: move it too, so that the new name keeps it until the commit.
 		}
 	}
-	if _, err := r.b.Copy(ctx, srcKey, dstKey, nil); err != nil {
+	info, err := r.b.Copy(ctx, srcKey, dstKey, nil)
+	if err != nil {
 		return err
 	}
+	if node != nil {
+		if f, ok := node.Operations().(*File); ok {
+			f.movedTo(info.ETag)
+		}
+	}
 	return r.b.Delete(ctx, srcKey)
+}
+
+// movedTo records the ETag of the copy a rename made of the file's object (a copy may have a new
+// ETag, and reads are pinned to it).
+func (f *File) movedTo(etag string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.info.ETag = etag
+}
+
+// movedTree updates the nodes below node, a directory just renamed, to their objects' copies:
+// files get the copies' ETags (etags, by key relative to the directory; rel is node's own
+// relative path), and directories forget their listings, whose entries name the old versions.
+func movedTree(node *fusefs.Inode, rel string, etags map[string]string) {
+	if d, ok := node.Operations().(*Dir); ok {
+		d.lc.forget()
+	}
+	for name, ch := range node.Children() {
+		switch n := ch.Operations().(type) {
+		case *File:
+			if etag, ok := etags[rel+name]; ok {
+				n.movedTo(etag)
+			}
+		case *Dir:
+			movedTree(ch, rel+name+"/", etags)
+		}
+	}
 }
 
 // retarget prepares a file with uncommitted content to be committed under its new name (the tree
@@ -145,10 +180,17 @@ func (r *Root) renameDir(ctx context.Context, node *fusefs.Inode, srcKey, dstKey
 		}
 	}
 	// Copy everything first, then delete: a crash in between leaves both trees, never neither.
+	etags := make(map[string]string, len(keys))
 	for _, k := range keys {
-		if _, err := r.b.Copy(ctx, k, dstPrefix+strings.TrimPrefix(k, srcPrefix), nil); err != nil {
+		rel := strings.TrimPrefix(k, srcPrefix)
+		info, err := r.b.Copy(ctx, k, dstPrefix+rel, nil)
+		if err != nil {
 			return err
 		}
+		etags[rel] = info.ETag
+	}
+	if node != nil {
+		movedTree(node, "", etags)
 	}
 	for _, k := range keys {
 		if err := r.b.Delete(ctx, k); err != nil && !errors.Is(err, backend.ErrNotExist) {

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -55,6 +56,9 @@ type Root struct {
 
 	mu      sync.Mutex           // protects the following
 	missing map[string]time.Time // keys recently found missing (see rememberMissing)
+	// retired are the inode numbers of live nodes that no longer sit at the key their number was
+	// made from (renamed, removed, replaced): a new node at that key must get another number.
+	retired map[uint64]struct{}
 	active  map[*File]struct{}   // files with local content (see File.dirtyState)
 	closing bool                 // shutting down: no new writers
 }
@@ -76,7 +80,7 @@ func NewRoot(b backend.Backend, opts Options) (*Root, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Root{b: b, opts: opts, log: log, staging: st, journal: j, missing: map[string]time.Time{}, active: map[*File]struct{}{},
+	r := &Root{b: b, opts: opts, log: log, staging: st, journal: j, missing: map[string]time.Time{}, retired: map[uint64]struct{}{}, active: map[*File]struct{}{},
 		uploads: make(chan struct{}, max(1, opts.UploadConcurrency))}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.started = time.Now()
@@ -286,7 +290,6 @@ func (r *Root) newChild(ctx context.Context, parent *fusefs.Inode, e dirEntry, o
 	if !e.isDir {
 		typ = int(parseMeta(e.info.Meta).fileType())
 	}
-	ino := r.ino(key, uint32(typ))
 	r.setEntryTimeouts(out)
 	// A node of the same type already under this name keeps its identity (and inode number, which
 	// may be the hash of the name it had before a rename).
@@ -317,9 +320,50 @@ func (r *Root) newChild(ctx context.Context, parent *fusefs.Inode, e dirEntry, o
 		f.attrsUnknown = e.listed
 		node, typ = f, syscall.S_IFREG
 	}
-	ch := parent.NewInode(ctx, node, fusefs.StableAttr{Mode: uint32(typ), Ino: ino})
+	ch := r.newInode(ctx, parent, node, uint32(typ), key)
 	fillEntry(ch, out)
 	return ch
+}
+
+// newInode makes node a new inode under parent. Its number is the hash of type and key (see
+// ino), unless that number is retired: a node renamed away from key keeps the number of its old
+// name, and a removed file still open keeps its own, and go-fuse would answer the number with
+// that inode, making two files one. (A number in use by a node at key itself is go-fuse's
+// deduplication of lookups, and returns that node.)
+func (r *Root) newInode(ctx context.Context, parent *fusefs.Inode, node fusefs.InodeEmbedder, typ uint32, key string) *fusefs.Inode {
+	ino := r.ino(key, typ)
+	for i := 1; r.isRetired(ino); i++ {
+		ino = r.ino(key+"\x00"+strconv.Itoa(i), typ)
+	}
+	return parent.NewInode(ctx, node, fusefs.StableAttr{Mode: typ, Ino: ino})
+}
+
+// retire records that node (and, for a directory, every node below it) no longer sits at the
+// key its inode number was made from; nil is ignored.
+func (r *Root) retire(node *fusefs.Inode) {
+	if node == nil {
+		return
+	}
+	r.mu.Lock()
+	r.retired[node.StableAttr().Ino] = struct{}{}
+	r.mu.Unlock()
+	for _, ch := range node.Children() {
+		r.retire(ch)
+	}
+}
+
+func (r *Root) isRetired(ino uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.retired[ino]
+	return ok
+}
+
+// forgotten is called when go-fuse drops a node (OnForget): its number is free again.
+func (r *Root) forgotten(n *fusefs.Inode) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.retired, n.StableAttr().Ino)
 }
 
 // fillEntry fills the attributes of a lookup answer from the node.

@@ -65,3 +65,8 @@ func (s *Symlink) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	}
 	return buf[:n], 0
 }
+
+var _ = (fusefs.NodeOnForgetter)((*Symlink)(nil))
+
+// OnForget implements fusefs.NodeOnForgetter: the kernel and the tree no longer refer to the node.
+func (s *Symlink) OnForget() { s.root.forgotten(&s.Inode) }

@@ -27,13 +27,20 @@ func TestInteg_ModelAgainstLocalDisk(t *testing.T) {
 	if n, err := strconv.Atoi(os.Getenv("S3MOUNT_MODEL_SEEDS")); err == nil && n > 0 {
 		seeds = n
 	}
-	for seed := int64(1); seed <= int64(seeds); seed++ {
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			prefix := testPrefix(t)
-			m := mount(t, "s3://"+world.Bucket+"/"+prefix, append(accessChain(), "--metadata-ttl", "0", "--negative-ttl", "0")...)
-			local := t.TempDir()
-			runModel(t, seed, 150, m.dir, local)
-		})
+	// Without caches every step reaches S3; with the default ones, lookups are answered from the
+	// listings the mount keeps up to date with its own changes (the only changes here).
+	for _, caches := range []struct {
+		name string
+		args []string
+	}{{"no caches", []string{"--metadata-ttl", "0", "--negative-ttl", "0"}}, {"default caches", nil}} {
+		for seed := int64(1); seed <= int64(seeds); seed++ {
+			t.Run(fmt.Sprintf("%s/seed=%d", caches.name, seed), func(t *testing.T) {
+				prefix := testPrefix(t)
+				m := mount(t, "s3://"+world.Bucket+"/"+prefix, append(accessChain(), caches.args...)...)
+				local := t.TempDir()
+				runModel(t, seed, 150, m.dir, local)
+			})
+		}
 	}
 }
 
@@ -126,6 +133,9 @@ func runModel(t *testing.T, seed int64, steps int, mnt, local string) {
 			}
 		}
 		got, want := outcome(apply(mnt)), outcome(apply(local))
+		if os.Getenv("S3MOUNT_MODEL_TRACE") != "" {
+			t.Logf("step %d: %s: %s", step, desc, got)
+		}
 		outcomes[want]++
 		if got != want {
 			t.Fatalf("step %d (%s): mount %s, local disk %s", step, desc, got, want)
