@@ -59,8 +59,8 @@ type Root struct {
 	// retired are the inode numbers of live nodes that no longer sit at the key their number was
 	// made from (renamed, removed, replaced): a new node at that key must get another number.
 	retired map[uint64]struct{}
-	active  map[*File]struct{}   // files with local content (see File.dirtyState)
-	closing bool                 // shutting down: no new writers
+	active  map[*File]struct{} // files with local content (see File.dirtyState)
+	closing bool               // shutting down: no new writers
 }
 
 // NewRoot builds the filesystem for b. It makes no request.
