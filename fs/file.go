@@ -31,6 +31,8 @@ type File struct {
 	// attrsUnknown: info came from a listing (Options.ListingAttrs), so attrs are the defaults,
 	// not what the object stores; they are read (HEAD) before anything is written back.
 	attrsUnknown bool
+	// readers are the open handles' readers, which a rename moves to the new key.
+	readers map[*reader]struct{}
 }
 
 func newFile(r *Root, info backend.ObjectInfo) *File {
@@ -342,7 +344,14 @@ type fileHandle struct {
 }
 
 func newFileHandle(f *File, snapshot backend.ObjectInfo) *fileHandle {
-	return &fileHandle{f: f, snapshot: snapshot, rd: newReader(f.root, snapshot)}
+	h := &fileHandle{f: f, snapshot: snapshot, rd: newReader(f.root, snapshot)}
+	f.mu.Lock()
+	if f.readers == nil {
+		f.readers = map[*reader]struct{}{}
+	}
+	f.readers[h.rd] = struct{}{}
+	f.mu.Unlock()
+	return h
 }
 
 var _ = (fusefs.FileReader)((*fileHandle)(nil))
@@ -417,6 +426,9 @@ var _ = (fusefs.FileReleaser)((*fileHandle)(nil))
 
 // Release implements fusefs.FileReleaser.
 func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
+	h.f.mu.Lock()
+	delete(h.f.readers, h.rd)
+	h.f.mu.Unlock()
 	h.rd.close()
 	h.f.releaseHandle()
 	return 0

@@ -56,7 +56,19 @@ func (rd *reader) diskRead(off int64, n int) fuse.ReadResult {
 	if off >= rd.info.Size {
 		return nil
 	}
-	return rd.r.cache.disk.read(rd.id, off, int(min(int64(n), rd.info.Size-off)))
+	rd.mu.Lock()
+	id := rd.id
+	rd.mu.Unlock()
+	return rd.r.cache.disk.read(id, off, int(min(int64(n), rd.info.Size-off)))
+}
+
+// moved points the reader at the copy a rename made of its object version (same content; the
+// copy's key and ETag).
+func (rd *reader) moved(key, etag string) {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	rd.info.Key, rd.info.ETag = key, etag
+	rd.id = rd.r.cache.diskID(rd.info)
 }
 
 // read returns the n bytes at off (fewer only at the end of the object) as slices of the blocks

@@ -190,3 +190,31 @@ func TestFirstReadFetchesOnlyWhatItNeeds(t *testing.T) {
 		t.Errorf("reading 64 MiB took %d GETs: read-ahead did not start", n)
 	}
 }
+
+// TestOpenFileReadsOnAfterRename: a file renamed (by itself or with its directory) while open for
+// reading reads on from its new name, as on a local disk.
+func TestOpenFileReadsOnAfterRename(t *testing.T) {
+	b := memback.New()
+	data := randomData(9, 3<<20)
+	b.PutBytes("x", data)
+	b.PutBytes("d/y", data)
+	mnt := testMount(t, b, DefaultOptions())
+	for _, mv := range [][3]string{{"x", "x", "x2"}, {"d/y", "d", "d2"}} {
+		f, err := os.Open(filepath.Join(mnt, mv[0]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := make([]byte, 1000)
+		if _, err := io.ReadFull(f, head); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(mnt, mv[1]), filepath.Join(mnt, mv[2])); err != nil {
+			t.Fatal(err)
+		}
+		rest, err := io.ReadAll(f)
+		if err != nil || !bytes.Equal(append(head, rest...), data) {
+			t.Errorf("%s, read on after renaming %s: %d bytes, %v", mv[0], mv[1], 1000+len(rest), err)
+		}
+		f.Close()
+	}
+}

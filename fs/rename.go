@@ -84,24 +84,32 @@ func (r *Root) renameFile(ctx context.Context, node *fusefs.Inode, srcKey, dstKe
 	}
 	if node != nil {
 		if f, ok := node.Operations().(*File); ok {
-			f.movedTo(info.ETag)
+			f.movedTo(dstKey, info.ETag)
 		}
 	}
 	return r.b.Delete(ctx, srcKey)
 }
 
-// movedTo records the ETag of the copy a rename made of the file's object (a copy may have a new
-// ETag, and reads are pinned to it).
-func (f *File) movedTo(etag string) {
+// movedTo records the copy a rename made of the file's object: its key and ETag (a copy may have
+// a new ETag), for the file and for the handles reading it, which read on from the copy.
+func (f *File) movedTo(key, etag string) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.info.ETag = etag
+	f.info.Key, f.info.ETag = key, etag
+	readers := make([]*reader, 0, len(f.readers))
+	for rd := range f.readers {
+		readers = append(readers, rd)
+	}
+	f.mu.Unlock()
+	for _, rd := range readers {
+		rd.moved(key, etag)
+	}
 }
 
-// movedTree updates the nodes below node, a directory just renamed, to their objects' copies:
-// files get the copies' ETags (etags, by key relative to the directory; rel is node's own
-// relative path), and directories forget their listings, whose entries name the old versions.
-func movedTree(node *fusefs.Inode, rel string, etags map[string]string) {
+// movedTree updates the nodes below node, a directory just renamed from and to the given key
+// prefixes, to their objects' copies: files get the copies' keys and ETags (etags, by key relative
+// to the directory; rel is node's own relative path), and directories forget their listings,
+// whose entries name the old versions.
+func movedTree(node *fusefs.Inode, dstPrefix, rel string, etags map[string]string) {
 	if d, ok := node.Operations().(*Dir); ok {
 		d.lc.forget()
 	}
@@ -109,10 +117,10 @@ func movedTree(node *fusefs.Inode, rel string, etags map[string]string) {
 		switch n := ch.Operations().(type) {
 		case *File:
 			if etag, ok := etags[rel+name]; ok {
-				n.movedTo(etag)
+				n.movedTo(dstPrefix+rel+name, etag)
 			}
 		case *Dir:
-			movedTree(ch, rel+name+"/", etags)
+			movedTree(ch, dstPrefix, rel+name+"/", etags)
 		}
 	}
 }
@@ -190,7 +198,7 @@ func (r *Root) renameDir(ctx context.Context, node *fusefs.Inode, srcKey, dstKey
 		etags[rel] = info.ETag
 	}
 	if node != nil {
-		movedTree(node, "", etags)
+		movedTree(node, dstPrefix, "", etags)
 	}
 	for _, k := range keys {
 		if err := r.b.Delete(ctx, k); err != nil && !errors.Is(err, backend.ErrNotExist) {
