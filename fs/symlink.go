@@ -70,3 +70,33 @@ var _ = (fusefs.NodeOnForgetter)((*Symlink)(nil))
 
 // OnForget implements fusefs.NodeOnForgetter: the kernel and the tree no longer refer to the node.
 func (s *Symlink) OnForget() { s.root.forgotten(&s.Inode) }
+
+var _ = (fusefs.NodeSetattrer)((*Symlink)(nil))
+
+// Setattr implements fusefs.NodeSetattrer: times and owner of a link (lutimes, lchown; rsync -a
+// sets them) are stored on its object, like a file's, with a server-side copy onto itself.
+func (s *Symlink) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	ctx = detached(ctx)
+	if s.root.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	if update, _ := attrUpdate(in); update != nil {
+		s.mu.Lock()
+		a := parseMeta(s.info.Meta)
+		s.mu.Unlock()
+		if a.mode == 0 {
+			a.mode = syscall.S_IFLNK | 0o777
+		}
+		update(&a)
+		a.mode = syscall.S_IFLNK | 0o777 // a link's own mode never changes
+		key := s.root.fileKey(&s.Inode)
+		info, err := s.root.b.Copy(ctx, key, key, a.toMeta())
+		if err != nil {
+			return s.root.fail("setattr", key, err)
+		}
+		s.setInfo(info)
+	}
+	s.fillAttr(&out.Attr)
+	out.SetTimeout(s.root.opts.AttrTTL)
+	return 0
+}

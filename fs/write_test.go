@@ -445,6 +445,21 @@ func TestSymlinkAndHardLink(t *testing.T) {
 	if st, err := os.Lstat(filepath.Join(mnt, "link")); err != nil || st.Mode()&os.ModeSymlink == 0 {
 		t.Errorf("lstat of the link: %v, %v", st.Mode(), err)
 	}
+	// lutimes (rsync -a sets a link's times) is stored on the link's object.
+	mtime := time.Date(2020, 5, 6, 7, 8, 9, 0, time.UTC)
+	ts := []unix.Timespec{unix.NsecToTimespec(mtime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(mnt, "link"), ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		t.Errorf("lutimes: %v", err)
+	}
+	if info, err := b.Head(context.Background(), "link"); err != nil || info.Meta["mtime"] == "" {
+		t.Errorf("link's stored metadata after lutimes: %v, %v", info.Meta, err)
+	}
+	if st, err := os.Lstat(filepath.Join(mnt, "link")); err != nil || !st.ModTime().Equal(mtime) || st.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("lstat after lutimes: %v, %v", st, err)
+	}
+	if got, err := os.Readlink(filepath.Join(mnt, "link")); err != nil || got != "target" {
+		t.Errorf("readlink after lutimes = %q, %v", got, err)
+	}
 	if err := os.Link(filepath.Join(mnt, "target"), filepath.Join(mnt, "hard")); !errors.Is(err, syscall.EPERM) {
 		t.Errorf("link: %v, want EPERM", err)
 	}

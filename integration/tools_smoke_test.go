@@ -114,7 +114,7 @@ func TestInteg_RsyncRoundTrip(t *testing.T) {
 	}
 	// A second run transfers nothing; a deletion propagates.
 	os.Remove(filepath.Join(src, "d3", "e0", "f003.bin"))
-	out := run(t, nil, "rsync", "-a", "--delete", "--stats", src+"/", m.path("copy")+"/")
+	out := run(t, nil, "rsync", "-a", "--delete", "--stats", "-i", src+"/", m.path("copy")+"/")
 	if !strings.Contains(out, "Number of regular files transferred: 0") {
 		t.Errorf("second rsync transferred files:\n%s", out)
 	}
