@@ -84,9 +84,6 @@ func (s *Symlink) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.Se
 		s.mu.Lock()
 		a := parseMeta(s.info.Meta)
 		s.mu.Unlock()
-		if a.mode == 0 {
-			a.mode = syscall.S_IFLNK | 0o777
-		}
 		update(&a)
 		a.mode = syscall.S_IFLNK | 0o777 // a link's own mode never changes
 		key := s.root.fileKey(&s.Inode)
