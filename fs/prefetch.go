@@ -16,11 +16,12 @@ import (
 // in parallel, in GETs of up to Options.ReadPartSize. After randomMisses reads in a row that are
 // not sequential, the handle turns random: the window is dropped, only the blocks a read needs
 // are fetched, and the whole object is copied to the disk cache in the background if it fits
-// there. A random handle turns sequential again after reading initialWindow bytes in a row (not
-// after one read the kernel split into adjacent requests). Blocks fetched ahead are held by the
-// handle until read, within a mount-wide budget of Options.ReadaheadBudget bytes (beyond it, no
-// read-ahead); they stay out of the shared cache, and their buffers are reused once the reads
-// that used them are sent (see block).
+// there. A random handle turns sequential again after a forward run in which it read
+// initialWindow bytes, at least three quarters of the run's span (not after one read the kernel
+// split into adjacent requests, nor after strided reads such as a columnar file's chunks). Blocks
+// fetched ahead are held by the handle until read, within a mount-wide budget of
+// Options.ReadaheadBudget bytes (beyond it, no read-ahead); they stay out of the shared cache,
+// and their buffers are reused once the reads that used them are sent (see block).
 const initialWindow = 1 << 20
 
 // randomMisses is how many non-sequential reads in a row turn a handle random.
@@ -38,6 +39,7 @@ type reader struct {
 	misses   int        // non-sequential reads in a row
 	random   bool       // turned random: no read-ahead until a sequential run of initialWindow
 	runStart int64      // where the current sequential run started, in random mode
+	runBytes int64      // bytes read in the current run, in random mode
 	ahead    map[int64]*block
 	// recent are the blocks of the last read, which the kernel's next request (the rest of a
 	// read it split) often needs again, before the shared cache has admitted them.
@@ -119,12 +121,16 @@ func (rd *reader) plan(off, end, first, last int64) []*block {
 	case rd.random:
 		// The kernel splits one large read into several adjacent requests, so adjacency alone
 		// does not mean a stream: read-ahead comes back after initialWindow bytes in a row.
-		// (Forward gaps are pages the kernel still caches, and does not ask for.)
+		// Forward gaps may be pages the kernel still caches, and does not ask for; but reads
+		// that cover less than three quarters of their span are strided (or random reads that
+		// happen to land close together, each followed by the kernel's own read-ahead
+		// request), and read-ahead would fetch more than they use.
 		if off < rd.lastEnd-blockSize || off > rd.lastEnd+initialWindow {
-			rd.runStart = off
+			rd.runStart, rd.runBytes = off, 0
 		}
 		rd.lastEnd = end
-		if end-rd.runStart >= initialWindow {
+		rd.runBytes += end - off
+		if rd.runBytes >= initialWindow && 4*rd.runBytes >= 3*(end-rd.runStart) {
 			rd.random, rd.window, rd.misses = false, initialWindow, 0
 		}
 	case sequential:
@@ -137,7 +143,7 @@ func (rd *reader) plan(off, end, first, last int64) []*block {
 		}
 	case rd.misses+1 >= randomMisses:
 		rd.dropAhead()
-		rd.window, rd.misses, rd.lastEnd, rd.random, rd.runStart = 0, 0, end, true, off
+		rd.window, rd.misses, rd.lastEnd, rd.random, rd.runStart, rd.runBytes = 0, 0, end, true, off, end-off
 		// Random reads of an object that fits the disk cache are served from a local copy,
 		// fetched whole in the background.
 		rd.r.cache.fetchWhole(rd.r.ctx, rd.info, rd.r.opts.ReadPartSize)

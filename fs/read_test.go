@@ -160,6 +160,49 @@ func TestRandomReadsFetchNoReadAhead(t *testing.T) {
 	}
 }
 
+// TestStridedReadsFetchNoReadAhead: a random handle reading 256 KiB at every MiB going forward
+// (a columnar file's chunks, or random reads that happen to land close together) stays random:
+// read-ahead would fetch the gaps it skips.
+func TestStridedReadsFetchNoReadAhead(t *testing.T) {
+	b := memback.New()
+	data := randomData(12, 64<<20)
+	b.PutBytes("obj", data)
+	opts := DefaultOptions()
+	opts.DiskCacheSize = 0
+	opts.KernelReadahead = 0
+	mnt := testMount(t, b, opts)
+	f, err := os.Open(filepath.Join(mnt, "obj"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, blockSize)
+	read := func(off int64) {
+		t.Helper()
+		if _, err := f.ReadAt(buf, off); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf, data[off:off+blockSize]) {
+			t.Fatalf("ReadAt(%d) differs from the object", off)
+		}
+	}
+	for _, off := range []int64{60 << 20, 40 << 20, 50 << 20, 30 << 20} { // seeks: the handle turns random
+		read(off)
+	}
+	b.ResetCalls()
+	const reads = 24
+	for i := int64(0); i < reads; i++ {
+		read(i << 20)
+	}
+	// Each read may cost two blocks (its own and the kernel's read-ahead request after it); under
+	// load a block may be fetched again before the cache admits it. A read-ahead window would
+	// cost initialWindow, doubling.
+	if got, limit := b.BytesRequested(), int64(2*reads)*blockSize+initialWindow/2; got > limit {
+		t.Errorf("%d strided reads fetched %d KiB, want at most %d KiB: read-ahead after strided reads",
+			reads, got>>10, limit>>10)
+	}
+}
+
 // TestFirstReadFetchesOnlyWhatItNeeds: a handle's first read sends one GET for the kernel's
 // request alone (so that it has the server to itself: the time to first byte); read-ahead starts
 // with the reads that follow.
