@@ -32,9 +32,17 @@ type blockCache struct {
 	gets  chan struct{}                    // bounds concurrent GETs
 	retry int                              // times a broken body is resumed
 
-	mu       sync.Mutex        // protects inflight
+	mu       sync.Mutex        // protects inflight and first
 	inflight map[string]*block // blocks being fetched
+	// first holds the first blocks of objects that lookups fetched (see Root.statObject), for
+	// the open and read that usually follow a lookup: the last firstBlocks of them, apart from
+	// the cache (whose admission policy may turn a block seen once away).
+	first     map[string][]byte
+	firstKeys []string // in the order they came, oldest first
 }
+
+// firstBlocks is how many blocks fetched by lookups are kept (4 MiB).
+const firstBlocks = 16
 
 // block is a block being fetched (or fetched): done closes when data or err is set.
 type block struct {
@@ -94,7 +102,8 @@ func releaseAll(bs []*block) {
 }
 
 func newBlockCache(b backend.Backend, m *metrics.Registry, size int64, concurrency int) (*blockCache, error) {
-	bc := &blockCache{b: b, m: m, gets: make(chan struct{}, max(1, concurrency)), retry: 3, inflight: map[string]*block{}}
+	bc := &blockCache{b: b, m: m, gets: make(chan struct{}, max(1, concurrency)), retry: 3, inflight: map[string]*block{},
+		first: map[string][]byte{}}
 	if size <= 0 {
 		return bc, nil
 	}
@@ -129,6 +138,22 @@ func (bc *blockCache) keep(info backend.ObjectInfo, idx int64, data []byte) {
 	}
 }
 
+// keepFirst keeps block 0 of info, which a lookup fetched, among the last firstBlocks of them.
+func (bc *blockCache) keepFirst(info backend.ObjectInfo, data []byte) {
+	k := blockKey(info, 0)
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	if _, ok := bc.first[k]; ok {
+		return
+	}
+	if len(bc.firstKeys) == firstBlocks {
+		delete(bc.first, bc.firstKeys[0])
+		bc.firstKeys = append(bc.firstKeys[:0], bc.firstKeys[1:]...)
+	}
+	bc.first[k] = data
+	bc.firstKeys = append(bc.firstKeys, k)
+}
+
 // fetch returns the blocks [first, last] of info, starting one GET for the ones that are neither
 // cached nor being fetched. The returned blocks complete as their bytes arrive. Blocks fetched
 // ahead (for a sequential reader) are pooled (see block); the caller owns one reference to each
@@ -140,7 +165,11 @@ func (bc *blockCache) fetch(info backend.ObjectInfo, first, last int64, ahead bo
 	todoFirst := int64(-1)
 	bc.mu.Lock()
 	for idx := first; idx <= last; idx++ {
-		if data, ok := bc.cached(info, idx); ok {
+		data, ok := bc.cached(info, idx)
+		if !ok && idx == 0 {
+			data, ok = bc.first[blockKey(info, idx)]
+		}
+		if ok {
 			bc.m.Inc("s3mount_cache_hits_total", "blocks served from the block cache")
 			b := &block{done: make(chan struct{}), data: data}
 			close(b.done)

@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"io"
 	"syscall"
 	"time"
 
@@ -25,7 +26,7 @@ func (r *Root) lookupEntry(ctx context.Context, dir, name string) (dirEntry, err
 	}
 	head := make(chan headResult, 1)
 	go func() {
-		info, err := r.b.Head(ctx, key)
+		info, err := r.statObject(ctx, key)
 		head <- headResult{info, err}
 	}()
 	page, listErr := r.b.List(ctx, backend.ListInput{Prefix: dirPrefix(key), Delimiter: "/", MaxKeys: 1})
@@ -49,6 +50,30 @@ func (r *Root) lookupEntry(ctx context.Context, dir, name string) (dirEntry, err
 	}
 	r.rememberMissing(key)
 	return dirEntry{}, syscall.ENOENT
+}
+
+// statObject returns the info of the object key, as HEAD does. Unless Options.LookupHead (or
+// with the cache off), it GETs the object's first block instead and keeps the block for the read
+// that usually follows a lookup; if that GET fails for any reason but a missing object (an
+// archived object, a KMS key this role may not use, a range refused on an empty object), HEAD
+// answers.
+func (r *Root) statObject(ctx context.Context, key string) (backend.ObjectInfo, error) {
+	if r.opts.LookupHead || r.opts.CacheSize <= 0 {
+		return r.b.Head(ctx, key)
+	}
+	info, body, err := r.b.GetFirst(ctx, key, blockSize)
+	if err == nil {
+		defer body.Close()
+		data := make([]byte, min(info.Size, blockSize))
+		if _, err := io.ReadFull(body, data); err == nil {
+			r.cache.keepFirst(info, data)
+		}
+		return info, nil // the headers are whole even if the body broke off
+	}
+	if errors.Is(err, backend.ErrNotExist) {
+		return backend.ObjectInfo{}, err
+	}
+	return r.b.Head(ctx, key)
 }
 
 // rememberMissing notes that key was just found missing. Create trusts such a recent answer (the

@@ -36,6 +36,11 @@ type Options struct {
 	// (which show as files), appear once a name is looked up outside a fresh listing (see
 	// SEMANTICS.md); they are still read before a file is changed, and written as usual.
 	ListingAttrs bool
+	// LookupHead looks names up with HEAD. Otherwise (and when the block cache is on) a lookup by
+	// name GETs the object's first 256 KiB instead: the reply carries what HEAD returns, and the
+	// open and read that usually follow a lookup find the block in memory, one request fewer
+	// before the first byte. A name that is only stat'ed then costs up to 256 KiB of transfer.
+	LookupHead bool
 	// ListPageSize is the MaxKeys of each ListObjectsV2 request.
 	ListPageSize int
 	// CacheSize bounds the block cache (bytes of object content kept in memory); 0 turns it off.

@@ -2,15 +2,18 @@ package fs
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/s3mount/s3mount/fs/backend"
 	"github.com/s3mount/s3mount/fs/backend/memback"
 )
 
@@ -200,6 +203,99 @@ func TestStridedReadsFetchNoReadAhead(t *testing.T) {
 	if got, limit := b.BytesRequested(), int64(2*reads)*blockSize+initialWindow/2; got > limit {
 		t.Errorf("%d strided reads fetched %d KiB, want at most %d KiB: read-ahead after strided reads",
 			reads, got>>10, limit>>10)
+	}
+}
+
+// TestLookupBringsTheFirstBlock: a lookup by name GETs the object's first block instead of
+// HEADing it, so opening and reading the start of the file right after costs no request more;
+// with Options.LookupHead it is a HEAD and a GET. If that GET fails for another reason than a
+// missing object, HEAD answers; a missing object needs no HEAD.
+func TestLookupBringsTheFirstBlock(t *testing.T) {
+	data := randomData(13, 1<<20)
+	small := randomData(14, 5000)
+	for _, c := range []struct {
+		name       string
+		lookupHead bool
+		heads      int
+		gets       int
+	}{{"default", false, 0, 1}, {"lookup_head", true, 1, 1}} {
+		b := memback.New()
+		b.PutBytes("dir/big", data)
+		b.PutBytes("dir/small", small)
+		opts := DefaultOptions()
+		opts.LookupHead = c.lookupHead
+		mnt := testMount(t, b, opts)
+		for _, f := range []struct {
+			name string
+			want []byte
+		}{{"big", data[:4096]}, {"small", small}} {
+			b.ResetCalls()
+			fh, err := os.Open(filepath.Join(mnt, "dir", f.name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, len(f.want))
+			_, err = io.ReadFull(fh, got)
+			fh.Close()
+			if err != nil || !bytes.Equal(got, f.want) {
+				t.Fatalf("%s: reading the start of %s: %v", c.name, f.name, err)
+			}
+			if h, g := b.Calls(memback.OpHead), b.Calls(memback.OpGet); h != c.heads || g != c.gets {
+				t.Errorf("%s: lookup, open and first read of %s: %d HEADs and %d GETs, want %d and %d", c.name, f.name, h, g, c.heads, c.gets)
+			}
+		}
+	}
+
+	b := memback.New()
+	b.PutBytes("dir/archived", small)
+	mnt := testMount(t, b, DefaultOptions())
+	b.SetFault(func(op memback.Op, key string) error {
+		if op == memback.OpGet {
+			return errors.New("injected: InvalidObjectState")
+		}
+		return nil
+	})
+	b.ResetCalls()
+	if fi, err := os.Stat(filepath.Join(mnt, "dir", "archived")); err != nil || fi.Size() != int64(len(small)) {
+		t.Errorf("stat when the lookup's GET fails: %v, %v; want HEAD's answer", fi, err)
+	}
+	b.SetFault(nil)
+	b.ResetCalls()
+	if _, err := os.Stat(filepath.Join(mnt, "dir", "missing")); !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("stat of a missing name: %v", err)
+	}
+	if n := b.Calls(memback.OpHead); n != 0 {
+		t.Errorf("a missing name cost %d HEADs after its GET, want 0", n)
+	}
+}
+
+// TestLookupBlocksAreBounded: the cache keeps the first blocks of the last firstBlocks lookups
+// only, and serves them to reads of that version alone.
+func TestLookupBlocksAreBounded(t *testing.T) {
+	bc, err := newBlockCache(memback.New(), nil, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := func(i int) backend.ObjectInfo {
+		return backend.ObjectInfo{Key: fmt.Sprintf("k%d", i), ETag: `"e"`, Size: 10}
+	}
+	for i := 0; i < firstBlocks+4; i++ {
+		bc.keepFirst(info(i), []byte(fmt.Sprint(i)))
+	}
+	if len(bc.first) != firstBlocks || len(bc.firstKeys) != firstBlocks {
+		t.Fatalf("%d blocks kept (%d keys), want %d", len(bc.first), len(bc.firstKeys), firstBlocks)
+	}
+	last := info(firstBlocks + 3)
+	if blk := bc.fetch(last, 0, 0, false)[0]; string(blk.data) != fmt.Sprint(firstBlocks+3) {
+		t.Errorf("the newest lookup's block: %q", blk.data)
+	}
+	if _, ok := bc.first[blockKey(info(0), 0)]; ok {
+		t.Error("the oldest lookup's block is still kept")
+	}
+	other := last
+	other.ETag = `"f"`
+	if _, ok := bc.first[blockKey(other, 0)]; ok {
+		t.Error("a block is kept for another version")
 	}
 }
 

@@ -26,8 +26,14 @@ func fakeS3(t *testing.T, status int, code string) *Backend {
 		}
 	}))
 	t.Cleanup(srv.Close)
+	return backendAt(t, srv.URL)
+}
+
+// backendAt is a Backend on the bucket "bucket" at endpoint, with one attempt per request.
+func backendAt(t *testing.T, endpoint string) *Backend {
+	t.Helper()
 	cfg := NewConfig()
-	cfg.Bucket, cfg.Endpoint, cfg.PathStyle = "bucket", srv.URL, true
+	cfg.Bucket, cfg.Endpoint, cfg.PathStyle = "bucket", endpoint, true
 	cfg.MaxAttempts = 1
 	cfg.Credentials = credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")
 	b, err := New(cfg)
@@ -103,5 +109,49 @@ func TestCredentialFailureIsClassified(t *testing.T) {
 	_, err = b2.Head(context.Background(), "k")
 	if !errors.Is(err, backend.ErrCredentials) {
 		t.Errorf("Head with failing credentials: %v, want ErrCredentials", err)
+	}
+}
+
+// TestGetFirstReadsHeadersAndSize: GetFirst takes the object's size from Content-Range (the
+// range's own length is only the body's), and from Content-Length when the server sent the whole
+// object; metadata and ETag are as HEAD returns them.
+func TestGetFirstReadsHeadersAndSize(t *testing.T) {
+	for _, c := range []struct {
+		name         string
+		status       int
+		contentRange string
+		body         string
+		wantSize     int64
+	}{
+		{"range", http.StatusPartialContent, "bytes 0-9/1000", "0123456789", 1000},
+		{"whole object", http.StatusOK, "", "0123", 4},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodGet || r.Header.Get("Range") != "bytes=0-9" {
+				t.Errorf("%s: %s with Range %q, want a GET of bytes=0-9", c.name, r.Method, r.Header.Get("Range"))
+			}
+			w.Header().Set("ETag", `"abc"`)
+			w.Header().Set("Last-Modified", "Mon, 30 Nov 2026 10:00:00 GMT")
+			w.Header().Set("X-Amz-Meta-Mode", "33188")
+			if c.contentRange != "" {
+				w.Header().Set("Content-Range", c.contentRange)
+			}
+			w.Header().Set("Content-Length", fmt.Sprint(len(c.body)))
+			w.WriteHeader(c.status)
+			io.WriteString(w, c.body)
+		}))
+		info, body, err := backendAt(t, srv.URL).GetFirst(context.Background(), "k", 10)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		data, _ := io.ReadAll(body)
+		body.Close()
+		srv.Close()
+		if info.Size != c.wantSize || info.ETag != `"abc"` || info.Meta["mode"] != "33188" || info.ModTime.IsZero() || string(data) != c.body {
+			t.Errorf("%s: info %+v, body %q", c.name, info, data)
+		}
+	}
+	if _, _, err := fakeS3(t, 404, "NoSuchKey").GetFirst(context.Background(), "k", 10); !errors.Is(err, backend.ErrNotExist) {
+		t.Errorf("GetFirst of a missing key: %v, want ErrNotExist", err)
 	}
 }

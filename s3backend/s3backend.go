@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -188,6 +189,31 @@ func (b *Backend) Get(ctx context.Context, key string, off, n int64, ifMatch str
 		return nil, b.classify("GetObject", key, err, backend.ErrStale)
 	}
 	return out.Body, nil
+}
+
+// GetFirst implements backend.Backend: a GET of the range [0, n), whose reply carries what HEAD
+// would (the whole size in Content-Range).
+func (b *Backend) GetFirst(ctx context.Context, key string, n int64) (backend.ObjectInfo, io.ReadCloser, error) {
+	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.cfg.Bucket, Key: &key,
+		Range: aws.String(fmt.Sprintf("bytes=0-%d", n-1))})
+	if err != nil {
+		return backend.ObjectInfo{}, nil, b.classify("GetObject", key, err, nil)
+	}
+	size := aws.ToInt64(out.ContentLength) // a server that ignored the range sent all of it
+	if cr := aws.ToString(out.ContentRange); cr != "" {
+		_, total, _ := strings.Cut(cr, "/")
+		if size, err = strconv.ParseInt(total, 10, 64); err != nil {
+			out.Body.Close()
+			return backend.ObjectInfo{}, nil, fmt.Errorf("GetObject %s: Content-Range %q without the object's size", key, cr)
+		}
+	}
+	return backend.ObjectInfo{
+		Key:     key,
+		Size:    size,
+		ETag:    aws.ToString(out.ETag),
+		ModTime: aws.ToTime(out.LastModified),
+		Meta:    lowerKeys(out.Metadata),
+	}, out.Body, nil
 }
 
 // Put implements backend.Backend.

@@ -115,6 +115,7 @@ var optionTable = []option{
 
 	{"cache_size", "SIZE", "Caching", "memory for cached object content, e.g. 256M (0 turns the cache off)", func(c *config, v string) error { return parseSize(v, &c.fs.CacheSize) }},
 	{"listing_attrs", "", "Caching", "take file attributes from listings alone, without a HEAD per file: fast ls -l of large directories; stored modes, owners, times and symlinks show only on lookups by name", func(c *config, v string) error { c.fs.ListingAttrs = true; return nil }},
+	{"lookup_head", "", "Caching", "look names up with HEAD instead of a GET of their first 256K (which the read that usually follows then finds in memory): less transfer when files are stat'ed but not read", func(c *config, v string) error { c.fs.LookupHead = true; return nil }},
 	{"cache_dir", "DIR", "Caching", "directory for the disk cache (default: STAGING_DIR/cache)", func(c *config, v string) error { c.fs.DiskCacheDir = v; return nil }},
 	{"disk_cache_size", "SIZE", "Caching", "local disk for whole objects read at random, at most half the free space (default 2G; 0 turns it off)", func(c *config, v string) error { return parseSize(v, &c.fs.DiskCacheSize) }},
 	{"metadata_ttl", "DURATION", "Caching", "how long names and attributes are cached (default 1s)", func(c *config, v string) error {

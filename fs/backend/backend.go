@@ -87,6 +87,12 @@ type Backend interface {
 	// The caller closes the reader. Reading at or past the end returns an empty reader.
 	Get(ctx context.Context, key string, off, n int64, ifMatch string) (io.ReadCloser, error)
 
+	// GetFirst returns the object's info, as Head does, with a reader of its first n bytes (all
+	// of it when it is smaller), in one request; the caller closes the reader. It fails with
+	// ErrNotExist as Head does; after any other failure (an archived object, a KMS key the caller
+	// may not use, a range the server refuses on an empty object) the caller may still Head.
+	GetFirst(ctx context.Context, key string, n int64) (ObjectInfo, io.ReadCloser, error)
+
 	// Put stores size bytes from body as the object in one request and returns its new info. It is
 	// all-or-nothing: on error the previous object (if any) is unchanged.
 	Put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts PutOptions) (ObjectInfo, error)

@@ -247,6 +247,22 @@ func (b *Backend) Get(ctx context.Context, key string, off, n int64, ifMatch str
 	return io.NopCloser(bytes.NewReader(o.data[off:end])), nil
 }
 
+// GetFirst implements backend.Backend. It counts as a GET.
+func (b *Backend) GetFirst(ctx context.Context, key string, n int64) (backend.ObjectInfo, io.ReadCloser, error) {
+	if err := b.begin(OpGet, key); err != nil {
+		return backend.ObjectInfo{}, nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o, ok := b.objects[key]
+	if !ok {
+		return backend.ObjectInfo{}, nil, notExist(key)
+	}
+	end := min(n, int64(len(o.data)))
+	b.read += end
+	return info(key, o, true), io.NopCloser(bytes.NewReader(o.data[:end])), nil
+}
+
 // Put implements backend.Backend.
 func (b *Backend) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts backend.PutOptions) (backend.ObjectInfo, error) {
 	if err := b.begin(OpPut, key); err != nil {

@@ -54,6 +54,16 @@ func (b *Backend) Get(ctx context.Context, key string, off, n int64, ifMatch str
 	return &countingReader{ReadCloser: r, m: b.m}, nil
 }
 
+func (b *Backend) GetFirst(ctx context.Context, key string, n int64) (backend.ObjectInfo, io.ReadCloser, error) {
+	start := time.Now()
+	info, r, err := b.Backend.GetFirst(ctx, key, n)
+	b.done("GetObject", start, err)
+	if err != nil {
+		return info, nil, err
+	}
+	return info, &countingReader{ReadCloser: r, m: b.m}, nil
+}
+
 type countingReader struct {
 	io.ReadCloser
 	m *metrics.Registry
