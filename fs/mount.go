@@ -54,15 +54,16 @@ func Mount(mountpoint string, r *Root) (*Server, error) {
 			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
 		},
 	}
+	// The root directory's listing, if it fits one page, answers the first lookup of every path
+	// without a request. It is taken before the mount appears, so that a program that waits for
+	// the mount and then opens a path does not race with it.
+	ctx, cancel := context.WithTimeout(r.ctx, time.Minute)
+	r.dir.lc.relist(ctx, r, o.Prefix) // the root's key; its node is not mounted yet
+	cancel()
 	srv, err := fusefs.Mount(mountpoint, r.dir, opts)
 	if err != nil {
 		return nil, err
 	}
-	// The root directory's listing, if it fits one page, answers the first lookup of every path
-	// without a request.
-	ctx, cancel := context.WithTimeout(r.ctx, time.Minute)
-	r.dir.lc.relist(ctx, r, r.dir.key())
-	cancel()
 	if o.KernelReadahead > 0 {
 		if err := setKernelReadahead(mountpoint, o.KernelReadahead); err != nil {
 			r.log.Info("kernel read-ahead left at its default", "err", err)
