@@ -105,8 +105,8 @@ func (d *Dir) listed(ctx context.Context, name string) (ce *cachedEntry, absent 
 }
 
 // listedChild answers a lookup of an entry a listing just showed (ce is its entry in the listing
-// cache, or nil): a directory from the listing alone, a file with its HEAD (started ahead when ce
-// is known), or with the listing's attributes under Options.ListingAttrs. An entry this mount
+// cache, or nil): a directory from the listing alone, a file with its HEAD when one was started
+// ahead (else the lookup's GET, see Root.statObject), or with the listing's attributes under Options.ListingAttrs. An entry this mount
 // stored needs nothing more.
 func (d *Dir) listedChild(ctx context.Context, e dirEntry, ce *cachedEntry, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	if ce != nil && ce.stored {
@@ -122,7 +122,7 @@ func (d *Dir) listedChild(ctx context.Context, e dirEntry, ce *cachedEntry, out 
 		if ce != nil {
 			info, err = d.lc.head(ctx, d.root, ce)
 		} else {
-			info, err = d.root.b.Head(ctx, e.info.Key)
+			info, err = d.root.statObject(ctx, e.info.Key)
 		}
 		if err != nil {
 			return nil, d.root.fail("lookup", d.Path(nil)+"/"+e.name, err)

@@ -211,18 +211,18 @@ func (c *listingCache) relist(ctx context.Context, r *Root, prefix string) {
 	c.order, c.entries, c.at, c.done = order, entries, start, true
 }
 
-// head returns the HEAD of the file entry ce, started ahead if it was, and starts HEADs for the
-// files that follow it in the listing.
+// head returns the HEAD of the file entry ce, started ahead if it was (else its lookup's GET, see
+// Root.statObject), and starts HEADs for the files that follow it in the listing.
 func (c *listingCache) head(ctx context.Context, r *Root, ce *cachedEntry) (backend.ObjectInfo, error) {
 	c.mu.Lock()
 	res := ce.head
 	if res == nil {
-		res = c.start(r, ce)
+		res = c.start(r, ce, r.statObject)
 	}
 	for i, n := ce.idx+1, 0; i < len(c.order) && n < headsAhead; i++ {
 		if next := c.order[i]; next.needsHead() {
 			if next.head == nil {
-				c.start(r, next)
+				c.start(r, next, r.b.Head)
 			}
 			n++
 		}
@@ -236,13 +236,13 @@ func (c *listingCache) head(ctx context.Context, r *Root, ce *cachedEntry) (back
 	}
 }
 
-// start launches the HEAD of a file entry. Must hold mu.
-func (c *listingCache) start(r *Root, ce *cachedEntry) *headResult {
+// start launches the HEAD (or another stat) of a file entry. Must hold mu.
+func (c *listingCache) start(r *Root, ce *cachedEntry, stat func(context.Context, string) (backend.ObjectInfo, error)) *headResult {
 	res := &headResult{done: make(chan struct{})}
 	ce.head = res
 	go func(key string) {
 		r.heads <- struct{}{}
-		res.info, res.err = r.b.Head(r.ctx, key)
+		res.info, res.err = stat(r.ctx, key)
 		<-r.heads
 		close(res.done)
 	}(ce.e.info.Key)
