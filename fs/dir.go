@@ -106,8 +106,8 @@ func (d *Dir) listed(ctx context.Context, name string) (ce *cachedEntry, absent 
 
 // listedChild answers a lookup of an entry a listing just showed (ce is its entry in the listing
 // cache, or nil): a directory from the listing alone, a file with its HEAD when one was started
-// ahead (else the lookup's GET, see Root.statObject), or with the listing's attributes under Options.ListingAttrs. An entry this mount
-// stored needs nothing more.
+// ahead (else the lookup's GET, see Root.statObject), or with the listing's attributes under
+// Options.ListingAttrs. An entry this mount stored needs nothing more.
 func (d *Dir) listedChild(ctx context.Context, e dirEntry, ce *cachedEntry, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	if ce != nil && ce.stored {
 		e = ce.e // newer than what a listing in progress showed
