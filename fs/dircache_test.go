@@ -165,13 +165,21 @@ func TestRootListedAtMount(t *testing.T) {
 	b.PutBytes("data/seq", []byte("content"))
 	b.PutBytes("top", []byte("x"))
 	var about atomic.Int32 // requests about the root's entries themselves
+	var visible atomic.Bool // the mount was visible while the root was being listed
+	mountsBefore := fuseMounts(t)
 	b.SetFault(func(op memback.Op, key string) error {
 		if key == "data" || key == "data/" || key == "nope" || key == "nope/" {
 			about.Add(1)
 		}
+		if op == memback.OpList && key == "" && fuseMounts(t) != mountsBefore {
+			visible.Store(true)
+		}
 		return nil
 	})
 	mnt := testMount(t, b, DefaultOptions())
+	if visible.Load() {
+		t.Error("the mount appeared before the root was listed: a program waiting for it races with the listing")
+	}
 	if got, err := os.ReadFile(filepath.Join(mnt, "data/seq")); err != nil || string(got) != "content" {
 		t.Fatalf("read data/seq: %q, %v", got, err)
 	}
@@ -181,6 +189,15 @@ func TestRootListedAtMount(t *testing.T) {
 	if n := about.Load(); n != 0 {
 		t.Errorf("%d requests to look up names of the root, want none", n)
 	}
+}
+
+// fuseMounts counts this process's FUSE mounts of s3mount.
+func fuseMounts(t *testing.T) int {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(data), " fuse.s3mount ")
 }
 
 // TestNewFileAtAnOldNameIsANewFile: a node renamed away from a name keeps the inode number made
