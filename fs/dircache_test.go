@@ -164,7 +164,7 @@ func TestRootListedAtMount(t *testing.T) {
 	b := memback.New()
 	b.PutBytes("data/seq", []byte("content"))
 	b.PutBytes("top", []byte("x"))
-	var about atomic.Int32 // requests about the root's entries themselves
+	var about atomic.Int32  // requests about the root's entries themselves
 	var visible atomic.Bool // the mount was visible while the root was being listed
 	mountsBefore := fuseMounts(t)
 	b.SetFault(func(op memback.Op, key string) error {
