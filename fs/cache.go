@@ -74,6 +74,13 @@ func newBlock(pooled bool) *block {
 	return b
 }
 
+// doneBlock is a block already at hand (cached): complete, and not pooled.
+func doneBlock(data []byte) *block {
+	b := &block{done: make(chan struct{}), data: data}
+	close(b.done)
+	return b
+}
+
 // acquire adds a reference to a pooled block.
 func (b *block) acquire() {
 	if b.pooled {
@@ -171,16 +178,12 @@ func (bc *blockCache) fetch(info backend.ObjectInfo, first, last int64, ahead bo
 		}
 		if ok {
 			bc.m.Inc("s3mount_cache_hits_total", "blocks served from the block cache")
-			b := &block{done: make(chan struct{}), data: data}
-			close(b.done)
-			out = append(out, b)
+			out = append(out, doneBlock(data))
 			continue
 		}
 		if data, ok := bc.disk.get(id, idx); ok {
 			bc.m.Inc("s3mount_disk_cache_hits_total", "blocks served from the disk cache")
-			b := &block{done: make(chan struct{}), data: data}
-			close(b.done)
-			out = append(out, b)
+			out = append(out, doneBlock(data))
 			continue
 		}
 		k := blockKey(info, idx)

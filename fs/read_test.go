@@ -208,7 +208,7 @@ func TestStridedReadsFetchNoReadAhead(t *testing.T) {
 
 // TestLookupBringsTheFirstBlock: a lookup by name GETs the object's first block instead of
 // HEADing it, so opening and reading the start of the file right after costs no request more;
-// with Options.LookupHead it is a HEAD and a GET. If that GET fails for another reason than a
+// with Options.LookupHead, or with the cache off, it is a HEAD and a GET. If that GET fails for another reason than a
 // missing object, HEAD answers; a missing object needs no HEAD.
 func TestLookupBringsTheFirstBlock(t *testing.T) {
 	data := randomData(13, 1<<20)
@@ -216,15 +216,16 @@ func TestLookupBringsTheFirstBlock(t *testing.T) {
 	for _, c := range []struct {
 		name       string
 		lookupHead bool
+		cacheSize  int64
 		heads      int
 		gets       int
-	}{{"default", false, 0, 1}, {"lookup_head", true, 1, 1}} {
+	}{{"default", false, DefaultOptions().CacheSize, 0, 1}, {"lookup_head", true, DefaultOptions().CacheSize, 1, 1}, {"cache off", false, 0, 1, 1}} {
 		b := memback.New()
 		b.PutBytes("dir/big", data)
 		b.PutBytes("dir/small", small)
 		b.PutBytes("listed", small) // in the root's listing, taken at mount
 		opts := DefaultOptions()
-		opts.LookupHead = c.lookupHead
+		opts.LookupHead, opts.CacheSize = c.lookupHead, c.cacheSize
 		mnt := testMount(t, b, opts)
 		for _, f := range []struct {
 			name string
