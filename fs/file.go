@@ -249,6 +249,13 @@ func (f *File) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 		return syscall.EROFS
 	}
 	ctx = detached(ctx)
+	// Hold the file as an open handle would, until the change is committed: the kernel sends a
+	// close's RELEASE asynchronously, so a utimes right after close (rsync) can overtake it, and
+	// that release must not free the local state this change goes into before it is committed.
+	f.mu.Lock()
+	f.opens++
+	f.mu.Unlock()
+	defer f.releaseHandle()
 	size, hasSize := in.GetSize()
 	update, mtime := attrUpdate(in)
 	if hasSize {
@@ -267,28 +274,13 @@ func (f *File) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 		// truncate/chmod/chown/utimes by path: no close of ours follows, so the change goes to S3
 		// before the call returns (with other handles open, like an fsync of theirs). O_TRUNC at
 		// open does not come here: it arrives with the open (atomic O_TRUNC).
-		if err := f.commitDetached(ctx); err != nil {
+		if err := f.commit(ctx); err != nil {
 			return f.root.fail("setattr", f.key(), err)
 		}
 	}
 	f.fillAttr(&out.Attr)
 	out.SetTimeout(f.root.opts.AttrTTL)
 	return 0
-}
-
-// commitDetached commits and, when no handle is open, frees the local state again.
-func (f *File) commitDetached(ctx context.Context) error {
-	if err := f.commit(ctx); err != nil {
-		return err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.opens == 0 && f.dirty != nil {
-		f.dirty.release()
-		f.dirty = nil
-		f.root.track(f, false)
-	}
-	return nil
 }
 
 // attrUpdate turns the attribute part of a setattr into an update of attrs; mtime reports whether

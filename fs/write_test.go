@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -483,5 +484,36 @@ func TestStagingFullGivesENOSPC(t *testing.T) {
 	// Space is freed: a file that fits can be written.
 	if err := os.WriteFile(filepath.Join(mnt, "g"), make([]byte, 512<<10), 0o644); err != nil {
 		t.Errorf("write after ENOSPC: %v", err)
+	}
+}
+
+// TestUtimesRightAfterCloseIsKept: rsync closes a file and sets its times at once, by path. The
+// kernel sends the close's RELEASE asynchronously, so the SETATTR can overtake it; the release
+// must not free the local state the new times went into before they are committed (the times
+// were lost now and then, and rsync's next run copied the file again).
+func TestUtimesRightAfterCloseIsKept(t *testing.T) {
+	b := memback.New()
+	opts := DefaultOptions()
+	opts.EntryTTL, opts.AttrTTL = 0, 0
+	mnt := testMount(t, b, opts)
+	want := time.Date(2020, 1, 2, 3, 4, 5, 600, time.UTC)
+	for i := 0; i < 300; i++ {
+		p := filepath.Join(mnt, fmt.Sprintf("f%03d", i))
+		if err := os.WriteFile(p, []byte("content"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, want, want); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 300; i++ {
+		key := fmt.Sprintf("f%03d", i)
+		info, err := b.Head(context.Background(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := parseMeta(info.Meta).mtime; !got.Equal(want) {
+			t.Errorf("%s: stored mtime %v, want %v (the utimes after close was lost)", key, got, want)
+		}
 	}
 }
