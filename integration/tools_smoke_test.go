@@ -114,14 +114,35 @@ func TestInteg_RsyncRoundTrip(t *testing.T) {
 	}
 	// A second run transfers nothing; a deletion propagates.
 	os.Remove(filepath.Join(src, "d3", "e0", "f003.bin"))
+	differ := mtimesDiffer(src, m.path("copy"))
 	out := run(t, nil, "rsync", "-a", "--delete", "--stats", "-i", src+"/", m.path("copy")+"/")
 	if !strings.Contains(out, "Number of regular files transferred: 0") {
-		t.Errorf("second rsync transferred files:\n%s", out)
+		t.Errorf("second rsync transferred files:\n%s\nmtimes that differed before it: %s", out, differ)
 	}
 	back := t.TempDir()
 	run(t, nil, "rsync", "-a", m.path("copy")+"/", back+"/")
 	sameTree(t, src, back)
 	record(t, "tool", "rsync -a --delete to the mount and back, twice", "trees identical; mtimes kept; second run transfers nothing")
+}
+
+// mtimesDiffer lists the regular files of a whose mtime differs in b, with both times.
+func mtimesDiffer(a, b string) []string {
+	var out []string
+	filepath.Walk(a, func(p string, info os.FileInfo, err error) error {
+		if err != nil || !info.Mode().IsRegular() {
+			return err
+		}
+		rel, _ := filepath.Rel(a, p)
+		other, err := os.Stat(filepath.Join(b, rel))
+		switch {
+		case err != nil:
+			out = append(out, fmt.Sprintf("%s (%v)", rel, err))
+		case !other.ModTime().Equal(info.ModTime()):
+			out = append(out, fmt.Sprintf("%s (%s against %s)", rel, info.ModTime().Format(time.RFC3339Nano), other.ModTime().Format(time.RFC3339Nano)))
+		}
+		return nil
+	})
+	return out
 }
 
 func TestInteg_TarExtractIntoMount(t *testing.T) {
