@@ -173,12 +173,14 @@ func (d *Dir) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAtt
 			a.mode = syscall.S_IFDIR | d.root.opts.DirMode
 		}
 		update(&a)
-		if _, err := d.root.b.Put(ctx, d.key(), bytes.NewReader(nil), 0, backend.PutOptions{Meta: a.toMeta()}); err != nil {
+		info, err := d.root.b.Put(ctx, d.key(), bytes.NewReader(nil), 0, backend.PutOptions{Meta: a.toMeta()})
+		if err != nil {
 			return d.root.fail("setattr", d.key(), err)
 		}
 		d.mu.Lock()
 		d.attrs = a
 		d.mu.Unlock()
+		storedInParent(&d.Inode, true, info)
 	}
 	d.fillAttr(&out.Attr)
 	out.SetTimeout(d.root.opts.AttrTTL)

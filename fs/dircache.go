@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+
 	"github.com/s3mount/s3mount/fs/backend"
 )
 
@@ -95,6 +97,19 @@ func (c *listingCache) stored(e dirEntry) {
 		c.order = append(c.order, ce)
 	}
 	c.entries[e.name] = ce
+}
+
+// storedInParent records in the listing cache of n's parent that this mount just stored n (its
+// content or its attributes), so that lookups answered from that listing show the new version,
+// not what an earlier store or listing of n showed.
+func storedInParent(n *fusefs.Inode, isDir bool, info backend.ObjectInfo) {
+	name, parent := n.Parent()
+	if parent == nil {
+		return
+	}
+	if dir, ok := parent.Operations().(*Dir); ok {
+		dir.lc.stored(dirEntry{name: name, isDir: isDir, info: info})
+	}
 }
 
 // removed records that this mount just deleted name in S3 (or, with ok false, tried to: then the

@@ -155,11 +155,8 @@ func (f *File) commit(ctx context.Context) error {
 	f.info, f.attrs, f.localOnly, f.attrsUnknown = info, parseMeta(info.Meta), false, false
 	unlinked := f.unlinked
 	f.mu.Unlock()
-	if name, parent := f.Parent(); parent != nil && !unlinked {
-		if dir, ok := parent.Operations().(*Dir); ok {
-			// Lookups answer from this (not from a listing's HEAD of the old version).
-			dir.lc.stored(dirEntry{name: name, info: info})
-		}
+	if !unlinked {
+		storedInParent(&f.Inode, false, info)
 	}
 	return nil
 }

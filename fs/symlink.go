@@ -92,6 +92,7 @@ func (s *Symlink) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.Se
 			return s.root.fail("setattr", key, err)
 		}
 		s.setInfo(info)
+		storedInParent(&s.Inode, false, info)
 	}
 	s.fillAttr(&out.Attr)
 	out.SetTimeout(s.root.opts.AttrTTL)
