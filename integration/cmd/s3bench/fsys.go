@@ -35,9 +35,17 @@ func (f *filesystem) root() string { return "team-a/bench-" + f.slug }
 func (b *bench) filesystems() []*filesystem {
 	w := b.w
 	endpoint := w.MinIO.Endpoint
-	passwd := filepath.Join(b.tmp, "s3fs-passwd")
-	if err := os.WriteFile(passwd, []byte(w.MinIO.RootUser+":"+w.MinIO.RootPassword+"\n"), 0o600); err != nil {
-		b.logf("writing the s3fs passwd file: %v", err)
+	// The peers get a copy of the role's session credentials in their environment (what a keyless
+	// host would hand them), renewed for every mount.
+	session := func() []string {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := b.roleCreds.Retrieve(ctx)
+		if err != nil {
+			b.logf("the role's session credentials for a peer: %v", err)
+			return nil
+		}
+		return []string{"AWS_ACCESS_KEY_ID=" + c.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + c.SecretAccessKey, "AWS_SESSION_TOKEN=" + c.SessionToken}
 	}
 	missing := func(bin string) string {
 		if _, err := exec.LookPath(bin); err != nil {
@@ -70,18 +78,18 @@ func (b *bench) filesystems() []*filesystem {
 	b.s3mountLA = &filesystem{name: colS3mount, slug: "s3mount", options: s3mount.options + " -o listing_attrs",
 		command: s3mountCmd("-o", "listing_attrs")}
 	s3fs := &filesystem{name: colS3fs, slug: "s3fs", missing: missing("s3fs"),
-		options: "s3fs " + world.Bucket + ":/team-a/bench-s3fs DIR -f -o passwd_file=…,url=" + endpoint +
-			",use_path_request_style,endpoint=us-east-1 (MinIO root keys; defaults otherwise)"}
+		options: "s3fs " + world.Bucket + ":/team-a/bench-s3fs DIR -f -o url=" + endpoint +
+			",use_path_request_style,endpoint=us-east-1 (AWS_ACCESS_KEY_ID, _SECRET_ACCESS_KEY, _SESSION_TOKEN of the role's session; defaults otherwise)"}
 	s3fs.command = func(dir string) *exec.Cmd {
 		cmd := exec.Command("s3fs", world.Bucket+":/"+s3fs.root(), dir, "-f",
-			"-o", "passwd_file="+passwd+",url="+endpoint+",use_path_request_style,endpoint=us-east-1")
-		cmd.Env = world.CleanEnv()
+			"-o", "url="+endpoint+",use_path_request_style,endpoint=us-east-1")
+		cmd.Env = append(world.CleanEnv(), session()...)
 		return cmd
 	}
 	rclone := func(mode, col string) *filesystem {
 		f := &filesystem{name: col, slug: "rclone-" + mode, missing: missing("rclone"),
 			options: "rclone mount bench:" + world.Bucket + "/team-a/bench-rclone-" + mode + " DIR --vfs-cache-mode " + mode +
-				" --cache-dir … (RCLONE_CONFIG_BENCH_TYPE=s3, _PROVIDER=Minio, _ENDPOINT, root keys; defaults otherwise)"}
+				" --cache-dir … (RCLONE_CONFIG_BENCH_TYPE=s3, _PROVIDER=Minio, _ENDPOINT, _ENV_AUTH=true with the role's session in AWS_*; defaults otherwise)"}
 		f.command = func(dir string) *exec.Cmd {
 			cmd := exec.Command("rclone", "mount", "bench:"+world.Bucket+"/"+f.root(), dir,
 				"--vfs-cache-mode", mode, "--cache-dir", dir+".rclone-cache")
@@ -89,8 +97,8 @@ func (b *bench) filesystems() []*filesystem {
 			cmd.Env = append(world.CleanEnv(),
 				"RCLONE_CONFIG_BENCH_TYPE=s3", "RCLONE_CONFIG_BENCH_PROVIDER=Minio",
 				"RCLONE_CONFIG_BENCH_ENDPOINT="+endpoint, "RCLONE_CONFIG_BENCH_REGION=us-east-1",
-				"RCLONE_CONFIG_BENCH_ACCESS_KEY_ID="+w.MinIO.RootUser,
-				"RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY="+w.MinIO.RootPassword)
+				"RCLONE_CONFIG_BENCH_ENV_AUTH=true")
+			cmd.Env = append(cmd.Env, session()...)
 			return cmd
 		}
 		return f

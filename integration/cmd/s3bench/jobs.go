@@ -280,7 +280,7 @@ func (b *bench) jobList(ctx context.Context, f *filesystem, rep int) {
 		})
 		// The bare LIST beside it, for the ratio.
 		b.attempt(ctx, rowListLA, colCeiling, time.Minute, func(ctx context.Context) (float64, error) {
-			return b.sdkList(ctx, b.s3, listPrefix(f.root(), b.sz.ListObjects), b.sz.ListObjects)
+			return b.sdkList(ctx, b.role, listPrefix(f.root(), b.sz.ListObjects), b.sz.ListObjects)
 		})
 	}
 }
@@ -364,7 +364,7 @@ func (b *bench) listScale(ctx context.Context, f *filesystem) {
 			})
 			// The ceiling lists the same objects (s3mount's root), read-only.
 			b.attempt(ctx, rowID, colCeiling, time.Minute, func(ctx context.Context) (float64, error) {
-				return b.sdkList(ctx, b.s3, listPrefix(f.root(), n), n)
+				return b.sdkList(ctx, b.role, listPrefix(f.root(), n), n)
 			})
 		}
 	}
