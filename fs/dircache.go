@@ -205,6 +205,7 @@ func (c *listingCache) relist(ctx context.Context, r *Root, prefix string) {
 	c.mu.Unlock()
 	var got []dirEntry
 	l := newLister(r.b, prefix, r.opts.ListPageSize)
+	l.firstPage = true
 	e, ok, err := l.next(ctx)
 	for ; err == nil && ok && l.done; e, ok, err = l.next(ctx) {
 		got = append(got, e)

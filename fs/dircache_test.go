@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/s3mount/s3mount/fs/backend/memback"
 )
 
@@ -240,5 +242,81 @@ func TestNewFileAtAnOldNameIsANewFile(t *testing.T) {
 	expect("c", "new content")
 	if got, err := io.ReadAll(f); err != nil || string(got) != "old" {
 		t.Errorf("the unlinked file, still open: %q, %v", got, err)
+	}
+}
+
+// TestRootOfMoreThanAPageIsNotListedAtMount: the root's listing at mount stops after its first
+// page when there are more, and lookups then ask S3 about each name (a name on a later page is
+// found, not taken as missing).
+func TestRootOfMoreThanAPageIsNotListedAtMount(t *testing.T) {
+	b := memback.New()
+	for i := 0; i < 5; i++ {
+		b.PutBytes(fmt.Sprintf("f%d", i), []byte("x"))
+	}
+	var rootLists, about atomic.Int32
+	b.SetFault(func(op memback.Op, key string) error {
+		switch {
+		case op == memback.OpList && key == "":
+			rootLists.Add(1)
+		case strings.HasPrefix(key, "f4"):
+			about.Add(1)
+		}
+		return nil
+	})
+	o := DefaultOptions()
+	o.ListPageSize = 2
+	mnt := testMount(t, b, o)
+	if n := rootLists.Load(); n != 1 {
+		t.Errorf("%d LISTs of the root at mount, want 1 (its first page)", n)
+	}
+	if fi, err := os.Stat(filepath.Join(mnt, "f4")); err != nil || fi.Size() != 1 {
+		t.Errorf("stat of a name on the root's last page: %v, %v", fi, err)
+	}
+	if about.Load() == 0 {
+		t.Error("f4 was looked up without asking S3: the root's first page was taken as its whole listing")
+	}
+	if _, err := os.Stat(filepath.Join(mnt, "nope")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stat of a missing name: %v", err)
+	}
+}
+
+// TestListingIsNotRefreshedAfterAQuietSpell: a listing that expired more than one listing TTL ago
+// (the directory was not in use) is not taken again for one lookup; the lookup asks S3 about the
+// name alone.
+func TestListingIsNotRefreshedAfterAQuietSpell(t *testing.T) {
+	b := memback.New()
+	for i := 0; i < 3; i++ {
+		b.PutBytes(fmt.Sprintf("dir/f%d", i), []byte("x"))
+	}
+	mnt := testMount(t, b, shortTTLOptions())
+	dir := filepath.Join(mnt, "dir")
+	if got := names(t, dir); len(got) != 3 {
+		t.Fatalf("listing: %q", got)
+	}
+	var full, one atomic.Int32
+	b.SetFault(func(op memback.Op, key string) error {
+		switch {
+		case op == memback.OpList && key == "dir/":
+			full.Add(1)
+		case op == memback.OpList && key == "dir/new/":
+			one.Add(1)
+		}
+		return nil
+	})
+	// Looked up relative to the open directory: a path would look "dir" up in the root again,
+	// with its own one-key LIST of "dir/".
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ttl := 5 * shortTTLOptions().EntryTTL // the listing's TTL
+	time.Sleep(2*ttl + 200*time.Millisecond)
+	var st unix.Stat_t
+	if err := unix.Fstatat(int(d.Fd()), "new", &st, 0); !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("stat of a missing name: %v", err)
+	}
+	if f, o := full.Load(), one.Load(); f != 0 || o != 1 {
+		t.Errorf("a lookup after a quiet spell: %d LISTs of the directory and %d of the name, want 0 and 1", f, o)
 	}
 }

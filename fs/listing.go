@@ -34,6 +34,9 @@ type lister struct {
 	// onEntry, if set, sees every entry as soon as its page arrives (before next returns it), so
 	// that work for the entries ahead (their HEADs) can start early.
 	onEntry func(dirEntry)
+	// firstPage: only a listing that fits one page is wanted, so the next page is not requested
+	// ahead.
+	firstPage bool
 }
 
 func newLister(b backend.Backend, prefix string, pageSize int) *lister {
@@ -64,7 +67,7 @@ func (l *lister) fetch(ctx context.Context) error {
 		return err
 	}
 	l.token, l.done = p.NextToken, p.NextToken == ""
-	if !l.done {
+	if !l.done && !l.firstPage {
 		pending, in := make(chan pageResult, 1), l.input()
 		go func() {
 			p, err := l.b.List(context.WithoutCancel(ctx), in)
