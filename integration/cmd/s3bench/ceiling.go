@@ -9,6 +9,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -192,6 +193,7 @@ func (b *bench) roleCredentials() aws.CredentialsProvider {
 // session credentials (what every column uses) and, to show what MinIO's session checks cost, with
 // its root keys.
 func (b *bench) diagnostics(ctx context.Context) {
+	syscall.Sync() // as before every measurement (see attempt)
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	n := min(b.sz.ListObjects, 3000)
