@@ -31,8 +31,8 @@ func listPrefix(root string, n int) string { return fmt.Sprintf("%s/%s/", root, 
 // listDir is the directory of n objects: job 6's, or a scaling row's.
 func listDir(n int) string { return fmt.Sprintf("list-%d", n) }
 
-// newS3Client is an SDK client with MinIO's root keys and room for many parallel connections
-// (the default transport keeps only 10 idle connections per host).
+// newS3Client is an SDK client with creds (MinIO's root keys if nil) and room for many parallel
+// connections (the default transport keeps only 10 idle connections per host).
 func newS3Client(w *world.World, creds aws.CredentialsProvider) *s3.Client {
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 		t.MaxIdleConns, t.MaxIdleConnsPerHost = 256, 256
