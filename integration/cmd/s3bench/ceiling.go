@@ -174,10 +174,10 @@ func (b *bench) sdkList(ctx context.Context, c *s3.Client, prefix string, want i
 	return time.Since(start).Seconds(), nil
 }
 
-// roleCredentials are the credentials s3mount uses: the emulated instance profile, then
+// roleCredentials makes the credentials s3mount uses: the emulated instance profile, then
 // AssumeRole into the access role with its External ID (MinIO checks an STS session token and a
-// session policy on every request made with them). They are renewed 20 minutes before they expire,
-// so that a peer mounted with a copy of them keeps valid ones for its longest job.
+// session policy on every request made with them). Each Retrieve assumes the role anew (a fresh
+// session for each peer's mount); wrap it in a cache for a client.
 func (b *bench) roleCredentials() aws.CredentialsProvider {
 	imdsClient := imds.New(imds.Options{Endpoint: b.w.Emu.IMDSEndpoint()})
 	instance := aws.NewCredentialsCache(ec2rolecreds.New(func(o *ec2rolecreds.Options) { o.Client = imdsClient }))
@@ -185,7 +185,7 @@ func (b *bench) roleCredentials() aws.CredentialsProvider {
 	role := stscreds.NewAssumeRoleProvider(stsClient, world.AccessRole, func(o *stscreds.AssumeRoleOptions) {
 		o.ExternalID = aws.String(world.AccessExtID)
 	})
-	return aws.NewCredentialsCache(role, func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = 20 * time.Minute })
+	return role
 }
 
 // diagnostics measures request costs that explain the request-bound rows: HEAD throughput (64 in

@@ -36,7 +36,8 @@ func (b *bench) filesystems() []*filesystem {
 	w := b.w
 	endpoint := w.MinIO.Endpoint
 	// The peers get a copy of the role's session credentials in their environment (what a keyless
-	// host would hand them), renewed for every mount.
+	// host would hand them), a fresh session for every mount (valid for 15 minutes, longer than
+	// any one job).
 	session := func() []string {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

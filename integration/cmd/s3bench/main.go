@@ -67,7 +67,8 @@ type bench struct {
 	w  *world.World
 	s3 *s3.Client // MinIO root keys: seeding and checking only
 	// The role's session credentials (instance profile, then AssumeRole with the External ID), which
-	// every measured column uses: s3mount through its own chain, the ceiling and the peers from here.
+	// every measured column uses: s3mount through its own chain, the ceiling (role, with the
+	// session cached) and the peers (a fresh session from roleCreds for each mount) from here.
 	roleCreds    aws.CredentialsProvider
 	role         *s3.Client
 	sz           sizes
@@ -166,7 +167,7 @@ func (b *bench) run(ctx context.Context, out string, only map[string]bool, isSmo
 	b.w = w
 	b.s3 = newS3Client(w, nil)
 	b.roleCreds = b.roleCredentials()
-	b.role = newS3Client(w, b.roleCreds)
+	b.role = newS3Client(w, aws.NewCredentialsCache(b.roleCreds))
 
 	fss := b.filesystems()
 	var measured []*filesystem
