@@ -69,18 +69,23 @@ func sameTree(t *testing.T, a, b string) {
 	if out, err := exec.Command("diff", "-r", "--no-dereference", a, b).CombinedOutput(); err != nil {
 		t.Errorf("trees differ: %v\n%s", err, out)
 	}
-	filepath.Walk(a, func(p string, info os.FileInfo, err error) error {
-		if err != nil || !info.Mode().IsRegular() && !info.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(a, p)
-		if rel == "." {
-			return nil // the top's mode is the caller's
-		}
-		other, err := os.Stat(filepath.Join(b, rel))
+	eachCounterpart(a, b, true, func(rel string, info, other os.FileInfo, err error) {
 		if err == nil && other.Mode().Perm() != info.Mode().Perm() {
 			t.Errorf("%s: mode %v, want %v", rel, other.Mode().Perm(), info.Mode().Perm())
 		}
+	})
+}
+
+// eachCounterpart calls fn for every regular file under a (and every directory below it, with
+// dirs) with its counterpart in b, or the error of finding that.
+func eachCounterpart(a, b string, dirs bool, fn func(rel string, info, other os.FileInfo, err error)) {
+	filepath.Walk(a, func(p string, info os.FileInfo, err error) error {
+		if err != nil || !info.Mode().IsRegular() && !(dirs && info.IsDir() && p != a) {
+			return err
+		}
+		rel, _ := filepath.Rel(a, p)
+		other, err := os.Stat(filepath.Join(b, rel))
+		fn(rel, info, other, err)
 		return nil
 	})
 }
@@ -134,22 +139,13 @@ func TestInteg_RsyncRoundTrip(t *testing.T) {
 // mtimesDiffer lists the regular files of a whose mtime differs in b, with both times.
 func mtimesDiffer(a, b string) []string {
 	var out []string
-	filepath.Walk(a, func(p string, info os.FileInfo, err error) error {
-		if err != nil || !info.Mode().IsRegular() && !info.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(a, p)
-		if rel == "." {
-			return nil // the top's mode is the caller's
-		}
-		other, err := os.Stat(filepath.Join(b, rel))
+	eachCounterpart(a, b, false, func(rel string, info, other os.FileInfo, err error) {
 		switch {
 		case err != nil:
 			out = append(out, fmt.Sprintf("%s (%v)", rel, err))
 		case !other.ModTime().Equal(info.ModTime()):
 			out = append(out, fmt.Sprintf("%s (%s against %s)", rel, info.ModTime().Format(time.RFC3339Nano), other.ModTime().Format(time.RFC3339Nano)))
 		}
-		return nil
 	})
 	return out
 }
