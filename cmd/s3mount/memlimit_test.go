@@ -1,0 +1,26 @@
+package main
+
+import (
+	"runtime/debug"
+	"testing"
+
+	"github.com/s3mount/s3mount/fs"
+)
+
+// TestMemoryLimit: Go's memory limit is what docs/PERFORMANCE.md says: the block cache, the
+// read-ahead budget and 32 MiB (384 MiB by default, issue 5's bound of cache + 128 MiB), or the
+// read-ahead and upload buffers and 96 MiB when they need more.
+func TestMemoryLimit(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	const mib = 1 << 20
+	o := fs.DefaultOptions()
+	setMemoryLimit(o)
+	if got := debug.SetMemoryLimit(-1); got != 384*mib {
+		t.Errorf("default limit %d MiB, want 384", got/mib)
+	}
+	o.CacheSize = 0 // --cache-size 0: the upload buffers decide
+	setMemoryLimit(o)
+	if got, want := debug.SetMemoryLimit(-1), o.ReadaheadBudget+int64(o.UploadConcurrency)*o.PartSize+96*mib; got != want {
+		t.Errorf("limit without a cache %d MiB, want %d", got/mib, want/mib)
+	}
+}
