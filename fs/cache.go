@@ -32,17 +32,21 @@ type blockCache struct {
 	gets  chan struct{}                    // bounds concurrent GETs
 	retry int                              // times a broken body is resumed
 
-	mu       sync.Mutex        // protects inflight and first
+	mu       sync.Mutex        // protects inflight, first and firstKeys
 	inflight map[string]*block // blocks being fetched
 	// first holds the first blocks of objects that lookups fetched (see Root.statObject), for
 	// the open and read that usually follow a lookup: the last firstBlocks of them, apart from
 	// the cache (whose admission policy may turn a block seen once away).
 	first     map[string][]byte
-	firstKeys []string // in the order they came, oldest first
+	firstKeys []string      // in the order they came, oldest first
+	loading   chan struct{} // bounds the first blocks read in the background (see loadFirst)
 }
 
 // firstBlocks is how many blocks fetched by lookups are kept (4 MiB).
 const firstBlocks = 16
+
+// firstLoads is how many first blocks are read in the background at most (1 MiB).
+const firstLoads = 4
 
 // block is a block being fetched (or fetched): done closes when data or err is set.
 type block struct {
@@ -110,7 +114,7 @@ func releaseAll(bs []*block) {
 
 func newBlockCache(b backend.Backend, m *metrics.Registry, size int64, concurrency int) (*blockCache, error) {
 	bc := &blockCache{b: b, m: m, gets: make(chan struct{}, max(1, concurrency)), retry: 3, inflight: map[string]*block{},
-		first: map[string][]byte{}}
+		first: map[string][]byte{}, loading: make(chan struct{}, firstLoads)}
 	if size <= 0 {
 		return bc, nil
 	}
@@ -145,11 +149,60 @@ func (bc *blockCache) keep(info backend.ObjectInfo, idx int64, data []byte) {
 	}
 }
 
-// keepFirst keeps block 0 of info, which a lookup fetched, among the last firstBlocks of them.
-func (bc *blockCache) keepFirst(info backend.ObjectInfo, data []byte) {
+// loadFirst reads block 0 of info from body (which a lookup's GET returned) and keeps it (see
+// keepFirst), then closes body. It reads in the background, so that the lookup answers as soon as
+// the headers are in and the rest of the block arrives while the kernel sends the open and the
+// read; a read of block 0 meanwhile waits for it. With firstLoads blocks already loading, it reads
+// before returning. A body that breaks off is fetched again as a read would.
+func (bc *blockCache) loadFirst(info backend.ObjectInfo, body io.ReadCloser) {
+	read := func() ([]byte, error) {
+		defer body.Close()
+		data := make([]byte, min(info.Size, blockSize))
+		_, err := io.ReadFull(body, data)
+		return data, err
+	}
 	k := blockKey(info, 0)
+	b := newBlock(false)
 	bc.mu.Lock()
-	defer bc.mu.Unlock()
+	_, loading := bc.inflight[k]
+	_, kept := bc.first[k]
+	if loading || kept {
+		bc.mu.Unlock()
+		body.Close()
+		return
+	}
+	select {
+	case bc.loading <- struct{}{}:
+		bc.inflight[k] = b
+		bc.mu.Unlock()
+	default:
+		bc.mu.Unlock()
+		if data, err := read(); err == nil {
+			bc.mu.Lock()
+			bc.keepFirst(k, data)
+			bc.mu.Unlock()
+		}
+		return
+	}
+	go func() {
+		defer func() { <-bc.loading }()
+		data, err := read()
+		if err != nil {
+			bc.get(info, bc.diskID(info), 0, []*block{b})
+			return
+		}
+		b.data = data
+		bc.mu.Lock()
+		delete(bc.inflight, k)
+		bc.keepFirst(k, data)
+		bc.mu.Unlock()
+		close(b.done)
+	}()
+}
+
+// keepFirst keeps data as the block with key k, block 0 of an object that a lookup fetched, among
+// the last firstBlocks of them. Must hold mu.
+func (bc *blockCache) keepFirst(k string, data []byte) {
 	if _, ok := bc.first[k]; ok {
 		return
 	}

@@ -3,7 +3,6 @@ package fs
 import (
 	"context"
 	"errors"
-	"io"
 	"syscall"
 	"time"
 
@@ -54,7 +53,7 @@ func (r *Root) lookupEntry(ctx context.Context, dir, name string) (dirEntry, err
 
 // statObject returns the info of the object key, as HEAD does. Unless Options.LookupHead (or
 // with the cache off), it GETs the object's first block instead and keeps the block for the read
-// that usually follows a lookup; if that GET fails for any reason but a missing object (an
+// that usually follows a lookup (answering once the headers are in, see blockCache.loadFirst); if that GET fails for any reason but a missing object (an
 // archived object, a KMS key this role may not use, a range refused on an empty object), HEAD
 // answers.
 func (r *Root) statObject(ctx context.Context, key string) (backend.ObjectInfo, error) {
@@ -63,12 +62,8 @@ func (r *Root) statObject(ctx context.Context, key string) (backend.ObjectInfo, 
 	}
 	info, body, err := r.b.GetFirst(ctx, key, blockSize)
 	if err == nil {
-		defer body.Close()
-		data := make([]byte, min(info.Size, blockSize))
-		if _, err := io.ReadFull(body, data); err == nil {
-			r.cache.keepFirst(info, data)
-		}
-		return info, nil // the headers are whole even if the body broke off
+		r.cache.loadFirst(info, body)
+		return info, nil // the headers are whole even if the body breaks off
 	}
 	if errors.Is(err, backend.ErrNotExist) {
 		return backend.ObjectInfo{}, err

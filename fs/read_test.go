@@ -2,12 +2,14 @@ package fs
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -279,10 +281,11 @@ func TestLookupBlocksAreBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	info := func(i int) backend.ObjectInfo {
-		return backend.ObjectInfo{Key: fmt.Sprintf("k%d", i), ETag: `"e"`, Size: 10}
+		return backend.ObjectInfo{Key: fmt.Sprintf("k%d", i), ETag: `"e"`, Size: int64(len(fmt.Sprint(i)))}
 	}
 	for i := 0; i < firstBlocks+4; i++ {
-		bc.keepFirst(info(i), []byte(fmt.Sprint(i)))
+		bc.loadFirst(info(i), io.NopCloser(strings.NewReader(fmt.Sprint(i))))
+		<-bc.fetch(info(i), 0, 0, false)[0].done // loaded in the background
 	}
 	if len(bc.first) != firstBlocks || len(bc.firstKeys) != firstBlocks {
 		t.Fatalf("%d blocks kept (%d keys), want %d", len(bc.first), len(bc.firstKeys), firstBlocks)
@@ -298,6 +301,48 @@ func TestLookupBlocksAreBounded(t *testing.T) {
 	other.ETag = `"f"`
 	if _, ok := bc.first[blockKey(other, 0)]; ok {
 		t.Error("a block is kept for another version")
+	}
+}
+
+// TestFirstBlockLoadsInTheBackground: a lookup's GET answers once its headers are in; block 0
+// arrives in the background, and a read meanwhile waits for it instead of sending a GET of its
+// own. A body that breaks off is fetched again, and the waiting read gets the block.
+func TestFirstBlockLoadsInTheBackground(t *testing.T) {
+	b := memback.New()
+	bc, err := newBlockCache(b, nil, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, broken := range []bool{false, true} {
+		key := fmt.Sprintf("k%v", broken)
+		info, err := b.Put(ctx, key, strings.NewReader("hello"), 5, backend.PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.ResetCalls()
+		pr, pw := io.Pipe()
+		bc.loadFirst(info, pr) // returns before the body is read
+		blk := bc.fetch(info, 0, 0, false)[0]
+		select {
+		case <-blk.done:
+			t.Fatalf("broken=%v: block 0 complete before its body arrived", broken)
+		default:
+		}
+		if broken {
+			pw.Write([]byte("he"))
+			pw.CloseWithError(errors.New("connection reset"))
+		} else {
+			pw.Write([]byte("hello"))
+			pw.Close()
+		}
+		<-blk.done
+		if blk.err != nil || string(blk.data) != "hello" {
+			t.Errorf("broken=%v: block 0 %q, %v", broken, blk.data, blk.err)
+		}
+		if want := map[bool]int{false: 0, true: 1}[broken]; b.Calls(memback.OpGet) != want {
+			t.Errorf("broken=%v: %d GETs, want %d", broken, b.Calls(memback.OpGet), want)
+		}
 	}
 }
 
