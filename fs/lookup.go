@@ -53,9 +53,9 @@ func (r *Root) lookupEntry(ctx context.Context, dir, name string) (dirEntry, err
 
 // statObject returns the info of the object key, as HEAD does. Unless Options.LookupHead (or
 // with the cache off), it GETs the object's first block instead and keeps the block for the read
-// that usually follows a lookup (answering once the headers are in, see blockCache.loadFirst); if that GET fails for any reason but a missing object (an
-// archived object, a KMS key this role may not use, a range refused on an empty object), HEAD
-// answers.
+// that usually follows a lookup, answering once the headers are in (see blockCache.loadFirst). If
+// that GET fails for any reason but a missing object (an archived object, a KMS key this role may
+// not use, a range refused on an empty object), HEAD answers.
 func (r *Root) statObject(ctx context.Context, key string) (backend.ObjectInfo, error) {
 	if r.opts.LookupHead || r.opts.CacheSize <= 0 {
 		return r.b.Head(ctx, key)
