@@ -23,7 +23,7 @@ log() { echo "install-deps: $*" >&2; }
 
 # Debian packages: fuse3 for fusermount3 and the FUSE userspace; the rest are the real tools the
 # integration tests and benchmarks run against the mount.
-APT_PACKAGES=(fuse3 restic borgbackup rsync fio s3fs rclone attr ca-certificates)
+APT_PACKAGES=(fuse3 restic borgbackup git rsync fio s3fs rclone attr ca-certificates)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
