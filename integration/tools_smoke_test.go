@@ -64,6 +64,14 @@ func run(t *testing.T, env []string, name string, args ...string) string {
 	return string(out)
 }
 
+// needTool fails the test if name, which scripts/install-deps.sh installs, is missing.
+func needTool(t *testing.T, name string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		t.Fatalf("%s is required (scripts/install-deps.sh)", name)
+	}
+}
+
 // sameTree compares two trees with diff -r and the modes of regular files and directories.
 func sameTree(t *testing.T, a, b string) {
 	t.Helper()
@@ -92,9 +100,7 @@ func eachCounterpart(a, b string, dirs bool, fn func(rel string, info, other os.
 }
 
 func TestInteg_ResticRoundTrip(t *testing.T) {
-	if _, err := exec.LookPath("restic"); err != nil {
-		t.Fatal("restic is required (scripts/install-deps.sh)")
-	}
+	needTool(t, "restic")
 	prefix := testPrefix(t)
 	m := mount(t, "s3://"+world.Bucket+"/"+prefix, accessChain()...)
 	env := []string{"RESTIC_REPOSITORY=" + m.path("repo"), "RESTIC_PASSWORD=s3mount-test", "RESTIC_CACHE_DIR=" + t.TempDir()}
@@ -117,9 +123,7 @@ func TestInteg_ResticRoundTrip(t *testing.T) {
 // holds it, another borg is refused, through the same mount and through a second mount (another
 // host), and gets the repository once the lock is released.
 func TestInteg_BorgRoundTrip(t *testing.T) {
-	if _, err := exec.LookPath("borg"); err != nil {
-		t.Fatal("borg is required (scripts/install-deps.sh)")
-	}
+	needTool(t, "borg")
 	prefix := testPrefix(t)
 	m := mount(t, "s3://"+world.Bucket+"/"+prefix, accessChain()...)
 	other := mount(t, "s3://"+world.Bucket+"/"+prefix, accessChain()...)
@@ -198,9 +202,7 @@ func TestInteg_BorgRoundTrip(t *testing.T) {
 // renamed over, fsynced; packs read through mmap): two commits, gc, fsck --full, a clone out of
 // the mount and a clone into it, with the trees identical.
 func TestInteg_GitThroughMount(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Fatal("git is required (scripts/install-deps.sh)")
-	}
+	needTool(t, "git")
 	prefix := testPrefix(t)
 	m := mount(t, "s3://"+world.Bucket+"/"+prefix, accessChain()...)
 	env := []string{"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t",
