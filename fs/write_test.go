@@ -245,6 +245,72 @@ func TestTwoHandlesShareUnflushedWrites(t *testing.T) {
 	}
 }
 
+// TestSharedMmapWritesAreCommitted: stores through a shared writable mapping (of a new file and of
+// an existing object) reach S3 once the program calls msync and closes the file, at any offset,
+// across page boundaries and into the last, partial page.
+func TestSharedMmapWritesAreCommitted(t *testing.T) {
+	b := memback.New()
+	old := bytes.Repeat([]byte("0123456789abcdef"), 40000) // 625 KiB and a bit: a partial last page
+	b.PutBytes("old.bin", old)
+	mnt := testMount(t, b, writeOptions())
+	for _, name := range []string{"new.bin", "old.bin"} {
+		want := append([]byte(nil), old...)
+		f, err := os.OpenFile(filepath.Join(mnt, name), os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name == "new.bin" {
+			if err := f.Truncate(int64(len(old))); err != nil {
+				t.Fatal(err)
+			}
+			want = make([]byte, len(old))
+		}
+		m, err := syscall.Mmap(int(f.Fd()), 0, len(want), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+		if err != nil {
+			t.Fatalf("%s: mmap: %v", name, err)
+		}
+		for _, off := range []int{0, 4090, 300000, len(want) - 7} {
+			copy(m[off:], "MAPPED!")
+			copy(want[off:], "MAPPED!")
+		}
+		if err := unix.Msync(m, unix.MS_SYNC); err != nil {
+			t.Fatalf("%s: msync: %v", name, err)
+		}
+		if err := syscall.Munmap(m); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatalf("%s: close: %v", name, err)
+		}
+		if got, _ := b.Bytes(name); !bytes.Equal(got, want) {
+			t.Errorf("%s: S3 holds %d bytes, not what was written through the mapping", name, len(got))
+		}
+	}
+	// Stores after the close are committed when the mapping goes away (the kernel sends the
+	// pages and then the release).
+	f, err := os.OpenFile(filepath.Join(mnt, "old.bin"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := syscall.Mmap(int(f.Fd()), 0, len(old), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(m[100:], "LATE")
+	if err := syscall.Munmap(m); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if got, _ := b.Bytes("old.bin"); bytes.Equal(got[100:104], []byte("LATE")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a store after the last close was not committed when the mapping went away")
+		}
+	}
+}
+
 func TestRenameFileAndDirectory(t *testing.T) {
 	b := memback.New()
 	b.PutBytes("a.txt", []byte("A"))
