@@ -346,6 +346,36 @@ func TestFirstBlockLoadsInTheBackground(t *testing.T) {
 	}
 }
 
+// TestFirstBlockLoadsAreBounded: at most firstLoads first blocks load in the background; with
+// that many loading, the next lookup reads its block before it answers.
+func TestFirstBlockLoadsAreBounded(t *testing.T) {
+	bc, err := newBlockCache(memback.New(), nil, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := func(i int) backend.ObjectInfo {
+		return backend.ObjectInfo{Key: fmt.Sprintf("k%d", i), ETag: `"e"`, Size: 5}
+	}
+	var writers []*io.PipeWriter
+	for i := 0; i < firstLoads; i++ {
+		pr, pw := io.Pipe()
+		writers = append(writers, pw)
+		bc.loadFirst(info(i), pr) // returns at once: loads in the background
+	}
+	bc.loadFirst(info(firstLoads), io.NopCloser(strings.NewReader("hello")))
+	bc.mu.Lock()
+	_, kept := bc.first[blockKey(info(firstLoads), 0)]
+	loading := len(bc.inflight)
+	bc.mu.Unlock()
+	if !kept || loading != firstLoads {
+		t.Errorf("with %d loading, the next block was kept %v before the lookup answered; %d loading, want %d", firstLoads, kept, loading, firstLoads)
+	}
+	for _, pw := range writers {
+		pw.Write([]byte("hello"))
+		pw.Close()
+	}
+}
+
 // TestFirstReadFetchesOnlyWhatItNeeds: a handle's first read sends one GET for the kernel's
 // request alone (so that it has the server to itself: the time to first byte); read-ahead starts
 // with the reads that follow.
