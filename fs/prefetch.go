@@ -184,9 +184,10 @@ func (rd *reader) plan(off, end, first, last int64) []*block {
 		b.release()
 	}
 	rd.recent = recent
-	// Blocks before the one being read are done with.
+	// Blocks more than the slack behind the one being read are done with; the ones within it may
+	// still be read by a request of the kernel's that arrives late.
 	for idx, b := range rd.ahead {
-		if idx < first {
+		if idx < first-slack/blockSize {
 			b.release()
 			delete(rd.ahead, idx)
 			rd.release(blockSize)

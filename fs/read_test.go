@@ -114,6 +114,11 @@ func TestSequentialReadUsesLargeGets(t *testing.T) {
 	if n := b.Calls(memback.OpGet); n > 16 {
 		t.Errorf("%d GETs for a 32 MiB sequential read, want at most 16", n)
 	}
+	// The kernel's requests arrive out of order (it sends its read-ahead in parallel): a block
+	// fetched ahead stays held until the reads are well past it, and is not fetched again.
+	if got := b.BytesRequested(); got != int64(len(data)) {
+		t.Errorf("fetched %d bytes for a read of %d: some blocks twice", got, len(data))
+	}
 }
 
 // TestRandomReadsFetchNoReadAhead: 256 KiB reads at random offsets (which the kernel splits into
