@@ -27,8 +27,12 @@ vet:
 	bash scripts/check-layers.sh
 
 # -race: go-fuse serves requests in parallel; -count=1: never trust a cached pass of a mount test.
+# A hung fs test is reported by its watchdog (fs/watchdog_test.go); the summary is repeated last.
+HANG_REPORT = /tmp/s3mount-unit-hang.txt
 unit:
-	S3MOUNT_REQUIRE_WORLD=1 $(GO) test -race -count=1 -timeout 10m ./...
+	rm -f $(HANG_REPORT)
+	S3MOUNT_REQUIRE_WORLD=1 S3MOUNT_HANG_REPORT=$(HANG_REPORT) $(GO) test -race -count=1 -timeout 10m ./... || \
+		{ test ! -e $(HANG_REPORT) || tail -n 24 $(HANG_REPORT); exit 1; }
 
 # Each fuzz target briefly (an iteration count, not a time: a time limit can end a run with
 # "context deadline exceeded"); the corpora in testdata/fuzz keep what was found before.

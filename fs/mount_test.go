@@ -42,11 +42,17 @@ func testMount(t *testing.T, b *memback.Backend, opts Options) string {
 	if err != nil {
 		t.Fatalf("mount: %v", err)
 	}
+	mounted.Lock()
+	mounted.dirs[dir] = true
+	mounted.Unlock()
 	t.Cleanup(func() {
 		if err := srv.Unmount(); err != nil {
 			t.Errorf("unmount: %v", err)
 			_ = syscall.Unmount(dir, syscall.MNT_DETACH)
 		}
+		mounted.Lock()
+		delete(mounted.dirs, dir)
+		mounted.Unlock()
 	})
 	return dir
 }

@@ -3,9 +3,11 @@ package fs
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync/atomic"
 	"syscall"
@@ -255,58 +257,103 @@ func TestSharedMmapWritesAreCommitted(t *testing.T) {
 	mnt := testMount(t, b, writeOptions())
 	for _, name := range []string{"new.bin", "old.bin"} {
 		want := append([]byte(nil), old...)
-		f, err := os.OpenFile(filepath.Join(mnt, name), os.O_RDWR|os.O_CREATE, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
+		job := mmapJob{Path: filepath.Join(mnt, name), Size: len(old), Offsets: []int{0, 4090, 300000, len(old) - 7}, Text: "MAPPED!"}
 		if name == "new.bin" {
-			if err := f.Truncate(int64(len(old))); err != nil {
-				t.Fatal(err)
-			}
+			job.Truncate = true
 			want = make([]byte, len(old))
 		}
-		m, err := syscall.Mmap(int(f.Fd()), 0, len(want), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
-		if err != nil {
-			t.Fatalf("%s: mmap: %v", name, err)
+		for _, off := range job.Offsets {
+			copy(want[off:], job.Text)
 		}
-		for _, off := range []int{0, 4090, 300000, len(want) - 7} {
-			copy(m[off:], "MAPPED!")
-			copy(want[off:], "MAPPED!")
-		}
-		if err := unix.Msync(m, unix.MS_SYNC); err != nil {
-			t.Fatalf("%s: msync: %v", name, err)
-		}
-		if err := syscall.Munmap(m); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
-			t.Fatalf("%s: close: %v", name, err)
-		}
+		runMmapJob(t, job)
 		if got, _ := b.Bytes(name); !bytes.Equal(got, want) {
 			t.Errorf("%s: S3 holds %d bytes, not what was written through the mapping", name, len(got))
 		}
 	}
 	// Stores after the close are committed when the mapping goes away (the kernel sends the
 	// pages and then the release).
-	f, err := os.OpenFile(filepath.Join(mnt, "old.bin"), os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := syscall.Mmap(int(f.Fd()), 0, len(old), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	copy(m[100:], "LATE")
-	if err := syscall.Munmap(m); err != nil {
-		t.Fatal(err)
-	}
+	runMmapJob(t, mmapJob{Path: filepath.Join(mnt, "old.bin"), Size: len(old), Offsets: []int{100}, Text: "LATE", CloseFirst: true})
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		if got, _ := b.Bytes("old.bin"); bytes.Equal(got[100:104], []byte("LATE")) {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("a store after the last close was not committed when the mapping went away")
+		}
+	}
+}
+
+// mmapJob is what TestMmapHelper does to a file through a shared writable mapping: open it (and
+// set its size), map Size bytes, store Text at each offset, then msync, unmap and close; or, with
+// CloseFirst, close the file before the stores and unmap after them.
+type mmapJob struct {
+	Path       string
+	Size       int
+	Truncate   bool
+	Offsets    []int
+	Text       string
+	CloseFirst bool
+}
+
+// runMmapJob runs job in a child process. A store to a mapped page of the mount faults into the
+// kernel, which asks this process's FUSE server for the page; a goroutine in a page fault is
+// neither in a system call nor preemptible, so in this process it could hold the only P, or stop
+// the world's next garbage collection, and the server would never answer (a hang, not a failure).
+func runMmapJob(t *testing.T, job mmapJob) {
+	t.Helper()
+	spec, err := json.Marshal(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMmapHelper$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "S3MOUNT_MMAP_JOB="+string(spec))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mmap job %+v: %v\n%s", job, err, out)
+	}
+}
+
+// TestMmapHelper is the child process of runMmapJob; it does nothing in a normal run.
+func TestMmapHelper(t *testing.T) {
+	spec := os.Getenv("S3MOUNT_MMAP_JOB")
+	if spec == "" {
+		t.Skip("the child process of runMmapJob")
+	}
+	var job mmapJob
+	if err := json.Unmarshal([]byte(spec), &job); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(job.Path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Truncate {
+		if err := f.Truncate(int64(job.Size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := syscall.Mmap(int(f.Fd()), 0, job.Size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatalf("mmap: %v", err)
+	}
+	if job.CloseFirst {
+		if err := f.Close(); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+	}
+	for _, off := range job.Offsets {
+		copy(m[off:], job.Text)
+	}
+	if !job.CloseFirst {
+		if err := unix.Msync(m, unix.MS_SYNC); err != nil {
+			t.Fatalf("msync: %v", err)
+		}
+	}
+	if err := syscall.Munmap(m); err != nil {
+		t.Fatalf("munmap: %v", err)
+	}
+	if !job.CloseFirst {
+		if err := f.Close(); err != nil {
+			t.Fatalf("close: %v", err)
 		}
 	}
 }
