@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"fmt"
+	"log"
 	"os"
 	"strconv"
 	"time"
@@ -49,6 +50,7 @@ func Mount(mountpoint string, r *Root) (*Server, error) {
 			MaxBackground: 64,
 			DirectMount:   os.Geteuid() == 0,
 			Debug:         o.Debug,
+			Logger:        log.New(os.Stderr, "", log.LstdFlags|log.Lmicroseconds), // requests are timed in µs
 			// O_TRUNC arrives with OPEN instead of as a separate SETATTR, so truncating at open
 			// replaces the content only when the file is committed, never before.
 			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
