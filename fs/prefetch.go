@@ -19,7 +19,8 @@ import (
 // there. A random handle turns sequential again after a forward run in which it read
 // initialWindow bytes, at least three quarters of the run's span (not after one read the kernel
 // split into adjacent requests, nor after strided reads such as a columnar file's chunks). Blocks
-// fetched ahead are held by the handle until read, within a mount-wide budget of
+// fetched ahead are held by the handle until the reads are 2*initialWindow past them (a request
+// the kernel sent earlier may arrive late), within a mount-wide budget of
 // Options.ReadaheadBudget bytes (beyond it, no read-ahead); they stay out of the shared cache,
 // and their buffers are reused once the reads that used them are sent (see block).
 const initialWindow = 1 << 20
