@@ -230,7 +230,7 @@ func (bc *blockCache) fetch(info backend.ObjectInfo, first, last int64, ahead bo
 			data, ok = bc.first[blockKey(info, idx)]
 		}
 		if ok {
-			bc.m.Inc("s3mount_cache_hits_total", "blocks served from the block cache")
+			bc.hit()
 			out = append(out, doneBlock(data))
 			continue
 		}
@@ -241,6 +241,7 @@ func (bc *blockCache) fetch(info backend.ObjectInfo, first, last int64, ahead bo
 		}
 		k := blockKey(info, idx)
 		if b, ok := bc.inflight[k]; ok {
+			bc.hit()
 			b.acquire()
 			out = append(out, b)
 			continue
@@ -266,6 +267,12 @@ func (bc *blockCache) fetch(info backend.ObjectInfo, first, last int64, ahead bo
 		go bc.get(info, id, todoFirst, todo)
 	}
 	return out
+}
+
+// hit counts a block a read gets without a GET of its own: from the cache, or from a fetch in
+// flight (such as the first block a lookup is still receiving).
+func (bc *blockCache) hit() {
+	bc.m.Inc("s3mount_cache_hits_total", "blocks served from the block cache or a fetch in flight")
 }
 
 // get fetches consecutive blocks starting at block first with one ranged GET (pinned to the

@@ -17,6 +17,7 @@ import (
 
 	"github.com/s3mount/s3mount/fs/backend"
 	"github.com/s3mount/s3mount/fs/backend/memback"
+	"github.com/s3mount/s3mount/fs/metrics"
 )
 
 func init() { poisonRecycled = true } // a recycled buffer still in use shows as wrong bytes
@@ -314,7 +315,8 @@ func TestLookupBlocksAreBounded(t *testing.T) {
 // own. A body that breaks off is fetched again, and the waiting read gets the block.
 func TestFirstBlockLoadsInTheBackground(t *testing.T) {
 	b := memback.New()
-	bc, err := newBlockCache(b, nil, 0, 1)
+	m := metrics.New()
+	bc, err := newBlockCache(b, m, 0, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,6 +350,12 @@ func TestFirstBlockLoadsInTheBackground(t *testing.T) {
 		if want := map[bool]int{false: 0, true: 1}[broken]; b.Calls(memback.OpGet) != want {
 			t.Errorf("broken=%v: %d GETs, want %d", broken, b.Calls(memback.OpGet), want)
 		}
+	}
+	// Each read joined the load in flight: a hit, not a GET of its own.
+	var text strings.Builder
+	m.WriteText(&text)
+	if !strings.Contains(text.String(), "s3mount_cache_hits_total 2\n") {
+		t.Errorf("metrics, want 2 cache hits:\n%s", text.String())
 	}
 }
 
