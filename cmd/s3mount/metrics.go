@@ -36,6 +36,7 @@ func serveMetrics(addr string, m *metrics.Registry, log *slog.Logger) error {
 	// Go's profiler, for performance work (same loopback-only endpoint).
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	log.Info("metrics served", "url", "http://"+ln.Addr().String()+"/metrics")

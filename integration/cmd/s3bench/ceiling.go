@@ -31,86 +31,92 @@ type discardAt struct{}
 
 func (discardAt) WriteAt(p []byte, off int64) (int, error) { return len(p), nil }
 
-// ceiling measures what a program linking aws-sdk-go-v2 gets from the same MinIO: the
+// ceilingJobs measure what a program linking aws-sdk-go-v2 gets from the same MinIO: the
 // feature/s3/manager Downloader and Uploader (8 MiB parts, concurrency 8) for the bulk jobs, and
-// plain single requests for the rest, one at a time like the single-threaded jobs.
-func (b *bench) ceiling(ctx context.Context) {
+// plain single requests for the rest, one at a time like the single-threaded jobs. Each is one
+// repetition of the filesystems' job of the same name, and runs in turn with them (see runJobs),
+// so that the ratios to the ceiling compare measurements taken side by side.
+func (b *bench) ceilingJobs() map[string]func(ctx context.Context, rep int) {
 	col := colCeiling
 	dl := manager.NewDownloader(b.role, func(d *manager.Downloader) { d.PartSize, d.Concurrency = 8*mib, 8 })
 	download := func(ctx context.Context, key string) error {
 		_, err := dl.Download(ctx, discardAt{}, &s3.GetObjectInput{Bucket: aws.String(world.Bucket), Key: aws.String(key)})
 		return err
 	}
-	for rep := 0; rep < b.sz.Repeats; rep++ {
-		b.attempt(ctx, rowSeqRead, col, b.timeout(b.sz.SeqFile), func(ctx context.Context) (float64, error) {
-			start := time.Now()
-			err := download(ctx, seqKey(ceilingRoot))
-			return mibPerSec(b.sz.SeqFile, start), err
-		})
-	}
-	for rep := 0; rep < b.sz.Repeats; rep++ {
-		b.attempt(ctx, rowParRead, col, b.timeout(4*b.sz.ParFile), func(ctx context.Context) (float64, error) {
-			start := time.Now()
-			var fns []func() error
-			for i := 0; i < 4; i++ {
-				fns = append(fns, func() error { return download(ctx, parKey(ceilingRoot, i)) })
-			}
-			err := parallel(4, fns)
-			return mibPerSec(4*b.sz.ParFile, start), err
-		})
-	}
-	for rep := 0; rep < b.sz.Repeats; rep++ {
-		b.attempt(ctx, rowRandRead, col, b.randTimeout(), func(ctx context.Context) (float64, error) {
-			return b.sdkRandomRead(ctx, b.role, seqKey(ceilingRoot))
-		})
-	}
-	for rep := 0; rep < b.sz.Repeats; rep++ {
-		key := fmt.Sprintf("%s/w/seqwrite-%d", ceilingRoot, rep)
-		b.attempt(ctx, rowWriteS3, col, b.timeout(b.sz.WriteFile), func(ctx context.Context) (float64, error) {
-			start := time.Now()
-			err := b.putWith(ctx, b.role, key, newPattern(5, b.sz.WriteFile))
-			return mibPerSec(b.sz.WriteFile, start), err
-		})
-		b.deletePrefix(ctx, key)
-	}
-	for rep := 0; rep < b.sz.Repeats; rep++ {
-		prefix := fmt.Sprintf("%s/w/small-%d/", ceilingRoot, rep)
-		body := make([]byte, b.sz.SmallSize)
-		ok := b.attempt(ctx, rowCreateS3, col, b.smallTimeout(), func(ctx context.Context) (float64, error) {
-			start := time.Now()
-			for i := 0; i < b.sz.SmallFiles; i++ {
-				if _, err := b.role.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(world.Bucket),
-					Key: aws.String(fmt.Sprintf("%s%05d", prefix, i)), Body: bytes.NewReader(body)}); err != nil {
-					return 0, err
+	return map[string]func(ctx context.Context, rep int){
+		"seqread": func(ctx context.Context, _ int) {
+			b.attempt(ctx, rowSeqRead, col, b.timeout(b.sz.SeqFile), func(ctx context.Context) (float64, error) {
+				start := time.Now()
+				err := download(ctx, seqKey(ceilingRoot))
+				return mibPerSec(b.sz.SeqFile, start), err
+			})
+		},
+		"seqread4": func(ctx context.Context, _ int) {
+			b.attempt(ctx, rowParRead, col, b.timeout(4*b.sz.ParFile), func(ctx context.Context) (float64, error) {
+				start := time.Now()
+				var fns []func() error
+				for i := 0; i < 4; i++ {
+					fns = append(fns, func() error { return download(ctx, parKey(ceilingRoot, i)) })
 				}
-			}
-			return float64(b.sz.SmallFiles) / time.Since(start).Seconds(), nil
-		})
-		if ok {
-			b.attempt(ctx, rowSmallRead, col, b.smallTimeout(), func(ctx context.Context) (float64, error) {
+				err := parallel(4, fns)
+				return mibPerSec(4*b.sz.ParFile, start), err
+			})
+		},
+		"randread": func(ctx context.Context, _ int) {
+			b.attempt(ctx, rowRandRead, col, b.randTimeout(), func(ctx context.Context) (float64, error) {
+				return b.sdkRandomRead(ctx, b.role, seqKey(ceilingRoot))
+			})
+		},
+		"seqwrite": func(ctx context.Context, rep int) {
+			key := fmt.Sprintf("%s/w/seqwrite-%d", ceilingRoot, rep)
+			b.attempt(ctx, rowWriteS3, col, b.timeout(b.sz.WriteFile), func(ctx context.Context) (float64, error) {
+				start := time.Now()
+				err := b.putWith(ctx, b.role, key, newPattern(5, b.sz.WriteFile))
+				return mibPerSec(b.sz.WriteFile, start), err
+			})
+			b.deletePrefix(ctx, key)
+		},
+		"smallfiles": func(ctx context.Context, rep int) {
+			prefix := fmt.Sprintf("%s/w/small-%d/", ceilingRoot, rep)
+			body := make([]byte, b.sz.SmallSize)
+			ok := b.attempt(ctx, rowCreateS3, col, b.smallTimeout(), func(ctx context.Context) (float64, error) {
 				start := time.Now()
 				for i := 0; i < b.sz.SmallFiles; i++ {
-					if _, err := b.getAll(ctx, b.role, fmt.Sprintf("%s%05d", prefix, i), ""); err != nil {
+					if _, err := b.role.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(world.Bucket),
+						Key: aws.String(fmt.Sprintf("%s%05d", prefix, i)), Body: bytes.NewReader(body)}); err != nil {
 						return 0, err
 					}
 				}
 				return float64(b.sz.SmallFiles) / time.Since(start).Seconds(), nil
 			})
-		}
-		b.deletePrefix(ctx, prefix)
-	}
-	for rep := 0; rep < b.sz.Repeats; rep++ {
-		b.attempt(ctx, rowList, col, 2*time.Minute, func(ctx context.Context) (float64, error) {
-			return b.sdkList(ctx, b.role, listPrefix(ceilingRoot, b.sz.ListObjects), b.sz.ListObjects)
-		})
-	}
-	// The latency of a single 1-byte GET, as many times as the filesystems open a fresh mount.
-	for i := 0; i < b.sz.TTFBRuns; i++ {
-		b.attempt(ctx, rowTTFB, col, time.Minute, func(ctx context.Context) (float64, error) {
-			start := time.Now()
-			_, err := b.getAll(ctx, b.role, seqKey(ceilingRoot), "bytes=0-0")
-			return ms(start), err
-		})
+			if ok {
+				b.attempt(ctx, rowSmallRead, col, b.smallTimeout(), func(ctx context.Context) (float64, error) {
+					start := time.Now()
+					for i := 0; i < b.sz.SmallFiles; i++ {
+						if _, err := b.getAll(ctx, b.role, fmt.Sprintf("%s%05d", prefix, i), ""); err != nil {
+							return 0, err
+						}
+					}
+					return float64(b.sz.SmallFiles) / time.Since(start).Seconds(), nil
+				})
+			}
+			b.deletePrefix(ctx, prefix)
+		},
+		"ls": func(ctx context.Context, _ int) {
+			b.attempt(ctx, rowList, col, 2*time.Minute, func(ctx context.Context) (float64, error) {
+				return b.sdkList(ctx, b.role, listPrefix(ceilingRoot, b.sz.ListObjects), b.sz.ListObjects)
+			})
+		},
+		// The latency of a single 1-byte GET, as many times as the filesystems open a fresh mount.
+		"ttfb": func(ctx context.Context, _ int) {
+			for i := 0; i < b.sz.TTFBRuns; i++ {
+				b.attempt(ctx, rowTTFB, col, time.Minute, func(ctx context.Context) (float64, error) {
+					start := time.Now()
+					_, err := b.getAll(ctx, b.role, seqKey(ceilingRoot), "bytes=0-0")
+					return ms(start), err
+				})
+			}
+		},
 	}
 }
 

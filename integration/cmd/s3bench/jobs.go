@@ -16,7 +16,7 @@ import (
 // fsJob is one job of the suite, run on every filesystem.
 type fsJob struct {
 	name string
-	reps int // how many times (fresh mounts); the filesystems take turns within each repetition
+	reps int // how many times (fresh mounts); the ceiling and the filesystems take turns within each repetition
 	run  func(ctx context.Context, f *filesystem, rep int)
 }
 
@@ -68,8 +68,9 @@ func (b *bench) rows() []row {
 	)
 }
 
-// runJobs runs every job on every filesystem: job by job, and within a job repetition by
-// repetition, the filesystems taking turns (so that a drift of the machine spreads over all).
+// runJobs runs every job on every filesystem and the ceiling: job by job, and within a job
+// repetition by repetition, the ceiling and the filesystems taking turns (so that a drift of the
+// machine spreads over all, and each ratio compares measurements taken side by side).
 func (b *bench) runJobs(ctx context.Context, fss []*filesystem) {
 	for _, f := range fss {
 		if f.missing != "" {
@@ -79,14 +80,24 @@ func (b *bench) runJobs(ctx context.Context, fss []*filesystem) {
 			}
 		}
 	}
+	// The ceiling takes its turn first in each repetition, unless -jobs leaves it out; -jobs ceiling
+	// alone measures only the ceiling, on every job.
+	var ceiling map[string]func(context.Context, int)
+	if b.want("ceiling") {
+		ceiling = b.ceilingJobs()
+	}
+	ceilingOnly := len(b.jobs) == 1 && b.jobs["ceiling"]
 	for _, job := range b.fsJobs() {
-		if !b.want(job.name) {
+		if !b.want(job.name) && !ceilingOnly {
 			continue
 		}
 		b.logf("job %s", job.name)
 		for rep := 0; rep < job.reps; rep++ {
+			if run := ceiling[job.name]; run != nil {
+				run(ctx, rep)
+			}
 			for _, f := range fss {
-				if f.missing == "" {
+				if f.missing == "" && !ceilingOnly {
 					job.run(ctx, f, rep)
 				}
 			}

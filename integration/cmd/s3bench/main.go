@@ -203,8 +203,7 @@ func (b *bench) run(ctx context.Context, out string, only map[string]bool, isSmo
 		return 1
 	}
 	if b.want("ceiling") {
-		b.logf("ceiling: aws-sdk-go-v2")
-		b.ceiling(ctx)
+		b.logf("ceiling: aws-sdk-go-v2 diagnostics")
 		b.diagnostics(ctx)
 	}
 	b.runJobs(ctx, measured)
