@@ -56,12 +56,11 @@ func Mount(mountpoint string, r *Root) (*Server, error) {
 			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
 		},
 	}
-	// The root directory's listing, if it fits one page, answers the first lookup of every path
-	// without a request. It is taken before the mount appears, so that a program that waits for
-	// the mount and then opens a path does not race with it.
-	ctx, cancel := context.WithTimeout(r.ctx, time.Minute)
-	r.dir.lc.relist(ctx, r, o.Prefix) // the root's key; its node is not mounted yet
-	cancel()
+	if !r.rootListed.Load() {
+		ctx, cancel := context.WithTimeout(r.ctx, time.Minute)
+		r.ListRoot(ctx)
+		cancel()
+	}
 	srv, err := fusefs.Mount(mountpoint, r.dir, opts)
 	if err != nil {
 		return nil, err
@@ -72,6 +71,15 @@ func Mount(mountpoint string, r *Root) (*Server, error) {
 		}
 	}
 	return &Server{srv: srv, root: r}, nil
+}
+
+// ListRoot lists the root directory: if it fits one page, its listing answers the first lookup of
+// every path without a request. Mount calls it unless it ran already (the daemon runs it beside
+// its bucket probe, see cmd/s3mount). It is taken before the mount appears, so that a program that
+// waits for the mount and then opens a path does not race with it.
+func (r *Root) ListRoot(ctx context.Context) {
+	r.rootListed.Store(true)
+	r.dir.lc.relist(ctx, r, r.opts.Prefix) // the root's key; its node is not mounted yet
 }
 
 // setKernelReadahead sets the kernel's read-ahead for the mount. A FUSE mount starts at 128 KiB

@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -53,6 +54,8 @@ type Root struct {
 	readahead *byteBudget
 	// heads bounds the HEAD requests started ahead of READDIRPLUS lookups.
 	heads chan struct{}
+	// rootListed: ListRoot ran (Mount need not list the root again).
+	rootListed atomic.Bool
 
 	mu      sync.Mutex           // protects the following
 	missing map[string]time.Time // keys recently found missing (see rememberMissing)

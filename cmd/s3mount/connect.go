@@ -13,8 +13,9 @@ import (
 	"github.com/s3mount/s3mount/s3backend"
 )
 
-// connect builds the credential chain, proves every link and the bucket work, and returns the
-// backend. Every failure says which piece is wrong and how to fix it, before anything is mounted.
+// connect builds the credential chain, proves every link works, and returns the backend (the
+// bucket is proved by probeBucket). Every failure says which piece is wrong and how to fix it,
+// before anything is mounted.
 func connect(ctx context.Context, c *config, log *slog.Logger) (*s3backend.Backend, error) {
 	c.chain.Region = c.region
 	c.chain.Logger = log
@@ -39,9 +40,6 @@ func connect(ctx context.Context, c *config, log *slog.Logger) (*s3backend.Backe
 	b, err := c.newBackend(chain)
 	if err != nil {
 		return nil, fail(exitUsage, "%v", err)
-	}
-	if err := probeBucket(ctx, b, c); err != nil {
-		return nil, err
 	}
 	return b, nil
 }
