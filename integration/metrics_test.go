@@ -37,11 +37,11 @@ func TestInteg_MetricsEndpoint(t *testing.T) {
 	resp.Body.Close()
 	for _, want := range []string{
 		// The read got the block its lookup brought (still arriving, or kept): no GET of its own.
-		`s3mount_s3_requests_total{op="GetObject"} 1`, `s3mount_s3_bytes_read_total 5`,
+		"s3mount_s3_requests_total{op=\"GetObject\"} 1\n", "s3mount_s3_bytes_read_total 5\n",
 		// The root's listing, taken beside the bucket probe (which is not counted) before the
 		// mount appeared, answered the lookup: one LIST in all.
-		`s3mount_s3_requests_total{op="ListObjectsV2"} 1`,
-		`s3mount_fuse_ops_total{op="read"}`, `s3mount_cache_hits_total 1`,
+		"s3mount_s3_requests_total{op=\"ListObjectsV2\"} 1\n",
+		`s3mount_fuse_ops_total{op="read"}`, "s3mount_cache_hits_total 1\n",
 		`s3mount_credential_refreshes_total{step="hop 1 (` + world.AccessRole + `)"} 1`,
 		`s3mount_credential_expiry_timestamp_seconds`, "# TYPE s3mount_s3_requests_total counter",
 	} {

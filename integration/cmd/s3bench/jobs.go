@@ -16,7 +16,9 @@ import (
 // fsJob is one job of the suite, run on every filesystem.
 type fsJob struct {
 	name string
-	reps int // how many times (fresh mounts); the ceiling and the filesystems take turns within each repetition
+	// reps is how many times (fresh mounts); the ceiling and the filesystems take turns within
+	// each repetition.
+	reps int
 	run  func(ctx context.Context, f *filesystem, rep int)
 }
 
