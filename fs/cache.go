@@ -32,6 +32,11 @@ type blockCache struct {
 	gets  chan struct{}                    // bounds concurrent GETs
 	retry int                              // times a broken body is resumed
 
+	// closeMu guards c against close: ristretto's Close may not run beside a Set (it closes the
+	// channel Set sends on), and fetches still finishing may offer blocks after the unmount.
+	closeMu sync.RWMutex
+	closed  bool
+
 	mu       sync.Mutex        // protects inflight, first and firstKeys
 	inflight map[string]*block // blocks being fetched
 	// first holds the first blocks of objects that lookups fetched (see Root.statObject), for
@@ -139,13 +144,36 @@ func (bc *blockCache) cached(info backend.ObjectInfo, idx int64) ([]byte, bool) 
 	if bc.c == nil {
 		return nil, false
 	}
+	bc.closeMu.RLock()
+	defer bc.closeMu.RUnlock()
+	if bc.closed {
+		return nil, false
+	}
 	return bc.c.Get(blockKey(info, idx))
 }
 
 // keep offers a complete block to the cache.
 func (bc *blockCache) keep(info backend.ObjectInfo, idx int64, data []byte) {
-	if bc.c != nil {
+	if bc.c == nil {
+		return
+	}
+	bc.closeMu.RLock()
+	defer bc.closeMu.RUnlock()
+	if !bc.closed {
 		bc.c.Set(blockKey(info, idx), data, int64(cap(data)))
+	}
+}
+
+// close frees the cache and stops its goroutines; later lookups miss and offers are dropped.
+func (bc *blockCache) close() {
+	if bc.c == nil {
+		return
+	}
+	bc.closeMu.Lock()
+	defer bc.closeMu.Unlock()
+	if !bc.closed {
+		bc.closed = true
+		bc.c.Close()
 	}
 }
 

@@ -50,6 +50,15 @@ func testMount(t *testing.T, b *memback.Backend, opts Options) string {
 			t.Errorf("unmount: %v", err)
 			_ = syscall.Unmount(dir, syscall.MNT_DETACH)
 		}
+		// Wait for the server to stop and the root to release what it holds (the cache's
+		// goroutines, the journal, the disk cache), as the daemon does.
+		stopped := make(chan struct{})
+		go func() { srv.Wait(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(10 * time.Second):
+			t.Errorf("the server did not stop within 10 s of the unmount")
+		}
 		mounted.Lock()
 		delete(mounted.dirs, dir)
 		mounted.Unlock()

@@ -447,3 +447,41 @@ func TestOpenFileReadsOnAfterRename(t *testing.T) {
 		f.Close()
 	}
 }
+
+// TestCacheClosesBesideSets: Root.Close frees the block cache while fetches may still offer
+// blocks to it (ristretto's own Close would panic beside a Set); after it, lookups miss.
+func TestCacheClosesBesideSets(t *testing.T) {
+	bc, err := newBlockCache(memback.New(), nil, 1<<20, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := backend.ObjectInfo{Key: "k", ETag: `"e"`, Size: 4 * blockSize}
+	bc.keep(info, 0, make([]byte, 16))
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int64(0); ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				bc.keep(info, i%4, make([]byte, 16))
+				bc.cached(info, i%4)
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	bc.close()
+	bc.close() // twice is harmless
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	bc.keep(info, 0, make([]byte, 16))
+	if _, ok := bc.cached(info, 0); ok {
+		t.Error("a closed cache returned a block")
+	}
+}
