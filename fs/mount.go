@@ -16,8 +16,7 @@ import (
 
 // Server is a live mount.
 type Server struct {
-	srv  *fuse.Server
-	root *Root
+	srv *fuse.Server
 }
 
 // Mount mounts r at mountpoint and starts serving. As root it mounts with the mount(2) system call
@@ -70,7 +69,7 @@ func Mount(mountpoint string, r *Root) (*Server, error) {
 			r.log.Info("kernel read-ahead left at its default", "err", err)
 		}
 	}
-	return &Server{srv: srv, root: r}, nil
+	return &Server{srv: srv}, nil
 }
 
 // ListRoot lists the root directory: if it fits one page, its listing answers the first lookup of
@@ -95,11 +94,9 @@ func setKernelReadahead(mountpoint string, n int64) error {
 	return os.WriteFile(path, []byte(strconv.FormatInt(max(4, n>>10), 10)), 0)
 }
 
-// Wait blocks until the filesystem is unmounted, then releases what it held.
-func (s *Server) Wait() {
-	s.srv.Wait()
-	s.root.Close()
-}
+// Wait blocks until the filesystem is unmounted and the server has stopped. The Root still holds
+// its resources then, for Root.Shutdown to commit what is left; Root.Close releases them.
+func (s *Server) Wait() { s.srv.Wait() }
 
 // Unmount asks the kernel to unmount; it fails with EBUSY while files are open.
 func (s *Server) Unmount() error { return s.srv.Unmount() }

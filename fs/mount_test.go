@@ -53,7 +53,7 @@ func testMount(t *testing.T, b *memback.Backend, opts Options) string {
 		// Wait for the server to stop and the root to release what it holds (the cache's
 		// goroutines, the journal, the disk cache), as the daemon does.
 		stopped := make(chan struct{})
-		go func() { srv.Wait(); close(stopped) }()
+		go func() { srv.Wait(); root.Close(); close(stopped) }()
 		select {
 		case <-stopped:
 		case <-time.After(10 * time.Second):

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/s3mount/s3mount/integration/world"
 )
@@ -135,5 +136,47 @@ func TestInteg_TwoHopChainReads(t *testing.T) {
 	got, err := os.ReadFile(m.path("hello.txt"))
 	if err != nil || string(got) != "hello from hop 2" {
 		t.Errorf("read through a two-hop chain: %q, %v", got, err)
+	}
+}
+
+// TestInteg_DiskCacheRemovedAtUnmount: the mount's disk cache lives in its own subdirectory of
+// cache_dir, holds the whole copy of a file read at random, and is removed when the filesystem is
+// unmounted (the daemon releases it after committing what is left).
+func TestInteg_DiskCacheRemovedAtUnmount(t *testing.T) {
+	prefix := testPrefix(t)
+	data := randomBytes(7, 24<<20)
+	if err := w.Put(context.Background(), prefix+"r.bin", bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	cacheDir := t.TempDir()
+	m := mount(t, "s3://"+world.Bucket+"/"+prefix, append(accessChain(), "-o", "cache_dir="+cacheDir)...)
+	f, err := os.Open(m.path("r.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	for _, off := range []int64{20 << 20, 3 << 20, 11 << 20, 17 << 20} { // seeks: the handle reads at random
+		if _, err := f.ReadAt(buf, off); err != nil || !bytes.Equal(buf, data[off:off+4096]) {
+			t.Fatalf("read at %d: %v, or bytes that differ", off, err)
+		}
+	}
+	var copied bool
+	for deadline := time.Now().Add(20 * time.Second); !copied && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		_ = filepath.WalkDir(cacheDir, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() && d.Name() != "lock" {
+				if info, err := d.Info(); err == nil && info.Size() == int64(len(data)) {
+					copied = true
+				}
+			}
+			return nil
+		})
+	}
+	f.Close()
+	if !copied {
+		t.Fatalf("no whole copy of the file appeared under %s", cacheDir)
+	}
+	m.unmount(t)
+	if left, _ := os.ReadDir(cacheDir); len(left) != 0 {
+		t.Errorf("after unmounting, %s still holds %d entries (%s)", cacheDir, len(left), left[0].Name())
 	}
 }

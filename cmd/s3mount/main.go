@@ -315,6 +315,7 @@ func serve(srv *fs.Server, root *fs.Root, c *config, log *slog.Logger) error {
 	select {
 	case <-done:
 		lost = root.Shutdown(context.Background(), 0)
+		root.Close()
 	case s := <-sigs:
 		log.Info("signal received: finishing writes, then unmounting", "signal", s.String(), "grace", c.shutdownGrace)
 		ctx, cancel := context.WithTimeout(context.Background(), c.shutdownGrace+time.Minute)
@@ -326,6 +327,7 @@ func serve(srv *fs.Server, root *fs.Root, c *config, log *slog.Logger) error {
 		}
 		select {
 		case <-done:
+			root.Close()
 		case <-time.After(10 * time.Second):
 		}
 	}
