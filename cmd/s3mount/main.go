@@ -295,6 +295,7 @@ func mountAndServe(c *config, log *slog.Logger, n *notifier) error {
 	}
 	srv, err := fs.Mount(c.mountpoint, root)
 	if err != nil {
+		root.Close() // as when the probe fails: no disk-cache directory left behind
 		return fail(exitMount, "mounting %s: %v", c.mountpoint, err)
 	}
 	log.Info("mounted", "source", c.fs.FsName, "mountpoint", c.mountpoint)
