@@ -42,11 +42,12 @@ type reader struct {
 	runStart int64      // where the current sequential run started, in random mode
 	runBytes int64      // bytes read in the current run, in random mode
 	ahead    map[int64]*block
-	// recent are the blocks of the last read, which the kernel's next request (the rest of a
-	// read it split) often needs again, before the shared cache has admitted them.
-	recent map[int64]*block
-	next   int64 // first block not yet requested ahead
-	budget int64 // bytes of the budget this reader holds
+	// recent are the blocks of the last read and prev those of the one before: the kernel's next
+	// requests (the rest of a read it split, which may arrive after its read-ahead request) often
+	// need them again, before the shared cache has admitted them.
+	recent, prev map[int64]*block
+	next         int64 // first block not yet requested ahead
+	budget       int64 // bytes of the budget this reader holds
 }
 
 func newReader(r *Root, info backend.ObjectInfo) *reader {
@@ -154,12 +155,14 @@ func (rd *reader) plan(off, end, first, last int64) []*block {
 	blocks := make([]*block, 0, last-first+1)
 	var missing []int64
 	for idx := first; idx <= last; idx++ {
-		if b, ok := rd.ahead[idx]; ok {
-			b.acquire()
-			blocks = append(blocks, b)
-			continue
+		b, ok := rd.ahead[idx]
+		if !ok {
+			b, ok = rd.recent[idx]
 		}
-		if b, ok := rd.recent[idx]; ok {
+		if !ok {
+			b, ok = rd.prev[idx]
+		}
+		if ok {
 			b.acquire()
 			blocks = append(blocks, b)
 			continue
@@ -181,10 +184,10 @@ func (rd *reader) plan(off, end, first, last int64) []*block {
 		b.acquire()
 		recent[first+int64(i)] = b
 	}
-	for _, b := range rd.recent {
+	for _, b := range rd.prev {
 		b.release()
 	}
-	rd.recent = recent
+	rd.prev, rd.recent = rd.recent, recent
 	// Blocks more than the slack behind the one being read are done with; the ones within it may
 	// still be read by a request of the kernel's that arrives late.
 	for idx, b := range rd.ahead {
@@ -261,10 +264,12 @@ func (rd *reader) close() {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
 	rd.dropAhead()
-	for _, b := range rd.recent {
-		b.release()
+	for _, m := range []map[int64]*block{rd.recent, rd.prev} {
+		for _, b := range m {
+			b.release()
+		}
 	}
-	rd.recent = nil
+	rd.recent, rd.prev = nil, nil
 }
 
 // byteBudget is a counter of bytes that may be held, shared by all readers.
