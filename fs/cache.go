@@ -61,7 +61,7 @@ type block struct {
 	// pooled: a block fetched ahead for a sequential reader. It stays out of the shared cache
 	// (the kernel's page cache serves re-reads within an open file), so its buffer can go back
 	// to blockPool as soon as nothing refers to it: refs counts the fetch in progress, the
-	// readers holding it (read-ahead, last read) and the replies being sent from it. Recycling
+	// readers holding it (read-ahead, last two reads) and the replies being sent from it. Recycling
 	// spares the allocation and zeroing of 256 KiB per block, and the garbage collector the churn.
 	pooled bool
 	refs   atomic.Int32
