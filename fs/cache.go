@@ -453,6 +453,11 @@ func (bc *blockCache) fillPart(ctx context.Context, info backend.ObjectInfo, id 
 		return ctx.Err()
 	}
 	defer func() { <-bc.gets }()
+	stream := bc.disk.startStream(id, first, last)
+	if stream == nil {
+		return errors.New("the disk cache dropped the object")
+	}
+	defer bc.disk.endStream(id, stream)
 	off, end := first*blockSize, min(info.Size, (last+1)*blockSize)
 	body, err := bc.b.Get(ctx, info.Key, off, end-off, info.ETag)
 	if err != nil {
@@ -465,6 +470,7 @@ func (bc *blockCache) fillPart(ctx context.Context, info backend.ObjectInfo, id 
 			return err
 		}
 		stored, waiters := bc.disk.put(id, idx, buf[:n])
+		stream.next.Store(idx + 1)
 		if !stored {
 			return errors.New("the disk cache refused the block")
 		}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -22,9 +23,12 @@ import (
 // diskCache keeps whole object versions that are read at random on local disk, the way s3fs
 // serves every file from a local copy, but only for the readers that need it: when a handle
 // turns random (see reader), the whole object is fetched in the background, in parallel parts,
-// into a sparse file here, and every read of a block already there is a local read; a read of a
-// block the copy has not brought yet waits for it rather than sending a GET beside the copy's.
-// Sequential readers never write here (their blocks are fetched ahead into reused buffers).
+// into a sparse file here, and every read of a block already there is a local read. A read of a
+// block the copy has not brought yet waits for it if one of the copy's GETs is about to bring it
+// (awaitAhead); a block farther on the read fetches itself, so that random reads during the copy
+// are not held up until it reaches them (the copy fetches those blocks again, unless they lead
+// its part). Sequential readers never write here (their blocks are fetched ahead into reused
+// buffers).
 //
 // Files are named by a hash of key and ETag, so, like the memory cache, content never needs
 // invalidating. Space is reserved for a whole object before its fetch starts; the least recently
@@ -51,11 +55,23 @@ type diskObject struct {
 	have    int    // blocks present
 	refs    int    // reads and writes in progress; an object in use is not evicted
 	used    time.Time
-	// filling: the whole object is being copied here (fetchWhole); reads of blocks not here yet
-	// wait for the copy (waiters) instead of sending GETs of their own beside it.
+	// filling: the whole object is being copied here (fetchWhole) by the GETs in streams; reads
+	// of blocks one of them is about to bring wait for it (waiters) instead of sending GETs of
+	// their own beside it.
 	filling bool
+	streams map[*fillStream]bool
 	waiters map[int64][]*block
 }
+
+// fillStream is one GET of a copy in progress: it brings the blocks [next, last], in order.
+type fillStream struct {
+	next atomic.Int64
+	last int64
+}
+
+// awaitAhead is how far ahead of a copy's GET (in blocks) a read waits for it rather than fetching
+// its block itself: about a GET's latency at the rate of one of the copy's parallel GETs.
+const awaitAhead = 4
 
 const diskCachePrefix = "s3mount-cache-"
 
@@ -152,7 +168,7 @@ func (dc *diskCache) admit(id string, info backend.ObjectInfo) bool {
 	}
 	n := (info.Size + blockSize - 1) / blockSize
 	dc.objects[id] = &diskObject{id: id, f: f, size: info.Size, present: make([]bool, n), used: time.Now(),
-		filling: true, waiters: map[int64][]*block{}}
+		filling: true, streams: map[*fillStream]bool{}, waiters: map[int64][]*block{}}
 	dc.used += info.Size
 	return true
 }
@@ -223,8 +239,9 @@ func (dc *diskCache) get(id string, idx int64) ([]byte, bool) {
 	return buf, true
 }
 
-// await registers b to be completed when the copy of object id in progress brings block idx; it
-// reports false if no copy is in progress or the block is here already.
+// await registers b to be completed when a GET of the copy of object id in progress brings block
+// idx, if one is at most awaitAhead blocks before it; it reports false if none is, or the block is
+// here already.
 func (dc *diskCache) await(id string, idx int64, b *block) bool {
 	if dc == nil {
 		return false
@@ -235,8 +252,40 @@ func (dc *diskCache) await(id string, idx int64, b *block) bool {
 	if !ok || !o.filling || idx >= int64(len(o.present)) || o.present[idx] {
 		return false
 	}
-	o.waiters[idx] = append(o.waiters[idx], b)
-	return true
+	for s := range o.streams {
+		// A stream's next moves past a block only after put marked it present (under mu, as
+		// here), so a block not present at or after next is still to come from that stream.
+		if next := s.next.Load(); next <= idx && idx <= s.last && idx < next+awaitAhead {
+			o.waiters[idx] = append(o.waiters[idx], b)
+			return true
+		}
+	}
+	return false
+}
+
+// startStream registers a GET of the copy of object id that brings the blocks [first, last]; nil
+// if the object is not being copied.
+func (dc *diskCache) startStream(id string, first, last int64) *fillStream {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	o, ok := dc.objects[id]
+	if !ok || !o.filling {
+		return nil
+	}
+	s := &fillStream{last: last}
+	s.next.Store(first)
+	o.streams[s] = true
+	return s
+}
+
+// endStream unregisters s. The blocks it did not bring that reads wait for are fetched when the
+// whole copy ends (endFill).
+func (dc *diskCache) endStream(id string, s *fillStream) {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	if o, ok := dc.objects[id]; ok && o.streams != nil {
+		delete(o.streams, s)
+	}
 }
 
 // endFill marks the copy of object id finished, and returns the blocks still waiting (the copy
@@ -249,7 +298,7 @@ func (dc *diskCache) endFill(id string) map[int64][]*block {
 		return nil
 	}
 	w := o.waiters
-	o.filling, o.waiters = false, nil
+	o.filling, o.waiters, o.streams = false, nil, nil
 	return w
 }
 

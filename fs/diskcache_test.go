@@ -202,25 +202,32 @@ func tracks(dc *diskCache, info backend.ObjectInfo) bool {
 	return ok
 }
 
-// TestReadsDuringCopyWaitForIt: while the whole object is being copied to the disk cache, a read
-// of a block not there yet waits for the copy to bring it instead of sending a GET beside it; if
-// the copy stops early (its GETs fail), the waiting reads fetch their blocks themselves.
-func TestReadsDuringCopyWaitForIt(t *testing.T) {
+// TestReadsDuringCopy: while the whole object is being copied to the disk cache, a read of a block
+// that one of the copy's GETs is about to bring waits for it instead of sending a GET beside it; a
+// read of a block farther on fetches it at once with a GET of its own rather than waiting until
+// the copy gets there. If the copy stops early (its GETs fail), every read fetches its block.
+func TestReadsDuringCopy(t *testing.T) {
 	for _, copyFails := range []bool{false, true} {
-		t.Run(map[bool]string{false: "copy succeeds", true: "copy fails"}[copyFails], func(t *testing.T) {
+		t.Run(map[bool]string{false: "copy runs", true: "copy fails"}[copyFails], func(t *testing.T) {
 			b := memback.New()
 			data := randomData(4, 32<<20)
 			b.PutBytes("obj", data)
-			f, _ := openWithDiskCache(t, b, DefaultOptions().ReadPartSize) // its lookup's GET is not counted
-			var gets atomic.Int32
-			b.SetFault(func(op memback.Op, key string) error {
-				if op != memback.OpGet {
+			f, opts := openWithDiskCache(t, b, 8<<20) // its lookup's GET is not counted
+			if n := int64(len(data)) / opts.ReadPartSize; n > int64(opts.ReadConcurrency/2) {
+				t.Fatalf("the test needs all %d parts copied at once", n)
+			}
+			// A slow network: a block takes 64 ms, a part (32 blocks) 2 s; the copy's four GETs
+			// stay near their parts' first blocks while the reads below run.
+			b.SetBodyRate(4 << 20)
+			var copyGets, readGets atomic.Int32 // the copy's GETs of 8 MiB, the reads' of a block
+			b.SetGetFault(func(key string, off, n int64) error {
+				if n < opts.ReadPartSize {
+					readGets.Add(1)
 					return nil
 				}
-				n := gets.Add(1)
-				time.Sleep(100 * time.Millisecond) // slow S3: the reads below arrive during the copy
-				if copyFails && n > 2 && n <= 2+4 {
-					return errors.New("injected: GET failed") // the copy's four 8 MiB parts
+				copyGets.Add(1)
+				if copyFails {
+					return errors.New("injected: GET failed")
 				}
 				return nil
 			})
@@ -234,18 +241,31 @@ func TestReadsDuringCopyWaitForIt(t *testing.T) {
 			for _, blk := range []int64{100, 20, 70} { // three seeks: the handle turns random
 				read(blk)
 			}
+			// The third read started the copy: its four GETs (parts from blocks 0, 32, 64 and 96),
+			// or, when they fail, at least one.
+			started := int32(4)
+			if copyFails {
+				started = 1
+			}
+			for deadline := time.Now().Add(10 * time.Second); copyGets.Load() < started; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d GETs of the copy, want %d", copyGets.Load(), started)
+				}
+			}
+			readGets.Store(0)
 			var wg sync.WaitGroup
-			for _, blk := range []int64{5, 44, 90, 121, 60, 33} {
+			near, far := []int64{2, 34, 67}, []int64{28, 60, 90, 124}
+			for _, blk := range append(near, far...) {
 				wg.Add(1)
 				go func() { defer wg.Done(); read(blk) }()
 			}
 			wg.Wait()
-			// 2 GETs before the copy and its 4 parts; the third read (which started the copy) and
-			// the six after it added none (or, when the copy failed, fetched their blocks).
-			if n, want := gets.Load(), int32(2+4); !copyFails && n != want {
-				t.Errorf("%d GETs, want %d", n, want)
-			} else if copyFails && n <= want {
-				t.Errorf("%d GETs after the copy failed: the waiting reads did not fetch their blocks", n)
+			want := int32(len(far)) // the near blocks come with the copy
+			if copyFails {
+				want = int32(len(near) + len(far))
+			}
+			if n := readGets.Load(); n != want {
+				t.Errorf("%d GETs for the reads during the copy, want %d", n, want)
 			}
 		})
 	}

@@ -50,9 +50,15 @@ type object struct {
 // to the caller instead of doing the operation.
 type FaultFunc func(op Op, key string) error
 
+// GetFaultFunc is called before every GET (after FaultFunc) with its key and range (n < 0: to the
+// end); a non-nil error is returned instead of the body.
+type GetFaultFunc func(key string, off, n int64) error
+
 // Backend is the in-memory store.
 type Backend struct {
-	fault atomic.Pointer[FaultFunc]
+	fault    atomic.Pointer[FaultFunc]
+	getFault atomic.Pointer[GetFaultFunc]
+	bodyRate atomic.Int64 // bytes per second of GET bodies; 0: unlimited
 
 	mu      sync.Mutex // protects the following
 	objects map[string]*object
@@ -135,6 +141,51 @@ func (b *Backend) SetFault(f FaultFunc) {
 		return
 	}
 	b.fault.Store(&f)
+}
+
+// SetGetFault installs (or, with nil, removes) a fault injector for GETs that sees their range.
+func (b *Backend) SetGetFault(f GetFaultFunc) {
+	if f == nil {
+		b.getFault.Store(nil)
+		return
+	}
+	b.getFault.Store(&f)
+}
+
+// beginGet is begin for a GET of n bytes at off.
+func (b *Backend) beginGet(key string, off, n int64) error {
+	if err := b.begin(OpGet, key); err != nil {
+		return err
+	}
+	if f := b.getFault.Load(); f != nil {
+		return (*f)(key, off, n)
+	}
+	return nil
+}
+
+// SetBodyRate limits the bodies that GETs return to bytesPerSec each (0: no limit), as a slow
+// network would; it applies to GETs started afterwards.
+func (b *Backend) SetBodyRate(bytesPerSec int64) { b.bodyRate.Store(bytesPerSec) }
+
+// body returns data as a GET's body, at the rate set.
+func (b *Backend) body(data []byte) io.ReadCloser {
+	r := io.Reader(bytes.NewReader(data))
+	if rate := b.bodyRate.Load(); rate > 0 {
+		r = &slowReader{r: r, rate: rate}
+	}
+	return io.NopCloser(r)
+}
+
+// slowReader returns at most 64 KiB per Read, taking the time its rate allows for them.
+type slowReader struct {
+	r    io.Reader
+	rate int64
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p[:min(len(p), 64<<10)])
+	time.Sleep(time.Duration(int64(n) * int64(time.Second) / s.rate))
+	return n, err
 }
 
 func (b *Backend) begin(op Op, key string) error {
@@ -225,7 +276,7 @@ func (b *Backend) List(ctx context.Context, in backend.ListInput) (backend.Page,
 
 // Get implements backend.Backend.
 func (b *Backend) Get(ctx context.Context, key string, off, n int64, ifMatch string) (io.ReadCloser, error) {
-	if err := b.begin(OpGet, key); err != nil {
+	if err := b.beginGet(key, off, n); err != nil {
 		return nil, err
 	}
 	b.mu.Lock()
@@ -244,12 +295,12 @@ func (b *Backend) Get(ctx context.Context, key string, off, n int64, ifMatch str
 		end = min(off+n, size)
 	}
 	b.read += end - off
-	return io.NopCloser(bytes.NewReader(o.data[off:end])), nil
+	return b.body(o.data[off:end]), nil
 }
 
 // GetFirst implements backend.Backend. It counts as a GET.
 func (b *Backend) GetFirst(ctx context.Context, key string, n int64) (backend.ObjectInfo, io.ReadCloser, error) {
-	if err := b.begin(OpGet, key); err != nil {
+	if err := b.beginGet(key, 0, n); err != nil {
 		return backend.ObjectInfo{}, nil, err
 	}
 	b.mu.Lock()
@@ -260,7 +311,7 @@ func (b *Backend) GetFirst(ctx context.Context, key string, n int64) (backend.Ob
 	}
 	end := min(n, int64(len(o.data)))
 	b.read += end
-	return info(key, o, true), io.NopCloser(bytes.NewReader(o.data[:end])), nil
+	return info(key, o, true), b.body(o.data[:end]), nil
 }
 
 // Put implements backend.Backend.
