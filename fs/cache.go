@@ -65,11 +65,11 @@ type block struct {
 	// spares the allocation and zeroing of 256 KiB per block, and the garbage collector the churn.
 	pooled bool
 	refs   atomic.Int32
-	buf    *[]byte // from blockPool, once fetched
+	buf    []byte // from blockPool, once fetched
 }
 
 // blockPool holds the buffers of pooled blocks.
-var blockPool = sync.Pool{New: func() any { b := make([]byte, blockSize); return &b }}
+var blockPool = poolOf(blockSize)
 
 // poisonRecycled makes recycled buffers hold a pattern (tests: a use after recycling shows as
 // wrong bytes).
@@ -103,11 +103,11 @@ func (b *block) release() {
 		return
 	}
 	if poisonRecycled {
-		for i := range *b.buf {
-			(*b.buf)[i] = 0xA5
+		for i := range b.buf {
+			b.buf[i] = 0xA5
 		}
 	}
-	blockPool.Put(b.buf)
+	blockPool.put(b.buf)
 }
 
 // releaseAll releases every block of bs.
@@ -324,18 +324,17 @@ func (bc *blockCache) get(info backend.ObjectInfo, id string, first int64, block
 			}
 		}
 		n := min(blockSize, end-off)
-		var pooled *[]byte
-		var buf []byte
+		var pooled, buf []byte
 		if blocks[i].pooled {
-			pooled = blockPool.Get().(*[]byte)
-			buf = (*pooled)[:n]
+			pooled = blockPool.get()
+			buf = pooled[:n]
 		} else {
 			buf = make([]byte, n)
 		}
 		var got int
 		got, err = io.ReadFull(body, buf)
 		if err != nil && pooled != nil {
-			blockPool.Put(pooled)
+			blockPool.put(pooled)
 		}
 		if err != nil && !errors.Is(err, backend.ErrStale) && attempts < bc.retry && got < int(n) {
 			// The body broke off: resume with a new GET from the start of this block.

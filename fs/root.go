@@ -48,7 +48,7 @@ type Root struct {
 	cancel context.CancelFunc
 	// uploads bounds the concurrent part uploads and PUTs; bufs recycles part buffers.
 	uploads chan struct{}
-	bufs    sync.Pool
+	bufs    *bufPool // shared by the mounts with the same part size (poolOf)
 	// cache holds object content; readahead bounds what readers fetch ahead.
 	cache     *blockCache
 	readahead *byteBudget
@@ -99,6 +99,7 @@ func NewRoot(b backend.Backend, opts Options) (*Root, error) {
 		return nil, err
 	}
 	r.readahead = &byteBudget{limit: opts.ReadaheadBudget}
+	r.bufs = poolOf(int(opts.PartSize))
 	r.heads = make(chan struct{}, 32)
 	return r, nil
 }
@@ -205,16 +206,14 @@ func (r *Root) releaseUpload() { <-r.uploads }
 // partBuffer returns a buffer of n bytes; buffers of the base part size are recycled.
 func (r *Root) partBuffer(n int64) []byte {
 	if n == r.opts.PartSize {
-		if b, ok := r.bufs.Get().(*[]byte); ok {
-			return *b
-		}
+		return r.bufs.get()
 	}
 	return make([]byte, n)
 }
 
 func (r *Root) freePartBuffer(b []byte) {
 	if int64(len(b)) == r.opts.PartSize {
-		r.bufs.Put(&b)
+		r.bufs.put(b)
 	}
 }
 

@@ -342,10 +342,12 @@ func serve(srv *fs.Server, root *fs.Root, c *config, log *slog.Logger) error {
 	return nil
 }
 
-// setMemoryLimit tells the Go runtime how much memory the daemon is meant to use: the block cache
-// and the read-ahead budget plus 32 MiB (384 MiB by default: issue 5's bound of cache + 128 MiB),
-// or, if more, the read-ahead budget and the upload buffers plus headroom. Without it the garbage
-// collector lets the heap grow to twice what is live.
+// setMemoryLimit tells the Go runtime how much memory its heap is meant to use: the block cache
+// plus 32 MiB, at least 96 MiB. The buffers of read-ahead and of uploads live outside the Go heap
+// (fs's buffer pools), bounded by the read-ahead budget and the upload concurrency; with them the
+// daemon stays within the cache plus the read-ahead budget plus 32 MiB (384 MiB by default: issue
+// 5's bound of cache + 128 MiB) while it reads. Without a limit the garbage collector lets the
+// heap grow to twice what is live.
 //
 // Below the limit the heap may grow to five times what is live (GOGC=400, unless GOGC is set)
 // before a collection. With Go's default a small heap, as on a fresh or quiet mount, is collected
@@ -354,7 +356,7 @@ func serve(srv *fs.Server, root *fs.Root, c *config, log *slog.Logger) error {
 // Under load the limit decides when to collect either way. The price is a larger small heap: a
 // quiet mount holds some 15 MiB more.
 func setMemoryLimit(o fs.Options) {
-	limit := max(o.CacheSize+o.ReadaheadBudget+32<<20, o.ReadaheadBudget+int64(o.UploadConcurrency)*o.PartSize+96<<20)
+	limit := max(o.CacheSize+32<<20, 96<<20)
 	debug.SetMemoryLimit(limit)
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
