@@ -48,6 +48,7 @@ type reader struct {
 	recent, prev map[int64]*block
 	next         int64 // first block not yet requested ahead
 	budget       int64 // bytes of the budget this reader holds
+	sharing      bool  // counted among the readers sharing the budget (see byteBudget)
 }
 
 func newReader(r *Root, info backend.ObjectInfo) *reader {
@@ -188,10 +189,11 @@ func (rd *reader) plan(off, end, first, last int64) []*block {
 		b.release()
 	}
 	rd.prev, rd.recent = rd.recent, recent
-	// Blocks more than the slack behind the one being read are done with; the ones within it may
-	// still be read by a request of the kernel's that arrives late.
+	// Blocks more than keepBehind behind the one being read are done with; the ones within it
+	// may still be read by a request of the kernel's that arrives late.
+	behind := rd.r.readahead.keepBehind()
 	for idx, b := range rd.ahead {
-		if idx < first-slack/blockSize {
+		if idx < first-behind/blockSize {
 			b.release()
 			delete(rd.ahead, idx)
 			rd.release(blockSize)
@@ -246,17 +248,24 @@ func (rd *reader) dropAhead() {
 }
 
 func (rd *reader) reserve(n int64) bool {
-	if !rd.r.readahead.tryAcquire(n) {
-		return false
+	ok := rd.r.readahead.tryAcquire(rd.sharing, rd.budget, n)
+	rd.sharing = true
+	if ok {
+		rd.budget += n
 	}
-	rd.budget += n
-	return true
+	return ok
 }
 
 func (rd *reader) release(n int64) {
 	n = min(n, rd.budget)
 	rd.budget -= n
-	rd.r.readahead.release(n)
+	leave := rd.sharing && rd.budget == 0
+	if n > 0 || leave {
+		rd.r.readahead.release(n, leave)
+	}
+	if leave {
+		rd.sharing = false
+	}
 }
 
 // close gives back the read-ahead budget and the blocks held.
@@ -272,27 +281,54 @@ func (rd *reader) close() {
 	rd.recent, rd.prev = nil, nil
 }
 
-// byteBudget is a counter of bytes that may be held, shared by all readers.
+// byteBudget is the read-ahead budget: the bytes that sequential readers may hold, shared by all
+// of them. Each reader holds at most its share, an equal part among the readers that hold some or
+// asked for some: a reader that got in first does not keep the others' windows from growing (with
+// four readers, half of the reads that missed read-ahead were at the front of a window starved of
+// budget).
 type byteBudget struct {
-	mu    sync.Mutex
-	limit int64
-	used  int64
+	mu      sync.Mutex
+	limit   int64
+	used    int64
+	sharing int // readers sharing it
 }
 
-func (b *byteBudget) tryAcquire(n int64) bool {
+// tryAcquire takes n bytes more for a reader holding held bytes, if they fit the limit and the
+// reader's share. A reader not yet sharing the budget (joined false) shares it from now on,
+// whether it gets the bytes or not, until it leaves (release).
+func (b *byteBudget) tryAcquire(joined bool, held, n int64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.used+n > b.limit {
+	if !joined {
+		b.sharing++
+	}
+	if b.used+n > b.limit || held+n > b.limit/int64(b.sharing) {
 		return false
 	}
 	b.used += n
 	return true
 }
 
-func (b *byteBudget) release(n int64) {
+// release gives back n bytes of a reader's; leave: the reader holds none now, and stops sharing.
+func (b *byteBudget) release(n int64, leave bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.used -= n
+	if leave {
+		b.sharing--
+	}
+}
+
+// keepBehind is how far behind a sequential reader's latest read its blocks fetched ahead are
+// kept: a quarter of a reader's share, from 2 to 8 MiB. The kernel sends its read requests in
+// parallel, and the goroutines that handle them may run late on busy cores: on the benchmark
+// machine requests came in more than 2 MiB after requests beyond them, and with 2 MiB kept some
+// 20 of each GiB's blocks had been recycled by then and were fetched again while the kernel
+// waited (none with 8 MiB).
+func (b *byteBudget) keepBehind() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return min(8<<20, max(2<<20, b.limit/int64(max(1, b.sharing))/4))
 }
 
 // blockReply is a read's reply from blocks: go-fuse writes it with writev(2) straight from the

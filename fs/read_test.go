@@ -122,6 +122,78 @@ func TestSequentialReadUsesLargeGets(t *testing.T) {
 	}
 }
 
+// TestLateReadsFindTheirBlocks: the kernel's requests for a sequential reader arrive out of order,
+// some of them late; blocks fetched ahead stay held until the reads are keepBehind past them, so a
+// request 2-4 MiB behind the latest read finds its blocks, and no byte is fetched twice.
+func TestLateReadsFindTheirBlocks(t *testing.T) {
+	b := memback.New()
+	data := randomData(8, 32<<20)
+	b.PutBytes("big", data)
+	mnt := testMount(t, b, DefaultOptions())
+	f, err := os.Open(filepath.Join(mnt, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b.ResetCalls()
+	const mib = 1 << 20
+	for _, r := range [][2]int64{{0, 10}, {12, 14}, {10, 12}, {14, 32}} { // 10-12 MiB comes late
+		for off := r[0] * mib; off < r[1]*mib; off += mib {
+			buf := make([]byte, mib)
+			if _, err := f.ReadAt(buf, off); err != nil || !bytes.Equal(buf, data[off:off+mib]) {
+				t.Fatalf("read at %d MiB: %v, or bytes that differ", off/mib, err)
+			}
+		}
+	}
+	// The first block came with the lookup, before the count started.
+	if got := b.BytesRequested(); got > int64(len(data)) {
+		t.Errorf("fetched %d bytes for a read of %d: some blocks twice", got, len(data))
+	}
+}
+
+// TestReadaheadBudgetIsShared: a reader holds at most an equal share of the read-ahead budget among
+// the readers that hold some or asked for some, so one that came first cannot starve the others;
+// a reader leaves when it holds nothing.
+func TestReadaheadBudgetIsShared(t *testing.T) {
+	const mib = 1 << 20
+	b := &byteBudget{limit: 96 * mib}
+	if b.keepBehind() != 8*mib {
+		t.Errorf("keepBehind for one reader %d MiB, want 8", b.keepBehind()/mib)
+	}
+	steps := []struct {
+		name         string
+		joined       bool
+		held, n      int64
+		want         bool
+		wantSharing  int
+		wantUsedMiBs int64
+	}{
+		{"A alone takes most of it", false, 0, 64 * mib, true, 1, 64},
+		{"B asks, and fits", false, 0, 8 * mib, true, 2, 72},
+		{"A is over its share of two", true, 64 * mib, 8 * mib, false, 2, 72},
+		{"C asks while the budget is short: refused, but counted", false, 0, 32 * mib, false, 3, 72},
+		{"B grows to its share of three", true, 8 * mib, 24 * mib, true, 3, 96},
+	}
+	for _, s := range steps {
+		if got := b.tryAcquire(s.joined, s.held, s.n); got != s.want || b.sharing != s.wantSharing || b.used != s.wantUsedMiBs*mib {
+			t.Fatalf("%s: got %v, %d sharing, %d MiB used; want %v, %d, %d", s.name, got, b.sharing, b.used/mib, s.want, s.wantSharing, s.wantUsedMiBs)
+		}
+	}
+	if b.keepBehind() != 8*mib {
+		t.Errorf("keepBehind for three readers %d MiB, want 8 (a quarter of 32)", b.keepBehind()/mib)
+	}
+	b.release(64*mib, true) // A is done
+	if !b.tryAcquire(true, 0, 32*mib) || b.tryAcquire(true, 32*mib, 16*mib+1) {
+		t.Error("C did not get its share of two, or got more")
+	}
+	for i := 0; i < 10; i++ {
+		b.tryAcquire(false, 0, 0)
+	}
+	if b.keepBehind() != 2*mib {
+		t.Errorf("keepBehind for twelve readers %d MiB, want the floor of 2", b.keepBehind()/mib)
+	}
+}
+
 // TestRandomReadsFetchNoReadAhead: 256 KiB reads at random offsets (which the kernel splits into
 // adjacent requests) turn the handle random and fetch what they read, not a read-ahead window
 // after each of them; a sequential run afterwards gets read-ahead back.
