@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -607,7 +608,17 @@ func (d *dirtyFile) putWhole(ctx context.Context) (backend.ObjectInfo, error) {
 		return backend.ObjectInfo{}, err
 	}
 	defer d.r.releaseUpload()
-	return d.r.b.Put(ctx, key, io.NewSectionReader(d.f, 0, size), size, backend.PutOptions{Meta: meta})
+	// The body is read once, into a recycled buffer: the SDK reads it three times (to hash it, to
+	// sum it and to send it), and a bytes.Reader lets it do so without buffers of its own.
+	buf := d.r.partBuffer(d.r.opts.PartSize)
+	defer d.r.freePartBuffer(buf)
+	if size > int64(len(buf)) {
+		buf = make([]byte, size)
+	}
+	if _, err := d.f.ReadAt(buf[:size], 0); err != nil && !(errors.Is(err, io.EOF) && size == 0) {
+		return backend.ObjectInfo{}, fmt.Errorf("staging file: %w", err)
+	}
+	return d.r.b.Put(ctx, key, bytes.NewReader(buf[:size]), size, backend.PutOptions{Meta: meta})
 }
 
 // completeMultipart uploads every part not yet uploaded in its current version, then completes.
