@@ -28,6 +28,7 @@ type bufPool struct {
 	mu       sync.Mutex // protects the following
 	free     [][]byte
 	chunks   map[*byte]*poolChunk // by the address of each buffer's first byte
+	out      map[*byte]bool       // the buffers given out by get
 	lastGet  time.Time
 	trimming bool // a trim is scheduled
 }
@@ -45,7 +46,7 @@ const hugePage = 2 << 20
 const trimAfter = time.Minute
 
 func newBufPool(size int) *bufPool {
-	return &bufPool{size: size, idleTrim: trimAfter, chunks: map[*byte]*poolChunk{}}
+	return &bufPool{size: size, idleTrim: trimAfter, chunks: map[*byte]*poolChunk{}, out: map[*byte]bool{}}
 }
 
 // pools are the process's pools by buffer size (see poolOf).
@@ -76,10 +77,12 @@ func (p *bufPool) get() []byte {
 	b := p.free[len(p.free)-1]
 	p.free = p.free[:len(p.free)-1]
 	p.chunks[unsafe.SliceData(b)].free--
+	p.out[unsafe.SliceData(b)] = true
 	return b
 }
 
-// put returns b, from get, to the pool. Buffers from the Go heap are left to the collector.
+// put returns b, from get, to the pool. Buffers from the Go heap are left to the collector. A
+// buffer put back twice would be handed to two users: put panics instead.
 func (p *bufPool) put(b []byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -87,6 +90,10 @@ func (p *bufPool) put(b []byte) {
 	if !ok {
 		return
 	}
+	if !p.out[unsafe.SliceData(b)] {
+		panic("bufPool: a buffer put back twice")
+	}
+	delete(p.out, unsafe.SliceData(b))
 	c.free++
 	p.free = append(p.free, b[:p.size])
 }

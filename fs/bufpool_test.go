@@ -62,7 +62,15 @@ func TestBufPool(t *testing.T) {
 			t.Errorf("buffer %d of the chunk in use lost its content", i)
 		}
 	}
-	if b := p.get(); len(b) != size {
+	b := p.get()
+	if len(b) != size {
 		t.Fatal("no buffer after the trim")
 	}
+	p.put(b)
+	defer func() {
+		if recover() == nil {
+			t.Error("a buffer put back twice did not panic")
+		}
+	}()
+	p.put(b)
 }
