@@ -115,6 +115,30 @@ func TestSequentialReaderLeavesDiskAlone(t *testing.T) {
 	}
 }
 
+// TestSequentialReaderLeavesDiskAloneWithLargeKernelReadahead: with the kernel's read-ahead raised
+// (--kernel-readahead 4M), its requests arrive out of order by several MiB; the reader stays
+// sequential (no copy to the disk cache, no block fetched twice).
+func TestSequentialReaderLeavesDiskAloneWithLargeKernelReadahead(t *testing.T) {
+	b := memback.New()
+	data := randomData(6, 64<<20)
+	b.PutBytes("obj", data)
+	opts := DefaultOptions()
+	opts.DiskCacheDir = t.TempDir()
+	opts.KernelReadahead = 4 << 20
+	mnt := testMount(t, b, opts)
+	b.ResetCalls()
+	got, err := os.ReadFile(filepath.Join(mnt, "obj"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes (%v), want the object", len(got), err)
+	}
+	if objs := cachedObjects(t, opts.DiskCacheDir); len(objs) != 0 {
+		t.Errorf("disk cache holds %v after a sequential read, want nothing", objs)
+	}
+	if n := b.BytesRequested(); n > int64(len(data)) {
+		t.Errorf("fetched %d bytes for a read of %d", n, len(data))
+	}
+}
+
 // TestDiskCacheBoundAndLifecycle: the cache never reserves more than its limit, evicts the least
 // recently used object not in use, skips what does not fit, removes a crashed mount's directory
 // and its own at close.

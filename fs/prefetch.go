@@ -112,9 +112,14 @@ func (rd *reader) read(ctx context.Context, off int64, n int) ([][]byte, []*bloc
 func (rd *reader) plan(off, end, first, last int64) []*block {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
-	// The kernel's own read-ahead (up to 1 MiB, in requests it sends in parallel) reorders reads
-	// within about that much; a read further away is a seek, however large the window has grown.
-	const slack = 2 * initialWindow
+	// The kernel's own read-ahead (--kernel-readahead, 1 MiB by default, in requests it sends in
+	// parallel) reorders reads: within about 2 MiB by default, and by up to four times a larger
+	// read-ahead (16 MiB with 4 MiB, measured). A read further away is a seek, however large the
+	// window has grown.
+	slack := int64(2 * initialWindow)
+	if ra := rd.r.opts.KernelReadahead; ra > initialWindow {
+		slack = 4 * ra
+	}
 	sequential := off >= rd.lastEnd-slack && off <= rd.lastEnd+slack
 	// The first read of a sequential run fetches only what it needs, so that its GET does not
 	// share the server with read-ahead (which shortens the time to the first byte); the kernel's
@@ -191,7 +196,7 @@ func (rd *reader) plan(off, end, first, last int64) []*block {
 	rd.prev, rd.recent = rd.recent, recent
 	// Blocks more than keepBehind behind the one being read are done with; the ones within it
 	// may still be read by a request of the kernel's that arrives late.
-	behind := rd.r.readahead.keepBehind()
+	behind := rd.r.readahead.keepBehind(slack)
 	for idx, b := range rd.ahead {
 		if idx < first-behind/blockSize {
 			b.release()
@@ -320,15 +325,17 @@ func (b *byteBudget) release(n int64, leave bool) {
 }
 
 // keepBehind is how far behind a sequential reader's latest read its blocks fetched ahead are
-// kept: a quarter of a reader's share, from 2 to 8 MiB. The kernel sends its read requests in
-// parallel, and the goroutines that handle them may run late on busy cores: on the benchmark
+// kept: a quarter of a reader's share, from 2 to 8 MiB, or the reordering slack of the kernel's
+// requests if that is more, but never more than half a share. The kernel sends its read requests
+// in parallel, and the goroutines that handle them may run late on busy cores: on the benchmark
 // machine requests came in more than 2 MiB after requests beyond them, and with 2 MiB kept some
 // 20 of each GiB's blocks had been recycled by then and were fetched again while the kernel
 // waited (none with 8 MiB).
-func (b *byteBudget) keepBehind() int64 {
+func (b *byteBudget) keepBehind(slack int64) int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return min(8<<20, max(2<<20, b.limit/int64(max(1, b.sharing))/4))
+	share := b.limit / int64(max(1, b.sharing))
+	return min(max(min(8<<20, max(2<<20, share/4)), slack), share/2)
 }
 
 // blockReply is a read's reply from blocks: go-fuse writes it with writev(2) straight from the

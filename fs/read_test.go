@@ -157,8 +157,8 @@ func TestLateReadsFindTheirBlocks(t *testing.T) {
 func TestReadaheadBudgetIsShared(t *testing.T) {
 	const mib = 1 << 20
 	b := &byteBudget{limit: 96 * mib}
-	if b.keepBehind() != 8*mib {
-		t.Errorf("keepBehind for one reader %d MiB, want 8", b.keepBehind()/mib)
+	if b.keepBehind(2<<20) != 8*mib {
+		t.Errorf("keepBehind for one reader %d MiB, want 8", b.keepBehind(2<<20)/mib)
 	}
 	steps := []struct {
 		name         string
@@ -179,8 +179,8 @@ func TestReadaheadBudgetIsShared(t *testing.T) {
 			t.Fatalf("%s: got %v, %d sharing, %d MiB used; want %v, %d, %d", s.name, got, b.sharing, b.used/mib, s.want, s.wantSharing, s.wantUsedMiBs)
 		}
 	}
-	if b.keepBehind() != 8*mib {
-		t.Errorf("keepBehind for three readers %d MiB, want 8 (a quarter of 32)", b.keepBehind()/mib)
+	if b.keepBehind(2<<20) != 8*mib {
+		t.Errorf("keepBehind for three readers %d MiB, want 8 (a quarter of 32)", b.keepBehind(2<<20)/mib)
 	}
 	b.release(64*mib, true) // A is done
 	if !b.tryAcquire(true, 0, 32*mib) || b.tryAcquire(true, 32*mib, 16*mib+1) {
@@ -189,8 +189,8 @@ func TestReadaheadBudgetIsShared(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		b.tryAcquire(false, 0, 0)
 	}
-	if b.keepBehind() != 2*mib {
-		t.Errorf("keepBehind for twelve readers %d MiB, want the floor of 2", b.keepBehind()/mib)
+	if b.keepBehind(2<<20) != 2*mib {
+		t.Errorf("keepBehind for twelve readers %d MiB, want the floor of 2", b.keepBehind(2<<20)/mib)
 	}
 }
 
