@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand"
@@ -43,13 +44,7 @@ func openWithDiskCache(t *testing.T, b *memback.Backend, readPartSize int64) (*o
 	opts.ReadPartSize = readPartSize
 	opts.DiskCacheDir = t.TempDir()
 	opts.DiskCacheSize = 64 << 20
-	mnt := testMount(t, b, opts)
-	f, err := os.Open(filepath.Join(mnt, "obj"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f, opts
+	return mountAndOpen(t, b, opts, "obj"), opts
 }
 
 // TestRandomReaderIsServedFromDisk: a handle that reads at random gets the whole object copied to
@@ -98,44 +93,31 @@ func TestRandomReaderIsServedFromDisk(t *testing.T) {
 	}
 }
 
-// TestSequentialReaderLeavesDiskAlone: sequential readers use read-ahead and the memory cache only.
+// TestSequentialReaderLeavesDiskAlone: sequential readers use read-ahead and the memory cache only,
+// and fetch each byte once; also with the kernel's read-ahead raised (--kernel-readahead 4M), when
+// its requests arrive out of order by several MiB.
 func TestSequentialReaderLeavesDiskAlone(t *testing.T) {
-	b := memback.New()
-	data := randomData(4, 5<<20)
-	b.PutBytes("obj", data)
-	opts := DefaultOptions()
-	opts.DiskCacheDir = t.TempDir()
-	mnt := testMount(t, b, opts)
-	got, err := os.ReadFile(filepath.Join(mnt, "obj"))
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read %d bytes (%v), want the object", len(got), err)
-	}
-	if objs := cachedObjects(t, opts.DiskCacheDir); len(objs) != 0 {
-		t.Errorf("disk cache holds %v after a sequential read, want nothing", objs)
-	}
-}
-
-// TestSequentialReaderLeavesDiskAloneWithLargeKernelReadahead: with the kernel's read-ahead raised
-// (--kernel-readahead 4M), its requests arrive out of order by several MiB; the reader stays
-// sequential (no copy to the disk cache, no block fetched twice).
-func TestSequentialReaderLeavesDiskAloneWithLargeKernelReadahead(t *testing.T) {
-	b := memback.New()
-	data := randomData(6, 64<<20)
-	b.PutBytes("obj", data)
-	opts := DefaultOptions()
-	opts.DiskCacheDir = t.TempDir()
-	opts.KernelReadahead = 4 << 20
-	mnt := testMount(t, b, opts)
-	b.ResetCalls()
-	got, err := os.ReadFile(filepath.Join(mnt, "obj"))
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read %d bytes (%v), want the object", len(got), err)
-	}
-	if objs := cachedObjects(t, opts.DiskCacheDir); len(objs) != 0 {
-		t.Errorf("disk cache holds %v after a sequential read, want nothing", objs)
-	}
-	if n := b.BytesRequested(); n > int64(len(data)) {
-		t.Errorf("fetched %d bytes for a read of %d", n, len(data))
+	for _, ra := range []int64{DefaultOptions().KernelReadahead, 4 << 20} {
+		t.Run(fmt.Sprintf("kernel read-ahead %d MiB", ra>>20), func(t *testing.T) {
+			b := memback.New()
+			data := randomData(4, 64<<20)
+			b.PutBytes("obj", data)
+			opts := DefaultOptions()
+			opts.DiskCacheDir = t.TempDir()
+			opts.KernelReadahead = ra
+			mnt := testMount(t, b, opts)
+			b.ResetCalls()
+			got, err := os.ReadFile(filepath.Join(mnt, "obj"))
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("read %d bytes (%v), want the object", len(got), err)
+			}
+			if objs := cachedObjects(t, opts.DiskCacheDir); len(objs) != 0 {
+				t.Errorf("disk cache holds %v after a sequential read, want nothing", objs)
+			}
+			if n := b.BytesRequested(); n > int64(len(data)) {
+				t.Errorf("fetched %d bytes for a read of %d", n, len(data))
+			}
+		})
 	}
 }
 

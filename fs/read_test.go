@@ -122,6 +122,17 @@ func TestSequentialReadUsesLargeGets(t *testing.T) {
 	}
 }
 
+// mountAndOpen mounts b with opts and opens name on it (closed when the test ends).
+func mountAndOpen(t *testing.T, b *memback.Backend, opts Options, name string) *os.File {
+	t.Helper()
+	f, err := os.Open(filepath.Join(testMount(t, b, opts), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
 // TestLateReadsFindTheirBlocks: the kernel's requests for a sequential reader arrive out of order,
 // some of them late; blocks fetched ahead stay held until the reads are keepBehind past them, so a
 // request 2-4 MiB behind the latest read finds its blocks, and no byte is fetched twice.
@@ -129,12 +140,7 @@ func TestLateReadsFindTheirBlocks(t *testing.T) {
 	b := memback.New()
 	data := randomData(8, 32<<20)
 	b.PutBytes("big", data)
-	mnt := testMount(t, b, DefaultOptions())
-	f, err := os.Open(filepath.Join(mnt, "big"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := mountAndOpen(t, b, DefaultOptions(), "big")
 	b.ResetCalls()
 	const mib = 1 << 20
 	for _, r := range [][2]int64{{0, 10}, {12, 14}, {10, 12}, {14, 32}} { // 10-12 MiB comes late
@@ -469,12 +475,7 @@ func TestFirstReadFetchesOnlyWhatItNeeds(t *testing.T) {
 	data := make([]byte, 64<<20)
 	rand.New(rand.NewSource(7)).Read(data)
 	b.PutBytes("big", data)
-	mnt := testMount(t, b, DefaultOptions())
-	f, err := os.Open(filepath.Join(mnt, "big"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := mountAndOpen(t, b, DefaultOptions(), "big")
 	buf := make([]byte, 4096)
 	if _, err := io.ReadFull(f, buf); err != nil || !bytes.Equal(buf, data[:4096]) {
 		t.Fatalf("first read: %v", err)
