@@ -195,13 +195,16 @@ func (rd *reader) plan(off, end, first, last int64) []*block {
 	}
 	rd.prev, rd.recent = rd.recent, recent
 	// Blocks more than keepBehind behind the one being read are done with; the ones within it
-	// may still be read by a request of the kernel's that arrives late.
-	behind := rd.r.readahead.keepBehind(slack)
-	for idx, b := range rd.ahead {
-		if idx < first-behind/blockSize {
-			b.release()
-			delete(rd.ahead, idx)
-			rd.release(blockSize)
+	// may still be read by a request of the kernel's that arrives late. (Random readers hold none,
+	// and skip the mount-wide budget's lock.)
+	if len(rd.ahead) > 0 {
+		behind := rd.r.readahead.keepBehind(slack)
+		for idx, b := range rd.ahead {
+			if idx < first-behind/blockSize {
+				b.release()
+				delete(rd.ahead, idx)
+				rd.release(blockSize)
+			}
 		}
 	}
 	if rd.window > 0 && !runStarts {
