@@ -23,7 +23,7 @@ import (
 // every few steps the whole trees (names, types, sizes, contents). Seeds are fixed; set
 // S3MOUNT_MODEL_SEEDS=N for more.
 func TestInteg_ModelAgainstLocalDisk(t *testing.T) {
-	seeds := 3
+	seeds := ciSeeds
 	if n, err := strconv.Atoi(os.Getenv("S3MOUNT_MODEL_SEEDS")); err == nil && n > 0 {
 		seeds = n
 	}
@@ -43,6 +43,10 @@ func TestInteg_ModelAgainstLocalDisk(t *testing.T) {
 		}
 	}
 }
+
+// ciSeeds is how many seeds run by default. Their sequences must do enough (see runModel); a seed
+// beyond them that happens to do too little is only reported.
+const ciSeeds = 3
 
 // the namespace the operations pick from: a few names in the root and in two directories.
 var modelDirs = []string{"", "d0", "d1", "d0/e"}
@@ -78,7 +82,11 @@ func runModel(t *testing.T, seed int64, steps int, mnt, local string) {
 	defer func() {
 		t.Logf("seed %d: outcomes %v", seed, outcomes)
 		if outcomes["ok"] < steps/4 {
-			t.Errorf("only %d of %d operations succeeded: the sequence tests too little", outcomes["ok"], steps)
+			report := t.Errorf
+			if seed > ciSeeds {
+				report = t.Logf
+			}
+			report("only %d of %d operations succeeded: the sequence tests too little", outcomes["ok"], steps)
 		}
 	}()
 	for step := 0; step < steps; step++ {
