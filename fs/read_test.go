@@ -104,8 +104,19 @@ func TestSequentialReadUsesLargeGets(t *testing.T) {
 	b := memback.New()
 	data := randomData(9, 32<<20)
 	b.PutBytes("big", data)
-	mnt := testMount(t, b, DefaultOptions())
+	opts := DefaultOptions()
+	mnt := testMount(t, b, opts)
 	b.ResetCalls()
+	var mu sync.Mutex
+	var spanning []string
+	b.SetGetFault(func(key string, off, n int64) error {
+		if n < 0 || off/opts.ReadPartSize != (off+n-1)/opts.ReadPartSize {
+			mu.Lock()
+			spanning = append(spanning, fmt.Sprintf("[%d, %d)", off, off+n))
+			mu.Unlock()
+		}
+		return nil
+	})
 	got, err := os.ReadFile(filepath.Join(mnt, "big"))
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("read %d bytes (%v), want the object", len(got), err)
@@ -114,6 +125,12 @@ func TestSequentialReadUsesLargeGets(t *testing.T) {
 	// per kernel read (which would be 256 or more).
 	if n := b.Calls(memback.OpGet); n > 16 {
 		t.Errorf("%d GETs for a 32 MiB sequential read, want at most 16", n)
+	}
+	// Each GET keeps to one part of ReadPartSize (S3 serves part-aligned ranges best).
+	mu.Lock()
+	defer mu.Unlock()
+	if len(spanning) > 0 {
+		t.Errorf("GETs that span two parts of %d bytes: %v", opts.ReadPartSize, spanning)
 	}
 	// The kernel's requests arrive out of order (it sends its read-ahead in parallel): a block
 	// fetched ahead stays held until the reads are well past it, and is not fetched again.

@@ -128,7 +128,7 @@ var optionTable = []option{
 		c.fs.NegativeTTL = d
 		return err
 	}},
-	{"read_part_size", "SIZE", "Performance", "size of each ranged GET of read-ahead (default 8M)", func(c *config, v string) error { return parseSize(v, &c.fs.ReadPartSize) }},
+	{"read_part_size", "SIZE", "Performance", "size of each ranged GET of read-ahead, aligned to multiples of it; best the part size the objects were uploaded in (default 8M)", func(c *config, v string) error { return parseSize(v, &c.fs.ReadPartSize) }},
 	{"max_readahead", "SIZE", "Performance", "largest read-ahead window of one sequential reader (default 64M)", func(c *config, v string) error { return parseSize(v, &c.fs.MaxReadahead) }},
 	{"kernel_readahead", "SIZE", "Performance", "the kernel's read-ahead for the mount, and so its largest read request (default 1M, as root; 0 keeps the kernel's 128K)", func(c *config, v string) error { return parseSize(v, &c.fs.KernelReadahead) }},
 	{"part_size", "SIZE", "Performance", "multipart upload part size, at least 5M (default 8M)", func(c *config, v string) error { return parseSize(v, &c.fs.PartSize) }},
