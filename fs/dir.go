@@ -90,15 +90,23 @@ func (d *Dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fus
 		}
 		return d.listedChild(ctx, ce.e, ce, out)
 	}
-	e, err := d.root.lookupEntry(ctx, d.key(), name)
+	e, err := d.askS3(ctx, name)
 	if err != nil {
 		return nil, d.root.fail("lookup", d.Path(nil)+"/"+name, err)
 	}
 	return d.root.newChild(ctx, &d.Inode, e, out), 0
 }
 
+// askS3 looks name up in S3 (see Root.lookupEntry), for a name the directory's listing does not
+// answer, and counts the lookup towards listing the directory (see listingCache.refreshIfStale).
+func (d *Dir) askS3(ctx context.Context, name string) (dirEntry, error) {
+	d.lc.missed(d.root.listingTTL())
+	return d.root.lookupEntry(ctx, d.key(), name)
+}
+
 // listed returns what the directory's listing says of name (see listingCache.find), listing the
-// directory again first if its complete listing has just expired (see refreshIfStale).
+// directory first if its complete listing has just expired or lookups have been asking S3 for its
+// names (see refreshIfStale).
 func (d *Dir) listed(ctx context.Context, name string) (ce *cachedEntry, absent bool) {
 	d.lc.refreshIfStale(ctx, d.root, d.key())
 	return d.lc.find(name, d.root.listingTTL())

@@ -25,7 +25,7 @@ func (d *Dir) exists(ctx context.Context, name string) (dirEntry, bool, error) {
 	} else if ce != nil && ce.stored {
 		return ce.e, true, nil
 	}
-	e, err := d.root.lookupEntry(ctx, d.key(), name)
+	e, err := d.askS3(ctx, name)
 	if errors.Is(err, syscall.ENOENT) {
 		return dirEntry{}, false, nil
 	}

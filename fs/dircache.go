@@ -23,10 +23,31 @@ type listingCache struct {
 	at      time.Time  // when the listing last received entries (or ended)
 	order   []*cachedEntry
 	entries map[string]*cachedEntry
-	done    bool          // the listing reached its end
-	gen     uint64        // counts changes, so that a refresh does not overwrite a newer state
-	refresh chan struct{} // closed when the refresh in progress ends; nil if none
+	done    bool // the listing reached its end
+	// forLookups: the listing was taken for lookups of names one by one (see refreshIfStale), not
+	// for a readdir, so no HEADs are started ahead of them (see head).
+	forLookups bool
+	gen        uint64        // counts changes, so that a refresh does not overwrite a newer state
+	refresh    chan struct{} // closed when the refresh in progress ends; nil if none
+	// Lookups that asked S3 for one name (see missed), counted from firstMiss; after
+	// lookupsBeforeListing of them within a listing TTL, the directory is listed instead (see
+	// refreshIfStale), unless one found more than lookupListPages pages before noListUntil.
+	misses      int
+	firstMiss   time.Time
+	noListUntil time.Time
 }
+
+// lookupsBeforeListing is how many lookups of names a directory's listing does not answer may ask
+// S3 one at a time (a GET and a LIST each) within a listing TTL before the directory is listed.
+const lookupsBeforeListing = 3
+
+// lookupListPages is how many pages a directory may take to be listed for its lookups; a listing of
+// P pages pays for itself once P more names are looked up (one LIST each otherwise).
+const lookupListPages = 4
+
+// listBackoff is how long a directory found larger than lookupListPages pages is not listed again
+// for lookups.
+const listBackoff = time.Minute
 
 // maxCachedEntries bounds the memory a listing may hold; larger directories are not remembered.
 const maxCachedEntries = 200000
@@ -58,7 +79,7 @@ func (c *listingCache) reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
-	c.at, c.order, c.entries, c.done = time.Now(), nil, map[string]*cachedEntry{}, false
+	c.at, c.order, c.entries, c.done, c.forLookups = time.Now(), nil, map[string]*cachedEntry{}, false, false
 }
 
 // forget drops the listing (the directory changed).
@@ -164,9 +185,23 @@ func (c *listingCache) find(name string, ttl time.Duration) (ce *cachedEntry, ab
 	return ce, !ok && c.done
 }
 
-// refreshIfStale lists the directory (with key prefix) again if its complete listing has just
-// expired and fits one page: a directory being written through this mount, whose listing the mount
-// keeps up to date, then costs one LIST per listing TTL instead of a HEAD and a LIST per new name.
+// missed records that a lookup asked S3 for one name of the directory (see refreshIfStale).
+func (c *listingCache) missed(ttl time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now := time.Now(); now.Sub(c.firstMiss) > ttl {
+		c.misses, c.firstMiss = 0, now
+	}
+	c.misses++
+}
+
+// refreshIfStale lists the directory (with key prefix) if its complete listing has just expired,
+// and the listing fits one page; or if lookupsBeforeListing lookups asked S3 for names it did not
+// answer within a listing TTL, and it fits lookupListPages pages. A directory being written
+// through this mount, whose listing the mount keeps up to date, then costs one LIST per listing
+// TTL instead of a GET and a LIST per new name; a program that opens many files of a directory by
+// name without listing it, a few LISTs per TTL instead of one per name (a LIST costs as much as
+// 12.5 GETs on AWS). A larger directory is not listed again for lookups before listBackoff.
 // Concurrent callers wait for one refresh.
 func (c *listingCache) refreshIfStale(ctx context.Context, r *Root, prefix string) {
 	c.mu.Lock()
@@ -181,39 +216,50 @@ func (c *listingCache) refreshIfStale(ctx context.Context, r *Root, prefix strin
 	// Only a listing that expired recently: a directory in use. After a quiet spell, a LIST of up
 	// to a page for one lookup would cost more than the lookup's own requests.
 	ttl, age := r.listingTTL(), time.Since(c.at)
-	if !c.done || c.entries == nil || len(c.entries) >= r.opts.ListPageSize || age <= ttl || age > 2*ttl {
+	expired := c.done && c.entries != nil && len(c.entries) < r.opts.ListPageSize && age > ttl && age <= 2*ttl
+	busy := ttl > 0 && (c.entries == nil || age > ttl) && c.misses >= lookupsBeforeListing &&
+		time.Since(c.firstMiss) <= ttl && time.Now().After(c.noListUntil)
+	if !expired && !busy {
 		c.mu.Unlock()
 		return
 	}
 	ch := make(chan struct{})
 	c.refresh = ch
 	c.mu.Unlock()
-	c.relist(ctx, r, prefix)
+	pages := 1
+	if busy {
+		pages = lookupListPages
+	}
+	listed := c.relist(ctx, r, prefix, pages, busy || c.forLookups)
 	c.mu.Lock()
 	c.refresh = nil
+	c.misses = 0
+	if !listed && busy {
+		c.noListUntil = time.Now().Add(listBackoff)
+	}
 	c.mu.Unlock()
 	close(ch)
 }
 
-// relist lists the directory (with key prefix) and, if it fits one page, makes that its complete
-// listing, unless a change overtook the request (lookups then ask S3 one name at a time). Entries
-// this mount stored keep their attributes if the object's ETag is still the same (a directory's,
-// if it is still a directory).
-func (c *listingCache) relist(ctx context.Context, r *Root, prefix string) {
+// relist lists the directory (with key prefix) and, if it fits the given number of pages, makes
+// that its complete listing (forLookups: see listingCache), unless a change overtook the request
+// (lookups then ask S3 one name at a time); it reports whether it did. Entries this mount stored keep their attributes if the
+// object's ETag is still the same (a directory's, if it is still a directory).
+func (c *listingCache) relist(ctx context.Context, r *Root, prefix string, pages int, forLookups bool) bool {
 	c.mu.Lock()
 	gen, start := c.gen, time.Now()
 	c.mu.Unlock()
 	var got []dirEntry
 	l := newLister(r.b, prefix, r.opts.ListPageSize)
-	l.firstPage = true
+	l.maxPages = pages
 	e, ok, err := l.next(ctx)
-	for ; err == nil && ok && l.done; e, ok, err = l.next(ctx) {
+	for ; err == nil && ok; e, ok, err = l.next(ctx) {
 		got = append(got, e)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err != nil || ok || c.gen != gen {
-		return // failed, more than a page, or overtaken by a change
+	if err != nil || c.gen != gen {
+		return false // failed, more pages than wanted (errMorePages), or overtaken by a change
 	}
 	order, entries := make([]*cachedEntry, len(got)), make(map[string]*cachedEntry, len(got))
 	for i, e := range got {
@@ -224,7 +270,8 @@ func (c *listingCache) relist(ctx context.Context, r *Root, prefix string) {
 		order[i], entries[e.name] = ce, ce
 	}
 	c.gen++
-	c.order, c.entries, c.at, c.done = order, entries, start, true
+	c.order, c.entries, c.at, c.done, c.forLookups = order, entries, start, true, forLookups
+	return true
 }
 
 // head returns the HEAD of the file entry ce, started ahead if it was (else its lookup's GET, see
@@ -235,7 +282,7 @@ func (c *listingCache) head(ctx context.Context, r *Root, ce *cachedEntry) (back
 	if res == nil {
 		res = c.start(r, ce, r.statObject)
 	}
-	for i, n := ce.idx+1, 0; i < len(c.order) && n < headsAhead; i++ {
+	for i, n := ce.idx+1, 0; i < len(c.order) && n < headsAhead && !c.forLookups; i++ {
 		if next := c.order[i]; next.needsHead() {
 			if next.head == nil {
 				c.start(r, next, r.b.Head)

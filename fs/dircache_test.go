@@ -266,8 +266,8 @@ func TestRootOfMoreThanAPageIsNotListedAtMount(t *testing.T) {
 	o := DefaultOptions()
 	o.ListPageSize = 2
 	mnt := testMount(t, b, o)
-	if n := rootLists.Load(); n != 1 {
-		t.Errorf("%d LISTs of the root at mount, want 1 (its first page)", n)
+	if n := rootLists.Load(); n != 2 {
+		t.Errorf("%d LISTs of the root at mount, want 2 (its first page, and one key past it)", n)
 	}
 	if fi, err := os.Stat(filepath.Join(mnt, "f4")); err != nil || fi.Size() != 1 {
 		t.Errorf("stat of a name on the root's last page: %v, %v", fi, err)
@@ -318,5 +318,92 @@ func TestListingIsNotRefreshedAfterAQuietSpell(t *testing.T) {
 	}
 	if f, o := full.Load(), one.Load(); f != 0 || o != 1 {
 		t.Errorf("a lookup after a quiet spell: %d LISTs of the directory and %d of the name, want 0 and 1", f, o)
+	}
+}
+
+// listCounter counts, from now on, the LISTs of the directory prefix dir (a page of it) and those
+// that ask about one name in it (a lookup's one-key LIST of "dir/name/").
+func listCounter(b *memback.Backend, dir string) (full, one *atomic.Int32) {
+	full, one = new(atomic.Int32), new(atomic.Int32)
+	b.SetFault(func(op memback.Op, key string) error {
+		switch {
+		case op != memback.OpList:
+		case key == dir:
+			full.Add(1)
+		case strings.HasPrefix(key, dir):
+			one.Add(1)
+		}
+		return nil
+	})
+	return full, one
+}
+
+// TestLookupsByNameListTheDirectory: a program that opens files of a directory by name, without
+// listing it, costs a GET and a LIST per name only for the first lookupsBeforeListing names; then
+// the directory is listed once and answers the rest, and names it lacks, without a LIST each. A
+// directory that fills a page exactly counts as one page also where the server marks a full page
+// as truncated (MinIO): one more LIST of one key tells.
+func TestLookupsByNameListTheDirectory(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		pageSize  int
+		truncated bool
+		wantFull  int32
+	}{
+		{"less than a page", 1000, false, 1},
+		{"a full page marked truncated", 50, true, 2},
+		{"three pages", 20, false, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := memback.New()
+			for i := 0; i < 50; i++ {
+				b.PutBytes(fmt.Sprintf("dir/f%02d", i), make([]byte, i+1))
+			}
+			b.SetFullPagesTruncated(tc.truncated)
+			o := DefaultOptions()
+			o.ListPageSize = tc.pageSize
+			mnt := testMount(t, b, o)
+			b.ResetCalls()
+			full, one := listCounter(b, "dir/")
+			for i := 0; i < 20; i++ {
+				fi, err := os.Stat(filepath.Join(mnt, "dir", fmt.Sprintf("f%02d", i)))
+				if err != nil || fi.Size() != int64(i+1) {
+					t.Fatalf("stat of f%02d: %v, %v", i, fi, err)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(mnt, "dir", "nope")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("stat of a missing name: %v", err)
+			}
+			if f, o := full.Load(), one.Load(); f != tc.wantFull || o != lookupsBeforeListing {
+				t.Errorf("20 names and a missing one looked up: %d LISTs of the directory and %d of single names, want %d and %d", f, o, tc.wantFull, lookupsBeforeListing)
+			}
+			// Each lookup's own GET answers it (and brings the block a read wants); no HEADs are
+			// sent ahead, as they are after a readdir.
+			if n := b.Calls(memback.OpHead); n != 0 {
+				t.Errorf("%d HEADs, want none", n)
+			}
+		})
+	}
+}
+
+// TestLargeDirectoryIsNotListedForLookups: a directory of more than lookupListPages pages is tried
+// once, then its names are looked up one at a time for listBackoff, without another try.
+func TestLargeDirectoryIsNotListedForLookups(t *testing.T) {
+	b := memback.New()
+	for i := 0; i < 50; i++ {
+		b.PutBytes(fmt.Sprintf("dir/f%02d", i), []byte("x"))
+	}
+	o := DefaultOptions()
+	o.ListPageSize = 10
+	mnt := testMount(t, b, o)
+	full, one := listCounter(b, "dir/")
+	for i := 0; i < 20; i++ {
+		if _, err := os.Stat(filepath.Join(mnt, "dir", fmt.Sprintf("f%02d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The directory's first lookupListPages pages and a look one key past them, once.
+	if f, o := full.Load(), one.Load(); f != lookupListPages+1 || o != 20 {
+		t.Errorf("20 names looked up in a directory of 5 pages: %d LISTs of the directory and %d of single names, want %d and 20", f, o, lookupListPages+1)
 	}
 }

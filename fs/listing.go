@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/s3mount/s3mount/fs/backend"
@@ -34,10 +35,14 @@ type lister struct {
 	// onEntry, if set, sees every entry as soon as its page arrives (before next returns it), so
 	// that work for the entries ahead (their HEADs) can start early.
 	onEntry func(dirEntry)
-	// firstPage: only a listing that fits one page is wanted, so the next page is not requested
-	// ahead.
-	firstPage bool
+	// maxPages, if not 0: only a listing of at most that many pages is wanted, so the next page
+	// is not requested ahead, and fetching one more fails with errMorePages.
+	maxPages int
+	pages    int // fetched so far
 }
+
+// errMorePages: the directory has more than the lister's maxPages pages.
+var errMorePages = errors.New("more pages than wanted")
 
 func newLister(b backend.Backend, prefix string, pageSize int) *lister {
 	return &lister{b: b, prefix: prefix, pageSize: pageSize}
@@ -55,6 +60,10 @@ func (l *lister) input() backend.ListInput {
 // fetch appends the next page's entries to the queue, merged into key order, and requests the
 // page after it.
 func (l *lister) fetch(ctx context.Context) error {
+	if l.maxPages > 0 && l.pages >= l.maxPages {
+		return errMorePages
+	}
+	l.pages++
 	var p backend.Page
 	var err error
 	if l.pending != nil {
@@ -67,7 +76,15 @@ func (l *lister) fetch(ctx context.Context) error {
 		return err
 	}
 	l.token, l.done = p.NextToken, p.NextToken == ""
-	if !l.done && !l.firstPage {
+	if !l.done && l.pages == l.maxPages {
+		// MinIO marks a page that holds the last MaxKeys entries as truncated (S3 looks ahead):
+		// a one-key look at the next page tells whether the directory ends with this one.
+		q, err := l.b.List(ctx, backend.ListInput{Prefix: l.prefix, Delimiter: "/", Token: l.token, MaxKeys: 1})
+		if err == nil && len(q.Objects) == 0 && len(q.Prefixes) == 0 && q.NextToken == "" {
+			l.done = true
+		}
+	}
+	if !l.done && l.maxPages == 0 {
 		pending, in := make(chan pageResult, 1), l.input()
 		go func() {
 			p, err := l.b.List(context.WithoutCancel(ctx), in)

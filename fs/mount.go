@@ -78,7 +78,7 @@ func Mount(mountpoint string, r *Root) (*Server, error) {
 // waits for the mount and then opens a path does not race with it.
 func (r *Root) ListRoot(ctx context.Context) {
 	r.rootListed.Store(true)
-	r.dir.lc.relist(ctx, r, r.opts.Prefix) // the root's key; its node is not mounted yet
+	r.dir.lc.relist(ctx, r, r.opts.Prefix, 1, false) // the root's key; its node is not mounted yet
 }
 
 // setKernelReadahead sets the kernel's read-ahead for the mount. A FUSE mount starts at 128 KiB

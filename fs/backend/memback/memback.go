@@ -60,6 +60,8 @@ type Backend struct {
 	getFault atomic.Pointer[GetFaultFunc]
 	bodyRate atomic.Int64 // bytes per second of GET bodies; 0: unlimited
 
+	fullPagesTruncated atomic.Bool // see SetFullPagesTruncated
+
 	mu      sync.Mutex // protects the following
 	objects map[string]*object
 	uploads map[string]*upload
@@ -270,9 +272,16 @@ func (b *Backend) List(ctx context.Context, in backend.ListInput) (backend.Page,
 		}
 		n++
 	}
+	if n == max && b.fullPagesTruncated.Load() {
+		return p, nil // a full page says there may be more, as MinIO's do
+	}
 	p.NextToken = ""
 	return p, nil
 }
+
+// SetFullPagesTruncated makes a LIST page that holds MaxKeys entries carry a continuation token
+// even when no key follows, as MinIO does (S3 looks ahead); the next page is then empty.
+func (b *Backend) SetFullPagesTruncated(on bool) { b.fullPagesTruncated.Store(on) }
 
 // Get implements backend.Backend.
 func (b *Backend) Get(ctx context.Context, key string, off, n int64, ifMatch string) (io.ReadCloser, error) {
