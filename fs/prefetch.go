@@ -225,11 +225,16 @@ func (rd *reader) readAhead(from, until int64) {
 	rd.next = max(rd.next, from)
 	lastBlock := (until - 1) / blockSize
 	perGet := max(1, rd.r.opts.ReadPartSize/blockSize)
-	// A GET asks for whole chunks of a quarter of the window (up to a whole part, and counted
-	// from the part's start), so the reader waits until one is unrequested before asking again:
-	// otherwise, once the window stops growing, each read would move it by one read and send
-	// GETs of that size, and the cost of a request would dominate.
-	chunk := min(perGet, max(1, rd.window/blockSize/4))
+	// A GET asks for whole chunks (counted from the part's start), so the reader waits until one
+	// is unrequested before asking again: otherwise, once the window stops growing, each read
+	// would move it by one read and send GETs of that size, and the cost of a request would
+	// dominate. A chunk is a whole part once the window holds two; in a smaller window, a quarter
+	// of it. (Four readers sharing the budget have windows of three parts: a quarter of that
+	// would cut each part in two GETs.)
+	chunk := perGet
+	if rd.window < 2*perGet*blockSize {
+		chunk = min(perGet, max(1, rd.window/blockSize/4))
+	}
 	for rd.next <= lastBlock {
 		partStart := rd.next / perGet * perGet
 		end := partStart + perGet - 1
