@@ -243,8 +243,9 @@ func (c *listingCache) refreshIfStale(ctx context.Context, r *Root, prefix strin
 
 // relist lists the directory (with key prefix) and, if it fits the given number of pages, makes
 // that its complete listing (forLookups: see listingCache), unless a change overtook the request
-// (lookups then ask S3 one name at a time); it reports whether it did. Entries this mount stored keep their attributes if the
-// object's ETag is still the same (a directory's, if it is still a directory).
+// (lookups then ask S3 one name at a time); it reports whether it did. Entries this mount stored
+// keep their attributes if the object's ETag is still the same (a directory's, if it is still a
+// directory).
 func (c *listingCache) relist(ctx context.Context, r *Root, prefix string, pages int, forLookups bool) bool {
 	c.mu.Lock()
 	gen, start := c.gen, time.Now()
