@@ -45,8 +45,8 @@ const lookupsBeforeListing = 3
 // P pages pays for itself once P more names are looked up (one LIST each otherwise).
 const lookupListPages = 4
 
-// listBackoff is how long a directory found larger than lookupListPages pages is not listed again
-// for lookups.
+// listBackoff is how long a directory that such a listing did not list (it was larger than
+// lookupListPages pages, the LIST failed, or a change overtook it) is not listed again for lookups.
 const listBackoff = time.Minute
 
 // maxCachedEntries bounds the memory a listing may hold; larger directories are not remembered.
@@ -201,7 +201,8 @@ func (c *listingCache) missed(ttl time.Duration) {
 // through this mount, whose listing the mount keeps up to date, then costs one LIST per listing
 // TTL instead of a GET and a LIST per new name; a program that opens many files of a directory by
 // name without listing it, a few LISTs per TTL instead of one per name (a LIST costs as much as
-// 12.5 GETs on AWS). A larger directory is not listed again for lookups before listBackoff.
+// 12.5 GETs on AWS). A directory that was not listed so is not listed again for lookups before
+// listBackoff.
 // Concurrent callers wait for one refresh.
 func (c *listingCache) refreshIfStale(ctx context.Context, r *Root, prefix string) {
 	c.mu.Lock()
