@@ -407,3 +407,29 @@ func TestLargeDirectoryIsNotListedForLookups(t *testing.T) {
 		t.Errorf("20 names looked up in a directory of 5 pages: %d LISTs of the directory and %d of single names, want %d and 20", f, o, lookupListPages+1)
 	}
 }
+
+// TestFailedListingBacksOff: a directory whose listing for lookups failed is not tried again for
+// listBackoff either; its names are looked up one at a time meanwhile.
+func TestFailedListingBacksOff(t *testing.T) {
+	b := memback.New()
+	for i := 0; i < 20; i++ {
+		b.PutBytes(fmt.Sprintf("dir/f%02d", i), []byte("x"))
+	}
+	mnt := testMount(t, b, DefaultOptions())
+	var full atomic.Int32
+	b.SetFault(func(op memback.Op, key string) error {
+		if op == memback.OpList && key == "dir/" {
+			full.Add(1)
+			return errors.New("injected: LIST failed")
+		}
+		return nil
+	})
+	for i := 0; i < 20; i++ {
+		if _, err := os.Stat(filepath.Join(mnt, "dir", fmt.Sprintf("f%02d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := full.Load(); n != 1 {
+		t.Errorf("%d LISTs of the directory after one failed, want 1", n)
+	}
+}
