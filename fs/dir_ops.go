@@ -80,7 +80,7 @@ func (d *Dir) Create(ctx context.Context, name string, flags, mode uint32, out *
 	}
 	key := childKey(d.key(), name)
 	a := newAttrs(ctx, syscall.S_IFREG|mode&07777)
-	f := &File{root: r, info: backend.ObjectInfo{Key: key}, attrs: a, localOnly: true, opens: 1}
+	f := &File{root: r, info: backend.ObjectInfo{Key: key}, attrs: a, localOnly: true, opens: 1, writers: 1}
 	dirty, err := newEmptyDirtyFile(r, f.key, f.info, a)
 	if err != nil {
 		return nil, nil, 0, r.fail("create", key, err)
@@ -102,7 +102,9 @@ func (d *Dir) Create(ctx context.Context, name string, flags, mode uint32, out *
 	ch := r.newInode(ctx, &d.Inode, f, syscall.S_IFREG, key)
 	r.setEntryTimeouts(out)
 	f.fillAttr(&out.Attr)
-	return ch, newFileHandle(f, f.info), 0, 0
+	h := newFileHandle(f, f.info)
+	h.write = true
+	return ch, h, 0, 0
 }
 
 var _ = (fusefs.NodeMkdirer)((*Dir)(nil))

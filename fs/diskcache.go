@@ -352,10 +352,13 @@ type diskReadResult struct {
 	o   *diskObject
 	off int64
 	sz  int
+	// after, if set, runs once the reply was sent, in its own goroutine, with the reply's
+	// reference to o, which it must release.
+	after func(o *diskObject, off int64, n int)
 }
 
 // read returns a reply of n bytes at off of object id, if the cache holds all of them.
-func (dc *diskCache) read(id string, off int64, n int) fuse.ReadResult {
+func (dc *diskCache) read(id string, off int64, n int) *diskReadResult {
 	if dc == nil || n <= 0 {
 		return nil
 	}
@@ -384,4 +387,10 @@ func (r *diskReadResult) Bytes(buf []byte) ([]byte, fuse.Status) {
 func (r *diskReadResult) Size() int { return r.sz }
 
 // Done implements fuse.ReadResult: the reply was sent.
-func (r *diskReadResult) Done() { r.dc.releaseObj(r.o) }
+func (r *diskReadResult) Done() {
+	if r.after != nil {
+		go r.after(r.o, r.off, r.sz)
+		return
+	}
+	r.dc.releaseObj(r.o)
+}

@@ -71,11 +71,22 @@ func TestRandomReaderIsServedFromDisk(t *testing.T) {
 		}
 	}
 	check(50)
-	// Wait for the background copy: the sparse cache file holds every byte.
+	waitCopied(t, opts, int64(len(data)))
+	b.ResetCalls()
+	check(300)
+	if n := b.Calls(memback.OpGet); n != 0 {
+		t.Errorf("%d GETs after the object was copied to disk, want 0", n)
+	}
+}
+
+// waitCopied waits for the background copy of the one object being read to the disk cache: the
+// sparse cache file holds every byte.
+func waitCopied(t *testing.T, opts Options, size int64) {
+	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if objs := cachedObjects(t, opts.DiskCacheDir); len(objs) == 1 {
 			var st syscall.Stat_t
-			if syscall.Stat(objs[0], &st) == nil && st.Blocks*512 >= int64(len(data)) {
+			if syscall.Stat(objs[0], &st) == nil && st.Blocks*512 >= size {
 				break
 			}
 		} else if len(objs) > 1 {
@@ -86,11 +97,6 @@ func TestRandomReaderIsServedFromDisk(t *testing.T) {
 		}
 	}
 	time.Sleep(50 * time.Millisecond) // the last block's bookkeeping follows its write
-	b.ResetCalls()
-	check(300)
-	if n := b.Calls(memback.OpGet); n != 0 {
-		t.Errorf("%d GETs after the object was copied to disk, want 0", n)
-	}
 }
 
 // TestSequentialReaderLeavesDiskAlone: sequential readers use read-ahead and the memory cache only,

@@ -33,6 +33,12 @@ type File struct {
 	attrsUnknown bool
 	// readers are the open handles' readers, which a rename moves to the new key.
 	readers map[*reader]struct{}
+	writers int            // open handles that may write; changed with storeMu held too
+	storing map[int64]bool // regions being stored into the kernel's page cache (readaround.go)
+
+	// storeMu keeps opens and truncates from overtaking a store into the kernel's page cache
+	// (readaround.go): stores hold it for reading, they for writing.
+	storeMu sync.RWMutex
 }
 
 func newFile(r *Root, info backend.ObjectInfo) *File {
@@ -213,9 +219,15 @@ func (f *File) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	snapshot := f.getInfo()
 	snapshot.Key = f.key()
 	h := newFileHandle(f, snapshot)
+	h.write = write || flags&syscall.O_TRUNC != 0
+	f.storeMu.Lock()
 	f.mu.Lock()
 	f.opens++
+	if h.write {
+		f.writers++
+	}
 	f.mu.Unlock()
+	f.storeMu.Unlock()
 	if flags&syscall.O_TRUNC != 0 && write {
 		if errno := f.truncate(ctx, 0); errno != 0 {
 			f.releaseHandle()
@@ -256,7 +268,10 @@ func (f *File) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 	size, hasSize := in.GetSize()
 	update, mtime := attrUpdate(in)
 	if hasSize {
-		if errno := f.truncate(ctx, int64(size)); errno != 0 {
+		f.storeMu.Lock()
+		errno := f.truncate(ctx, int64(size))
+		f.storeMu.Unlock()
+		if errno != 0 {
 			return errno
 		}
 	}
@@ -330,6 +345,7 @@ type fileHandle struct {
 	f        *File
 	snapshot backend.ObjectInfo // the version seen at open, for reads before any write
 	rd       *reader            // reads of that version, with read-ahead
+	write    bool               // opened for writing (counted in File.writers)
 }
 
 func newFileHandle(f *File, snapshot backend.ObjectInfo) *fileHandle {
@@ -357,6 +373,7 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	if d != nil {
 		n, err = d.readAt(ctx, dest, off)
 	} else if rr := h.rd.diskRead(off, len(dest)); rr != nil {
+		rr.after = h.storeAround
 		return rr, 0 // spliced from the disk cache
 	} else {
 		vecs, blocks, err := h.rd.read(ctx, off, len(dest))
@@ -417,6 +434,9 @@ var _ = (fusefs.FileReleaser)((*fileHandle)(nil))
 func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 	h.f.mu.Lock()
 	delete(h.f.readers, h.rd)
+	if h.write {
+		h.f.writers--
+	}
 	h.f.mu.Unlock()
 	h.rd.close()
 	h.f.releaseHandle()

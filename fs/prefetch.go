@@ -57,7 +57,7 @@ func newReader(r *Root, info backend.ObjectInfo) *reader {
 
 // diskRead returns a reply for a read of n bytes at off that the disk cache holds entirely (see
 // diskReadResult), or nil.
-func (rd *reader) diskRead(off int64, n int) fuse.ReadResult {
+func (rd *reader) diskRead(off int64, n int) *diskReadResult {
 	if off >= rd.info.Size {
 		return nil
 	}
@@ -65,6 +65,13 @@ func (rd *reader) diskRead(off int64, n int) fuse.ReadResult {
 	id := rd.id
 	rd.mu.Unlock()
 	return rd.r.cache.disk.read(id, off, int(min(int64(n), rd.info.Size-off)))
+}
+
+// version is the ETag of the version the reader reads.
+func (rd *reader) version() string {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	return rd.info.ETag
 }
 
 // moved points the reader at the copy a rename made of its object version (same content; the

@@ -32,7 +32,8 @@ func New() *Registry {
 	return &Registry{help: map[string]string{}, kind: map[string]string{}, series: map[string]*series{}}
 }
 
-func (r *Registry) get(kind, name, help string, labels []string) *series {
+// seriesKey renders labels (name, value pairs) as {a="b",...}, or "" when there are none.
+func seriesKey(labels []string) string {
 	var b strings.Builder
 	for i := 0; i+1 < len(labels); i += 2 {
 		if b.Len() > 0 {
@@ -40,10 +41,14 @@ func (r *Registry) get(kind, name, help string, labels []string) *series {
 		}
 		fmt.Fprintf(&b, "%s=%q", labels[i], labels[i+1])
 	}
-	lbl := ""
-	if b.Len() > 0 {
-		lbl = "{" + b.String() + "}"
+	if b.Len() == 0 {
+		return ""
 	}
+	return "{" + b.String() + "}"
+}
+
+func (r *Registry) get(kind, name, help string, labels []string) *series {
+	lbl := seriesKey(labels)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s, ok := r.series[name+lbl]
@@ -71,6 +76,20 @@ func (r *Registry) Add(name, help string, v float64, labels ...string) {
 
 // Inc adds one to a counter.
 func (r *Registry) Inc(name, help string, labels ...string) { r.Add(name, help, 1, labels...) }
+
+// Value returns the value of name{labels...}, zero if it was never recorded.
+func (r *Registry) Value(name string, labels ...string) float64 {
+	if r == nil {
+		return 0
+	}
+	r.mu.Lock()
+	s := r.series[name+seriesKey(labels)]
+	r.mu.Unlock()
+	if s == nil {
+		return 0
+	}
+	return math.Float64frombits(s.bits.Load())
+}
 
 // Set sets the gauge name{labels...}.
 func (r *Registry) Set(name, help string, v float64, labels ...string) {
