@@ -82,8 +82,8 @@ func (b *bench) putWith(ctx context.Context, c *s3.Client, key string, body io.R
 	return err
 }
 
-// seed creates the read data through the S3 API: uploaded once under the ceiling's root, then
-// copied server-side to each filesystem's root; and the directories of small objects for ls -l.
+// seed creates the read data through the S3 API: uploaded once under the ceiling's root in 8 MiB
+// parts, then copied server-side part by part to each filesystem's root; and the directories of small objects for ls -l.
 func (b *bench) seed(ctx context.Context, roots []string) error {
 	src := "team-a/bench-ceiling"
 	start := time.Now()
@@ -115,10 +115,40 @@ func (b *bench) seed(ctx context.Context, roots []string) error {
 	return b.seedLists(ctx, prefixes, b.sz.ListObjects)
 }
 
+// copyFn copies an object server-side in the parts it was uploaded in (8 MiB, UploadPartCopy), so
+// that every column reads objects of one layout: a CopyObject would leave a single part, which
+// servers store and serve differently (MinIO keeps each part in a file of its own).
 func (b *bench) copyFn(ctx context.Context, from, to string) func() error {
 	return func() error {
-		_, err := b.s3.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String(world.Bucket),
-			CopySource: aws.String(world.Bucket + "/" + from), Key: aws.String(to)})
+		head, err := b.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(world.Bucket), Key: aws.String(from)})
+		if err != nil {
+			return err
+		}
+		up, err := b.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(world.Bucket), Key: aws.String(to)})
+		if err != nil {
+			return err
+		}
+		done := false
+		defer func() {
+			if !done {
+				_, _ = b.s3.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{
+					Bucket: aws.String(world.Bucket), Key: aws.String(to), UploadId: up.UploadId})
+			}
+		}()
+		var parts []types.CompletedPart
+		size := aws.ToInt64(head.ContentLength)
+		for off, n := int64(0), int32(1); off < size; off, n = off+8*mib, n+1 {
+			out, err := b.s3.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: aws.String(world.Bucket), Key: aws.String(to),
+				UploadId: up.UploadId, PartNumber: aws.Int32(n), CopySource: aws.String(world.Bucket + "/" + from),
+				CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, min(off+8*mib, size)-1))})
+			if err != nil {
+				return err
+			}
+			parts = append(parts, types.CompletedPart{ETag: out.CopyPartResult.ETag, PartNumber: aws.Int32(n)})
+		}
+		_, err = b.s3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(world.Bucket),
+			Key: aws.String(to), UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
+		done = err == nil
 		return err
 	}
 }
