@@ -8,7 +8,9 @@ import "math/bits"
 // wake-ups and a round trip through the daemon; copying the region costs less than the requests it
 // saves as soon as a reader comes back near where it read, as random readers of columnar files and
 // databases do. The region is at most aroundFactor times the read, so a reader of small blocks
-// (4 KiB pages of a database) brings in 32 KiB, not 2 MiB.
+// (4 KiB pages of a database) brings in 32 KiB, not 2 MiB. At most maxStores stores are in flight;
+// a read that finds them all busy stores nothing (the reads outpace the copies, and a queue would
+// only hold buffers and land late).
 //
 // The kernel's page cache of a file is shared by its handles, so a region is stored only while it
 // is the file's current content: no handle is open for writing (File.writers), the file has no
@@ -19,6 +21,7 @@ import "math/bits"
 const (
 	aroundMax    = 2 << 20 // the largest region
 	aroundFactor = 8       // a region is at most this many times the read that starts it
+	maxStores    = 2       // stores in flight, per mount
 )
 
 // aroundRegion returns the aligned region [lo, hi) to store around a read of n bytes at off in an
@@ -47,6 +50,12 @@ func (h *fileHandle) storeAround(o *diskObject, off int64, n int) {
 		return
 	}
 	f := h.f
+	select {
+	case f.root.stores <- struct{}{}:
+		defer func() { <-f.root.stores }()
+	default:
+		return
+	}
 	f.storeMu.RLock()
 	defer f.storeMu.RUnlock()
 	etag := h.rd.version()

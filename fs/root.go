@@ -54,6 +54,8 @@ type Root struct {
 	readahead *byteBudget
 	// heads bounds the HEAD requests started ahead of READDIRPLUS lookups.
 	heads chan struct{}
+	// stores bounds the stores into the kernel's page cache in flight (readaround.go).
+	stores chan struct{}
 	// rootListed: ListRoot ran (Mount need not list the root again).
 	rootListed atomic.Bool
 
@@ -101,6 +103,7 @@ func NewRoot(b backend.Backend, opts Options) (*Root, error) {
 	r.readahead = &byteBudget{limit: opts.ReadaheadBudget}
 	r.bufs = poolOf(int(opts.PartSize))
 	r.heads = make(chan struct{}, 32)
+	r.stores = make(chan struct{}, maxStores)
 	return r, nil
 }
 
