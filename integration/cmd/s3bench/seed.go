@@ -108,20 +108,6 @@ func (b *bench) seed(ctx context.Context, roots []string) error {
 		return fmt.Errorf("copying: %w", err)
 	}
 	b.logf("seed: copied to %d roots in %s", len(roots), since(start))
-	// Read every copy once before measuring: each filesystem's first read of its copy, just
-	// written, was the slowest of its three (MinIO reads large objects with O_DIRECT, from this
-	// machine's virtual disk); S3 has no such state. The ceiling's objects were read by the copies.
-	start = time.Now()
-	var reads []func() error
-	for _, root := range roots {
-		for _, key := range []string{seqKey(root), parKey(root, 0), parKey(root, 1), parKey(root, 2), parKey(root, 3)} {
-			reads = append(reads, func() error { _, err := b.getAll(ctx, b.s3, key, ""); return err })
-		}
-	}
-	if err := parallel(4, reads); err != nil {
-		return fmt.Errorf("reading the copies: %w", err)
-	}
-	b.logf("seed: copies read once in %s", since(start))
 	var prefixes []string
 	for _, root := range append([]string{src}, roots...) {
 		prefixes = append(prefixes, listPrefix(root, b.sz.ListObjects))
