@@ -38,7 +38,7 @@ func (discardAt) WriteAt(p []byte, off int64) (int, error) { return len(p), nil 
 // so that the ratios to the ceiling compare measurements taken side by side.
 func (b *bench) ceilingJobs() map[string]func(ctx context.Context, rep int) {
 	col := colCeiling
-	dl := manager.NewDownloader(b.role, func(d *manager.Downloader) { d.PartSize, d.Concurrency = 8*mib, 8 })
+	dl := manager.NewDownloader(b.role, func(d *manager.Downloader) { d.PartSize, d.Concurrency = partSize, 8 })
 	download := func(ctx context.Context, key string) error {
 		_, err := dl.Download(ctx, discardAt{}, &s3.GetObjectInput{Bucket: aws.String(world.Bucket), Key: aws.String(key)})
 		return err

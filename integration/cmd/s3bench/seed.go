@@ -22,6 +22,9 @@ import (
 
 const mib = 1 << 20
 
+// partSize is the part size of the seeded objects and of the ceiling's Uploader and Downloader.
+const partSize = 8 * mib
+
 // The data every filesystem reads, below its root: data/seq (jobs 1, 3, 7), data/par0..3 (job 2)
 // and list/ (job 6). s3mount's root also has list-<n>/ for the scaling rows.
 func seqKey(root string) string            { return root + "/data/seq" }
@@ -77,13 +80,14 @@ func (b *bench) put(ctx context.Context, key string, body io.Reader) error {
 
 // putWith uploads with the Uploader the ceiling measures.
 func (b *bench) putWith(ctx context.Context, c *s3.Client, key string, body io.Reader) error {
-	up := manager.NewUploader(c, func(u *manager.Uploader) { u.PartSize, u.Concurrency = 8*mib, 8 })
+	up := manager.NewUploader(c, func(u *manager.Uploader) { u.PartSize, u.Concurrency = partSize, 8 })
 	_, err := up.Upload(ctx, &s3.PutObjectInput{Bucket: aws.String(world.Bucket), Key: aws.String(key), Body: body})
 	return err
 }
 
 // seed creates the read data through the S3 API: uploaded once under the ceiling's root in 8 MiB
-// parts, then copied server-side part by part to each filesystem's root; and the directories of small objects for ls -l.
+// parts, then copied server-side part by part to each filesystem's root; and the directories of
+// small objects for ls -l.
 func (b *bench) seed(ctx context.Context, roots []string) error {
 	src := "team-a/bench-ceiling"
 	start := time.Now()
@@ -137,10 +141,10 @@ func (b *bench) copyFn(ctx context.Context, from, to string) func() error {
 		}()
 		var parts []types.CompletedPart
 		size := aws.ToInt64(head.ContentLength)
-		for off, n := int64(0), int32(1); off < size; off, n = off+8*mib, n+1 {
+		for off, n := int64(0), int32(1); off < size; off, n = off+partSize, n+1 {
 			out, err := b.s3.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: aws.String(world.Bucket), Key: aws.String(to),
 				UploadId: up.UploadId, PartNumber: aws.Int32(n), CopySource: aws.String(world.Bucket + "/" + from),
-				CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, min(off+8*mib, size)-1))})
+				CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, min(off+partSize, size)-1))})
 			if err != nil {
 				return err
 			}
