@@ -15,9 +15,9 @@ import "math/bits"
 // The kernel's page cache of a file is shared by its handles, so a region is stored only while it
 // is the file's current content: no handle is open for writing (File.writers), the file has no
 // local changes, and the reader's version is the file's. A store in flight keeps opens and
-// truncates waiting (File.storeMu): the kernel drops a file's page cache at every open (s3mount
-// does not ask it to keep it), so a store overtaken by an open could leave an older version's
-// bytes in the cache that open just cleared.
+// truncates waiting, and none starts while one of them is under way (File.storeMu): the kernel
+// drops a file's page cache at every open (s3mount does not ask it to keep it), so a store
+// overtaken by an open could leave an older version's bytes in the cache that open just cleared.
 const (
 	aroundMax    = 2 << 20 // the largest region
 	aroundFactor = 8       // a region is at most this many times the read that starts it
@@ -56,7 +56,9 @@ func (h *fileHandle) storeAround(o *diskObject, off int64, n int) {
 	default:
 		return
 	}
-	f.storeMu.RLock()
+	if !f.storeMu.TryRLock() {
+		return // an open or a truncate of the file is under way
+	}
 	defer f.storeMu.RUnlock()
 	etag := h.rd.version()
 	f.mu.Lock()
