@@ -79,7 +79,9 @@ func (l *lister) fetch(ctx context.Context) error {
 	if !l.done && l.pages == l.maxPages {
 		// MinIO marks a page that holds the last MaxKeys entries as truncated (S3 looks ahead):
 		// a one-key look at the next page tells whether the directory ends with this one.
-		q, err := l.b.List(ctx, backend.ListInput{Prefix: l.prefix, Delimiter: "/", Token: l.token, MaxKeys: 1})
+		in := l.input()
+		in.MaxKeys = 1
+		q, err := l.b.List(ctx, in)
 		if err == nil && len(q.Objects) == 0 && len(q.Prefixes) == 0 && q.NextToken == "" {
 			l.done = true
 		}
