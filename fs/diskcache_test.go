@@ -83,17 +83,29 @@ func TestRandomReaderIsServedFromDisk(t *testing.T) {
 // sparse cache file holds every byte.
 func waitCopied(t *testing.T, opts Options, size int64) {
 	t.Helper()
+	waitCopiedN(t, opts, 1, size)
+}
+
+// waitCopiedN is waitCopied for n objects of size bytes each.
+func waitCopiedN(t *testing.T, opts Options, n int, size int64) {
+	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if objs := cachedObjects(t, opts.DiskCacheDir); len(objs) == 1 {
+		objs := cachedObjects(t, opts.DiskCacheDir)
+		if len(objs) > n {
+			t.Fatalf("disk cache holds %v, want %d objects", objs, n)
+		}
+		var full []string
+		for _, o := range objs {
 			var st syscall.Stat_t
-			if syscall.Stat(objs[0], &st) == nil && st.Blocks*512 >= size {
-				break
+			if syscall.Stat(o, &st) == nil && st.Blocks*512 >= size {
+				full = append(full, o)
 			}
-		} else if len(objs) > 1 {
-			t.Fatalf("disk cache holds %v, want one object", objs)
+		}
+		if len(full) == n {
+			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the background copy did not finish")
+			t.Fatalf("the background copy did not finish: %d of %d objects whole (%v)", len(full), n, objs)
 		}
 	}
 	time.Sleep(50 * time.Millisecond) // the last block's bookkeeping follows its write

@@ -220,11 +220,17 @@ func (f *File) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	snapshot.Key = f.key()
 	h := newFileHandle(f, snapshot)
 	h.write = write || flags&syscall.O_TRUNC != 0
+	var fuseFlags uint32
 	f.storeMu.Lock()
 	f.mu.Lock()
 	f.opens++
 	if h.write {
 		f.writers++
+	}
+	if f.dirty == nil && f.otherVersionOpen(snapshot.ETag, h.rd) {
+		// The kernel's page cache is the file's, not the handle's: while another handle reads
+		// an older version through it, this one reads past it.
+		fuseFlags = fuse.FOPEN_DIRECT_IO
 	}
 	f.mu.Unlock()
 	f.storeMu.Unlock()
@@ -234,7 +240,18 @@ func (f *File) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 			return nil, 0, errno
 		}
 	}
-	return h, 0, 0
+	return h, fuseFlags, 0
+}
+
+// otherVersionOpen reports whether an open handle other than the one reading with except reads a
+// version other than etag. Must hold f.mu.
+func (f *File) otherVersionOpen(etag string, except *reader) bool {
+	for rd := range f.readers {
+		if rd != except && rd.version() != etag {
+			return true
+		}
+	}
+	return false
 }
 
 func (f *File) truncate(ctx context.Context, size int64) syscall.Errno {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -293,6 +294,88 @@ func TestReplacedObjectUnderOpenHandleIsStale(t *testing.T) {
 	if err != nil || !bytes.Equal(got, bytes.Repeat([]byte("b"), 1<<20)) {
 		t.Errorf("reopen after replacement: %d bytes, %v", len(got), err)
 	}
+}
+
+// TestPinnedHandleDoesNotLeakIntoANewVersion: the kernel's page cache is per file, not per handle.
+// A handle pinned to the version it opened still reads that version's bytes from memory after the
+// object is replaced; those bytes must never reach a handle opened on the new version, and the
+// new version's bytes never the old handle.
+func TestPinnedHandleDoesNotLeakIntoANewVersion(t *testing.T) {
+	b := memback.New()
+	const size = 1 << 20
+	va, vb := bytes.Repeat([]byte("a"), size), bytes.Repeat([]byte("b"), size)
+	b.PutBytes("f", va)
+	mnt := testMount(t, b, noCacheOptions())
+	path := filepath.Join(mnt, "f")
+	old, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	buf := make([]byte, size)
+	readAll := func(f *os.File, want []byte, what string) {
+		t.Helper()
+		clear(buf)
+		if n, err := f.ReadAt(buf, 0); n != size || err != nil && err != io.EOF {
+			t.Fatalf("%s: read %d bytes: %v", what, n, err)
+		}
+		if i := firstDiff(buf, want); i >= 0 {
+			t.Fatalf("%s: byte %d is %q, want %q", what, i, buf[i], want[i])
+		}
+	}
+	readAll(old, va, "old handle, first read") // the whole version is now in memory
+	b.PutBytes("f", vb)
+	cur, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cur.Close()
+	readAll(old, va, "old handle after the replacement")
+	readAll(cur, vb, "new handle")
+	readAll(old, va, "old handle after the new handle's reads")
+	readAll(cur, vb, "new handle, again")
+}
+
+// TestRenameDoesNotRepinAnOlderHandle: a rename moves the handles reading the renamed version to
+// its copy; a handle pinned to an older version is not moved onto the copy of a newer one.
+func TestRenameDoesNotRepinAnOlderHandle(t *testing.T) {
+	b := memback.New()
+	const size = 1 << 20
+	b.PutBytes("f", bytes.Repeat([]byte("a"), size))
+	mnt := testMount(t, b, noCacheOptions())
+	old, err := os.Open(filepath.Join(mnt, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	b.PutBytes("f", bytes.Repeat([]byte("b"), size))
+	if fi, err := os.Stat(filepath.Join(mnt, "f")); err != nil || fi.Size() != size {
+		t.Fatalf("stat after the replacement: %v", err)
+	}
+	if err := os.Rename(filepath.Join(mnt, "f"), filepath.Join(mnt, "g")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	n, err := old.ReadAt(buf, 512<<10) // past the first block, which the lookup brought
+	if i := bytes.IndexByte(buf[:n], 'b'); i >= 0 {
+		t.Fatalf("the old handle read the new version's bytes after the rename (%d bytes, %v)", n, err)
+	}
+	if err == nil {
+		t.Errorf("the old handle read %d bytes of a version S3 no longer has; want an error", n)
+	}
+}
+
+// firstDiff returns the first index where a and b differ, or -1.
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	if len(a) != len(b) {
+		return min(len(a), len(b))
+	}
+	return -1
 }
 
 // TestLsLongHEADsRunAhead: when a directory is listed (READDIRPLUS or a listing followed by a stat

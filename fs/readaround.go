@@ -14,10 +14,11 @@ import "math/bits"
 //
 // The kernel's page cache of a file is shared by its handles, so a region is stored only while it
 // is the file's current content: no handle is open for writing (File.writers), the file has no
-// local changes, and the reader's version is the file's. A store in flight keeps opens and
-// truncates waiting, and none starts while one of them is under way (File.storeMu): the kernel
-// drops a file's page cache at every open (s3mount does not ask it to keep it), so a store
-// overtaken by an open could leave an older version's bytes in the cache that open just cleared.
+// local changes, and the reader's version is the file's and every open handle's (see File.Open). A
+// store in flight keeps opens and truncates waiting, and none starts while one of them is under
+// way (File.storeMu): the kernel drops a file's page cache at every open (s3mount does not ask it
+// to keep it), so a store overtaken by an open could leave an older version's bytes in the cache
+// that open just cleared.
 const (
 	aroundMax    = 2 << 20 // the largest region
 	aroundFactor = 8       // a region is at most this many times the read that starts it
@@ -62,7 +63,7 @@ func (h *fileHandle) storeAround(o *diskObject, off int64, n int) {
 	defer f.storeMu.RUnlock()
 	etag := h.rd.version()
 	f.mu.Lock()
-	ok := f.writers == 0 && f.dirty == nil && f.info.ETag == etag && !f.storing[lo]
+	ok := f.writers == 0 && f.dirty == nil && f.info.ETag == etag && !f.otherVersionOpen(etag, nil) && !f.storing[lo]
 	if ok {
 		if f.storing == nil {
 			f.storing = map[int64]bool{}

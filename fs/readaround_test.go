@@ -133,3 +133,88 @@ func TestReadAroundFillsTheKernelCache(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReadAroundWaitsForOlderVersionsToClose: while a handle pinned to an older version of the
+// file is open, a handle on the new version stores nothing around its reads (the page cache is
+// the file's, and the old handle reads through it), and each handle reads its own version; once
+// the old handle is closed, stores resume.
+func TestReadAroundWaitsForOlderVersionsToClose(t *testing.T) {
+	b := memback.New()
+	const size = 8 << 20
+	va, vb := randomData(21, size), randomData(22, size)
+	b.PutBytes("obj", va)
+	opts := noCacheOptions()
+	opts.CacheSize = 2 * blockSize
+	opts.ReadPartSize = 1 << 20
+	opts.DiskCacheDir = t.TempDir()
+	opts.DiskCacheSize = 64 << 20
+	m := metrics.New()
+	opts.Metrics = m
+	dir := testMount(t, b, opts)
+	path := filepath.Join(dir, "obj")
+	buf := make([]byte, 256<<10)
+	open := func() *os.File {
+		t.Helper()
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	readAt := func(f *os.File, off int64, want []byte) {
+		t.Helper()
+		n, err := f.ReadAt(buf, off)
+		if err != nil || n != len(buf) || !bytes.Equal(buf, want[off:off+int64(n)]) {
+			t.Fatalf("ReadAt(%d): %d bytes, %v, or bytes of another version", off, n, err)
+		}
+	}
+	// Reads far enough apart to count as random, which has the disk cache copy the version.
+	randomReads := func(f *os.File, want []byte) {
+		t.Helper()
+		for _, off := range []int64{7 << 20, 4 << 20, 6 << 20, 3 << 20, 5 << 20} {
+			readAt(f, off, want)
+		}
+	}
+	stored := func() float64 { return m.Value("s3mount_read_around_bytes_total") }
+
+	old := open()
+	defer old.Close()
+	randomReads(old, va)
+	waitCopied(t, opts, size)
+	b.PutBytes("obj", vb)
+	cur := open()
+	defer cur.Close()
+	randomReads(cur, vb)
+	waitCopiedN(t, opts, 2, size)
+	before := stored()
+	for off := int64(0); off < size; off += 1 << 20 {
+		readAt(cur, off, vb)
+		readAt(old, off+512<<10, va)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if s := stored(); s != before {
+		t.Errorf("%v bytes stored around reads while a handle on the older version was open, want 0", s-before)
+	}
+	for off := int64(0); off < size; off += 1 << 20 {
+		readAt(old, off, va)
+		readAt(cur, off+512<<10, vb)
+	}
+
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := open()
+	defer again.Close()
+	readAt(again, 3<<20, vb)
+	for deadline := time.Now().Add(10 * time.Second); stored() == before; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing stored around reads after the older version's handle closed")
+		}
+	}
+	for off := int64(0); off < size; off += 256 << 10 {
+		readAt(again, off, vb)
+	}
+}

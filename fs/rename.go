@@ -91,13 +91,18 @@ func (r *Root) renameFile(ctx context.Context, node *fusefs.Inode, srcKey, dstKe
 }
 
 // movedTo records the copy a rename made of the file's object: its key and ETag (a copy may have
-// a new ETag), for the file and for the handles reading it, which read on from the copy.
+// a new ETag), for the file and for the handles reading its version, which read on from the copy.
+// A handle pinned to an older version keeps reading that version's bytes from memory, and gets
+// ESTALE for the rest.
 func (f *File) movedTo(key, etag string) {
 	f.mu.Lock()
+	copied := f.info.ETag
 	f.info.Key, f.info.ETag = key, etag
 	readers := make([]*reader, 0, len(f.readers))
 	for rd := range f.readers {
-		readers = append(readers, rd)
+		if rd.version() == copied {
+			readers = append(readers, rd)
+		}
 	}
 	f.mu.Unlock()
 	for _, rd := range readers {
