@@ -568,7 +568,7 @@ func (d *dirtyFile) commit(ctx context.Context) (info backend.ObjectInfo, change
 		// Only the attributes changed: rewrite them onto the object with a server-side copy.
 		key, meta := d.keyOf(), d.meta()
 		d.mu.Unlock()
-		info, err := d.r.b.Copy(ctx, key, key, meta)
+		info, _, err := d.r.b.Copy(ctx, key, key, meta)
 		d.mu.Lock()
 		if err != nil {
 			return backend.ObjectInfo{}, false, err

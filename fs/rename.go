@@ -78,54 +78,60 @@ func (r *Root) renameFile(ctx context.Context, node *fusefs.Inode, srcKey, dstKe
 			// S3 has an older version: move it too, so that the new name keeps it until the commit.
 		}
 	}
-	info, err := r.b.Copy(ctx, srcKey, dstKey, nil)
+	info, from, err := r.b.Copy(ctx, srcKey, dstKey, nil)
 	if err != nil {
 		return err
 	}
 	if node != nil {
 		if f, ok := node.Operations().(*File); ok {
-			f.movedTo(dstKey, info.ETag)
+			f.movedTo(copied{info, from})
 		}
 	}
 	return r.b.Delete(ctx, srcKey)
 }
 
-// movedTo records the copy a rename made of the file's object: its key and ETag (a copy may have
-// a new ETag), for the file and for the handles reading its version, which read on from the copy.
-// A handle pinned to an older version keeps reading that version's bytes from memory, and gets
-// ESTALE for the rest.
-func (f *File) movedTo(key, etag string) {
+// copied is the outcome of a server-side copy: the copy's info and the ETag of the version of
+// the source it copied.
+type copied struct {
+	info backend.ObjectInfo
+	from string
+}
+
+// movedTo records the copy a rename made of the file's object (a copy may have a new ETag), which
+// is now the file's committed version, and points the handles reading the version copied at it.
+// A handle pinned to another version (S3 had a newer one than it opened) keeps reading that
+// version's bytes from memory, and gets ESTALE for the rest.
+func (f *File) movedTo(c copied) {
 	f.mu.Lock()
-	copied := f.info.ETag
-	f.info.Key, f.info.ETag = key, etag
+	f.info, f.attrs, f.attrsUnknown = c.info, parseMeta(c.info.Meta), false
 	readers := make([]*reader, 0, len(f.readers))
 	for rd := range f.readers {
-		if rd.version() == copied {
+		if rd.version() == c.from {
 			readers = append(readers, rd)
 		}
 	}
 	f.mu.Unlock()
 	for _, rd := range readers {
-		rd.moved(key, etag)
+		rd.moved(c.info.Key, c.info.ETag)
 	}
 }
 
-// movedTree updates the nodes below node, a directory just renamed from and to the given key
-// prefixes, to their objects' copies: files get the copies' keys and ETags (etags, by key relative
-// to the directory; rel is node's own relative path), and directories forget their listings,
-// whose entries name the old versions.
-func movedTree(node *fusefs.Inode, dstPrefix, rel string, etags map[string]string) {
+// movedTree updates the nodes below node, a directory just renamed, to their objects' copies
+// (copies, by key relative to the directory; rel is node's own relative path): files move to
+// their copies (see movedTo), and directories forget their listings, whose entries name the old
+// versions.
+func movedTree(node *fusefs.Inode, rel string, copies map[string]copied) {
 	if d, ok := node.Operations().(*Dir); ok {
 		d.lc.forget()
 	}
 	for name, ch := range node.Children() {
 		switch n := ch.Operations().(type) {
 		case *File:
-			if etag, ok := etags[rel+name]; ok {
-				n.movedTo(dstPrefix+rel+name, etag)
+			if c, ok := copies[rel+name]; ok {
+				n.movedTo(c)
 			}
 		case *Dir:
-			movedTree(ch, dstPrefix, rel+name+"/", etags)
+			movedTree(ch, rel+name+"/", copies)
 		}
 	}
 }
@@ -193,17 +199,17 @@ func (r *Root) renameDir(ctx context.Context, node *fusefs.Inode, srcKey, dstKey
 		}
 	}
 	// Copy everything first, then delete: a crash in between leaves both trees, never neither.
-	etags := make(map[string]string, len(keys))
+	copies := make(map[string]copied, len(keys))
 	for _, k := range keys {
 		rel := strings.TrimPrefix(k, srcPrefix)
-		info, err := r.b.Copy(ctx, k, dstPrefix+rel, nil)
+		info, from, err := r.b.Copy(ctx, k, dstPrefix+rel, nil)
 		if err != nil {
 			return err
 		}
-		etags[rel] = info.ETag
+		copies[rel] = copied{info, from}
 	}
 	if node != nil {
-		movedTree(node, dstPrefix, "", etags)
+		movedTree(node, "", copies)
 	}
 	for _, k := range keys {
 		if err := r.b.Delete(ctx, k); err != nil && !errors.Is(err, backend.ErrNotExist) {

@@ -87,7 +87,7 @@ func (s *Symlink) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.Se
 		update(&a)
 		a.mode = syscall.S_IFLNK | 0o777 // a link's own mode never changes
 		key := s.root.fileKey(&s.Inode)
-		info, err := s.root.b.Copy(ctx, key, key, a.toMeta())
+		info, _, err := s.root.b.Copy(ctx, key, key, a.toMeta())
 		if err != nil {
 			return s.root.fail("setattr", key, err)
 		}

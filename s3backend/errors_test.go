@@ -155,3 +155,42 @@ func TestGetFirstReadsHeadersAndSize(t *testing.T) {
 		t.Errorf("GetFirst of a missing key: %v, want ErrNotExist", err)
 	}
 }
+
+// TestCopyReturnsTheVersionItCopied: Copy pins its CopyObject to the ETag its HEAD saw
+// (x-amz-copy-source-if-match) and returns that ETag beside the copy's info; a source replaced
+// in between fails the copy with ErrStale.
+func TestCopyReturnsTheVersionItCopied(t *testing.T) {
+	for _, replaced := range []bool{false, true} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case r.Method == http.MethodHead:
+				w.Header().Set("ETag", `"src1"`)
+				w.Header().Set("Content-Length", "5")
+				w.Header().Set("X-Amz-Meta-Mode", "33188")
+			case r.Method == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") != "":
+				if got := r.Header.Get("X-Amz-Copy-Source-If-Match"); got != `"src1"` {
+					t.Errorf("copy source if-match %q, want the ETag HEAD saw", got)
+				}
+				if replaced {
+					w.WriteHeader(http.StatusPreconditionFailed)
+					io.WriteString(w, `<Error><Code>PreconditionFailed</Code><Message>m</Message></Error>`)
+					return
+				}
+				io.WriteString(w, `<CopyObjectResult><ETag>"dst1"</ETag><LastModified>2026-12-01T10:00:00.000Z</LastModified></CopyObjectResult>`)
+			default:
+				t.Errorf("unexpected %s %s", r.Method, r.URL)
+			}
+		}))
+		info, from, err := backendAt(t, srv.URL).Copy(context.Background(), "a", "b", nil)
+		srv.Close()
+		if replaced {
+			if !errors.Is(err, backend.ErrStale) {
+				t.Errorf("copy of a source replaced after its HEAD: %v, want ErrStale", err)
+			}
+			continue
+		}
+		if err != nil || from != `"src1"` || info.ETag != `"dst1"` || info.Key != "b" || info.Size != 5 || info.Meta["mode"] != "33188" {
+			t.Errorf("Copy = %+v, %q, %v; want the copy's info and the source's ETag", info, from, err)
+		}
+	}
+}

@@ -287,18 +287,28 @@ const maxCopyObject = 5 << 30
 // copyPartSize is the part size of multipart copies.
 const copyPartSize = 512 << 20
 
-// Copy implements backend.Backend.
-func (b *Backend) Copy(ctx context.Context, src, dst string, meta map[string]string) (backend.ObjectInfo, error) {
+// Copy implements backend.Backend. Either way of copying sends CopySourceIfMatch with the ETag
+// HEAD saw, so that is the version copied.
+func (b *Backend) Copy(ctx context.Context, src, dst string, meta map[string]string) (backend.ObjectInfo, string, error) {
 	srcInfo, err := b.Head(ctx, src)
 	if err != nil {
-		return backend.ObjectInfo{}, err
+		return backend.ObjectInfo{}, "", err
 	}
 	if meta == nil {
 		meta = srcInfo.Meta
 	}
+	var info backend.ObjectInfo
 	if srcInfo.Size > maxCopyObject {
-		return b.copyMultipart(ctx, srcInfo, dst, meta)
+		info, err = b.copyMultipart(ctx, srcInfo, dst, meta)
+	} else {
+		info, err = b.copyObject(ctx, srcInfo, dst, meta)
 	}
+	return info, srcInfo.ETag, err
+}
+
+// copyObject copies src with one CopyObject.
+func (b *Backend) copyObject(ctx context.Context, srcInfo backend.ObjectInfo, dst string, meta map[string]string) (backend.ObjectInfo, error) {
+	src := srcInfo.Key
 	req := &s3.CopyObjectInput{
 		Bucket: &b.cfg.Bucket, Key: &dst, CopySource: b.copySource(src),
 		CopySourceIfMatch: aws.String(srcInfo.ETag),

@@ -101,8 +101,9 @@ type Backend interface {
 	NewUpload(ctx context.Context, key string, opts PutOptions) (Upload, error)
 
 	// Copy copies src to dst (server side) with the given metadata (nil keeps the source's), and
-	// returns dst's new info. The copy is all-or-nothing.
-	Copy(ctx context.Context, src, dst string, meta map[string]string) (ObjectInfo, error)
+	// returns dst's new info and the ETag of the version of src it copied. The copy is
+	// all-or-nothing.
+	Copy(ctx context.Context, src, dst string, meta map[string]string) (info ObjectInfo, srcETag string, err error)
 
 	// Delete removes key. Deleting a missing key succeeds.
 	Delete(ctx context.Context, key string) error

@@ -344,20 +344,21 @@ func (b *Backend) Put(ctx context.Context, key string, body io.ReadSeeker, size 
 }
 
 // Copy implements backend.Backend.
-func (b *Backend) Copy(ctx context.Context, src, dst string, meta map[string]string) (backend.ObjectInfo, error) {
+func (b *Backend) Copy(ctx context.Context, src, dst string, meta map[string]string) (backend.ObjectInfo, string, error) {
 	if err := b.begin(OpCopy, src); err != nil {
-		return backend.ObjectInfo{}, err
+		return backend.ObjectInfo{}, "", err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	o, ok := b.objects[src]
 	if !ok {
-		return backend.ObjectInfo{}, notExist(src)
+		return backend.ObjectInfo{}, "", notExist(src)
 	}
 	if meta == nil {
 		meta = o.meta
 	}
-	return info(dst, b.store(dst, bytes.Clone(o.data), meta), true), nil
+	from := o.etag
+	return info(dst, b.store(dst, bytes.Clone(o.data), meta), true), from, nil
 }
 
 // Delete implements backend.Backend.

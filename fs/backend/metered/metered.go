@@ -124,11 +124,11 @@ func (u *upload) Abort(ctx context.Context) error {
 	return err
 }
 
-func (b *Backend) Copy(ctx context.Context, src, dst string, meta map[string]string) (backend.ObjectInfo, error) {
+func (b *Backend) Copy(ctx context.Context, src, dst string, meta map[string]string) (backend.ObjectInfo, string, error) {
 	start := time.Now()
-	info, err := b.Backend.Copy(ctx, src, dst, meta)
+	info, from, err := b.Backend.Copy(ctx, src, dst, meta)
 	b.done("CopyObject", start, err)
-	return info, err
+	return info, from, err
 }
 
 func (b *Backend) Delete(ctx context.Context, key string) error {
