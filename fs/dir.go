@@ -263,7 +263,7 @@ func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 	if h.l == nil {
 		h.l = newLister(r.b, h.dir.key(), r.opts.ListPageSize)
 		h.local = h.dir.localOnlyNames()
-		h.dir.lc.reset()
+		h.dir.lc.reset(r)
 		h.l.onEntry = h.dir.lc.add // whole pages, so that lookups can HEAD ahead
 	}
 	e, ok, err := h.nextEntry(ctx)

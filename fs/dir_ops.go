@@ -135,7 +135,7 @@ func (d *Dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.Ent
 	d.lc.stored(e)
 	ch := r.newChild(ctx, &d.Inode, e, out)
 	if nd, ok := ch.Operations().(*Dir); ok {
-		nd.lc.seedEmpty() // mustBeNew found nothing under the prefix (in S3, or in a fresh listing)
+		nd.lc.seedEmpty(r) // mustBeNew found nothing under the prefix (in S3, or in a fresh listing)
 	}
 	return ch, 0
 }

@@ -75,11 +75,12 @@ type headResult struct {
 const headsAhead = 64
 
 // reset starts remembering a new listing.
-func (c *listingCache) reset() {
+func (c *listingCache) reset(r *Root) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.gen++
 	c.at, c.order, c.entries, c.done, c.forLookups = time.Now(), nil, map[string]*cachedEntry{}, false, false
+	c.mu.Unlock()
+	r.listings.hold(c)
 }
 
 // forget drops the listing (the directory changed).
@@ -92,11 +93,12 @@ func (c *listingCache) forget() {
 
 // seedEmpty starts a complete, empty listing: the directory was just found empty (this mount
 // created it).
-func (c *listingCache) seedEmpty() {
+func (c *listingCache) seedEmpty(r *Root) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.gen++
 	c.at, c.order, c.entries, c.done = time.Now(), nil, map[string]*cachedEntry{}, true
+	c.mu.Unlock()
+	r.listings.hold(c)
 }
 
 // stored records that this mount just stored e (a committed file, a new directory or symlink) in
@@ -259,8 +261,8 @@ func (c *listingCache) relist(ctx context.Context, r *Root, prefix string, pages
 		got = append(got, e)
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if err != nil || c.gen != gen {
+		c.mu.Unlock()
 		return false // failed, more pages than wanted (errMorePages), or overtaken by a change
 	}
 	order, entries := make([]*cachedEntry, len(got)), make(map[string]*cachedEntry, len(got))
@@ -273,7 +275,57 @@ func (c *listingCache) relist(ctx context.Context, r *Root, prefix string, pages
 	}
 	c.gen++
 	c.order, c.entries, c.at, c.done, c.forLookups = order, entries, start, true, forLookups
+	c.mu.Unlock()
+	r.listings.hold(c)
 	return true
+}
+
+// listingSet holds the listing caches that hold entries, so that the ones no longer of use can be
+// freed (sweep). A listing answers lookups for the listing TTL, and decides whether to list again
+// for as long again (see refreshIfStale); after that it would only hold memory, some 300 bytes an
+// entry, in every directory ever listed, for as long as the kernel remembers the directory.
+type listingSet struct {
+	mu  sync.Mutex
+	set map[*listingCache]struct{}
+}
+
+// hold adds c, which has just been given entries.
+func (s *listingSet) hold(c *listingCache) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.set == nil {
+		s.set = map[*listingCache]struct{}{}
+	}
+	s.set[c] = struct{}{}
+}
+
+// len returns how many listings the set holds.
+func (s *listingSet) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.set)
+}
+
+// sweep frees the listings that last changed more than twice ttl ago (or were dropped already),
+// unless one is being refreshed.
+func (s *listingSet) sweep(ttl time.Duration) {
+	s.mu.Lock()
+	held := make([]*listingCache, 0, len(s.set))
+	for c := range s.set {
+		held = append(held, c)
+	}
+	s.mu.Unlock()
+	for _, c := range held {
+		c.mu.Lock()
+		if c.refresh == nil && (c.entries == nil || time.Since(c.at) > 2*ttl) {
+			c.gen++
+			c.order, c.entries = nil, nil
+			s.mu.Lock() // after c.mu, so that a hold of c cannot fall between the check and this
+			delete(s.set, c)
+			s.mu.Unlock()
+		}
+		c.mu.Unlock()
+	}
 }
 
 // head returns the HEAD of the file entry ce, started ahead if it was (else its lookup's GET, see

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -431,5 +432,80 @@ func TestFailedListingBacksOff(t *testing.T) {
 	}
 	if n := full.Load(); n != 1 {
 		t.Errorf("%d LISTs of the directory after one failed, want 1", n)
+	}
+}
+
+// TestListingsAreFreedAfterUse: a directory's listing is kept while it can answer lookups or
+// decide a refresh (twice the listing TTL), then freed, so that a tree that was listed once does
+// not hold its listings for as long as the kernel remembers its directories. A directory listed
+// again after that lists as before.
+func TestListingsAreFreedAfterUse(t *testing.T) {
+	b := memback.New()
+	for i := 0; i < 300; i++ {
+		b.PutBytes(fmt.Sprintf("d%d/f%03d", i%3, i), []byte("x"))
+	}
+	mnt, r := testMountRoot(t, b, shortTTLOptions()) // listings live 0.5 s, and are swept each second
+	for i := 0; i < 3; i++ {
+		if n := len(names(t, filepath.Join(mnt, fmt.Sprintf("d%d", i)))); n != 100 {
+			t.Fatalf("d%d lists %d names, want 100", i, n)
+		}
+	}
+	if n := r.listings.len(); n < 3 {
+		t.Fatalf("%d listings held right after listing three directories, want at least 3", n)
+	}
+	for deadline := time.Now().Add(5 * time.Second); r.listings.len() > 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d listings still held 5 s after their use", r.listings.len())
+		}
+	}
+	d1 := r.dir.GetChild("d1").Operations().(*Dir)
+	d1.lc.mu.Lock()
+	held := d1.lc.entries != nil || d1.lc.order != nil
+	d1.lc.mu.Unlock()
+	if held {
+		t.Errorf("d1's listing is out of the set but still holds its entries")
+	}
+	if n := len(names(t, filepath.Join(mnt, "d1"))); n != 100 {
+		t.Errorf("d1 lists %d names after its listing was freed, want 100", n)
+	}
+	if r.listings.len() == 0 {
+		t.Errorf("the new listing of d1 is not held")
+	}
+}
+
+// TestMemoryPerEntry: after `ls -l` of a large directory, once its listing is freed (see
+// TestListingsAreFreedAfterUse), the filesystem holds less than 1 KiB per entry, the nodes the
+// kernel still refers to (1,000,000 entries: under 1 GiB, until the kernel forgets them).
+func TestMemoryPerEntry(t *testing.T) {
+	const n = 5000
+	b := memback.New()
+	for i := 0; i < n; i++ {
+		b.PutBytes(fmt.Sprintf("big/part-%05d-of-a-typical-dataset.parquet", i), []byte("x"))
+	}
+	heap := func() int64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapInuse)
+	}
+	for _, la := range []bool{false, true} {
+		opts := shortTTLOptions()
+		opts.ListingAttrs = la
+		mnt, r := testMountRoot(t, b, opts)
+		before := heap()
+		if entries, _ := lsLong(t, filepath.Join(mnt, "big")); len(entries) != n {
+			t.Fatalf("listed %d entries, want %d", len(entries), n)
+		}
+		for deadline := time.Now().Add(10 * time.Second); r.listings.len() > 0; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("listings not freed")
+			}
+		}
+		per := (heap() - before) / n
+		t.Logf("listing_attrs=%v: %d bytes per entry", la, per)
+		if per > 1024 {
+			t.Errorf("listing_attrs=%v: %d bytes per entry after ls -l, want under 1 KiB", la, per)
+		}
 	}
 }

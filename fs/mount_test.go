@@ -27,6 +27,13 @@ var fuseDebug = flag.Bool("fuse-debug", false, "log every FUSE request in tests"
 // ends, also when it fails.
 func testMount(t *testing.T, b *memback.Backend, opts Options) string {
 	t.Helper()
+	dir, _ := testMountRoot(t, b, opts)
+	return dir
+}
+
+// testMountRoot is testMount that also returns the filesystem's Root.
+func testMountRoot(t *testing.T, b *memback.Backend, opts Options) (string, *Root) {
+	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skip("no /dev/fuse")
 	}
@@ -64,7 +71,7 @@ func testMount(t *testing.T, b *memback.Backend, opts Options) string {
 		delete(mounted.dirs, dir)
 		mounted.Unlock()
 	})
-	return dir
+	return dir, root
 }
 
 // noCacheOptions turns kernel caching off so each step reaches the filesystem.

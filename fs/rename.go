@@ -103,7 +103,7 @@ type copied struct {
 // version's bytes from memory, and gets ESTALE for the rest.
 func (f *File) movedTo(c copied) {
 	f.mu.Lock()
-	f.info, f.attrs, f.attrsUnknown = c.info, parseMeta(c.info.Meta), false
+	f.adopt(c.info)
 	readers := make([]*reader, 0, len(f.readers))
 	for rd := range f.readers {
 		if rd.version() == c.from {

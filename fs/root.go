@@ -56,6 +56,8 @@ type Root struct {
 	heads chan struct{}
 	// stores bounds the stores into the kernel's page cache in flight (readaround.go).
 	stores chan struct{}
+	// listings are the directories' listings that hold entries, freed once of no more use.
+	listings listingSet
 	// rootListed: ListRoot ran (Mount need not list the root again).
 	rootListed atomic.Bool
 
@@ -104,7 +106,24 @@ func NewRoot(b backend.Backend, opts Options) (*Root, error) {
 	r.bufs = poolOf(int(opts.PartSize))
 	r.heads = make(chan struct{}, 32)
 	r.stores = make(chan struct{}, maxStores)
+	go r.sweepListings()
 	return r, nil
+}
+
+// sweepListings frees the listings of no more use (see listingSet) every listing TTL (at least
+// every second), until the filesystem shuts down.
+func (r *Root) sweepListings() {
+	ttl := r.listingTTL()
+	t := time.NewTicker(max(ttl, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+			r.listings.sweep(ttl)
+		}
+	}
 }
 
 // RecoverUploads aborts the multipart uploads that earlier mounts with the same staging
