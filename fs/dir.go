@@ -26,17 +26,18 @@ type Dir struct {
 	attrs attrs
 }
 
-func newDir(r *Root, meta map[string]string) *Dir {
-	return &Dir{root: r, attrs: parseMeta(meta)}
+func newDir(r *Root, marker backend.ObjectInfo) *Dir {
+	return &Dir{root: r, attrs: attrsOf(marker)}
 }
 
-func (d *Dir) setAttrs(meta map[string]string) {
-	if meta == nil {
+// setAttrs takes the attributes stored on the directory's marker (its info from a HEAD).
+func (d *Dir) setAttrs(marker backend.ObjectInfo) {
+	if marker.Meta == nil && marker.ContentType == "" {
 		return // a listing or lookup that did not read the marker: keep what we know
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.attrs = parseMeta(meta)
+	d.attrs = attrsOf(marker)
 }
 
 func (d *Dir) fillAttr(out *fuse.Attr) {
@@ -181,7 +182,7 @@ func (d *Dir) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAtt
 			a.mode = syscall.S_IFDIR | d.root.opts.DirMode
 		}
 		update(&a)
-		info, err := d.root.b.Put(ctx, d.key(), bytes.NewReader(nil), 0, backend.PutOptions{Meta: a.toMeta()})
+		info, err := d.root.b.Put(ctx, d.key(), bytes.NewReader(nil), 0, a.putOptions())
 		if err != nil {
 			return d.root.fail("setattr", d.key(), err)
 		}

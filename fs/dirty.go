@@ -384,9 +384,9 @@ func (d *dirtyFile) ensureUpload(ctx context.Context) (backend.Upload, error) {
 		return u, nil
 	}
 	d.creating = true
-	meta := d.meta()
+	opts := d.attrs.putOptions()
 	d.mu.Unlock()
-	u, err := d.r.b.NewUpload(ctx, d.keyOf(), backend.PutOptions{Meta: meta})
+	u, err := d.r.b.NewUpload(ctx, d.keyOf(), opts)
 	if err == nil {
 		d.r.journal.add(d.keyOf(), u.ID())
 	}
@@ -401,8 +401,6 @@ func (d *dirtyFile) ensureUpload(ctx context.Context) (backend.Upload, error) {
 	return u, nil
 }
 
-// meta returns the object metadata to commit. Must hold mu.
-func (d *dirtyFile) meta() map[string]string { return d.attrs.toMeta() }
 
 // readAt reads the file's current content.
 func (d *dirtyFile) readAt(ctx context.Context, dest []byte, off int64) (int, error) {
@@ -566,9 +564,9 @@ func (d *dirtyFile) commit(ctx context.Context) (info backend.ObjectInfo, change
 	defer func() { d.committing = false; d.cond.Broadcast() }()
 	if !d.loaded {
 		// Only the attributes changed: rewrite them onto the object with a server-side copy.
-		key, meta := d.keyOf(), d.meta()
+		key, opts := d.keyOf(), d.attrs.putOptions()
 		d.mu.Unlock()
-		info, _, err := d.r.b.Copy(ctx, key, key, meta)
+		info, _, err := d.r.b.Copy(ctx, key, key, &opts)
 		d.mu.Lock()
 		if err != nil {
 			return backend.ObjectInfo{}, false, err
@@ -601,7 +599,7 @@ func (d *dirtyFile) commit(ctx context.Context) (info backend.ObjectInfo, change
 
 // putWhole sends the content with one PutObject. Must hold mu (released during the request).
 func (d *dirtyFile) putWhole(ctx context.Context) (backend.ObjectInfo, error) {
-	key, meta, size := d.keyOf(), d.meta(), d.size
+	key, opts, size := d.keyOf(), d.attrs.putOptions(), d.size
 	d.mu.Unlock()
 	defer d.mu.Lock()
 	if err := d.r.acquireUpload(ctx); err != nil {
@@ -618,7 +616,7 @@ func (d *dirtyFile) putWhole(ctx context.Context) (backend.ObjectInfo, error) {
 	if _, err := d.f.ReadAt(buf[:size], 0); err != nil && !(errors.Is(err, io.EOF) && size == 0) {
 		return backend.ObjectInfo{}, fmt.Errorf("staging file: %w", err)
 	}
-	return d.r.b.Put(ctx, key, bytes.NewReader(buf[:size]), size, backend.PutOptions{Meta: meta})
+	return d.r.b.Put(ctx, key, bytes.NewReader(buf[:size]), size, opts)
 }
 
 // completeMultipart uploads every part not yet uploaded in its current version, then completes.

@@ -49,10 +49,9 @@ func newFile(r *Root, info backend.ObjectInfo) *File {
 
 // adopt makes info, with the attributes stored on it, the file's committed version. The metadata
 // map itself is not kept: attrs holds what it says, and a node lives as long as the kernel
-// remembers the name (the map was a third of the memory of a file after `ls -l`). Must hold mu,
-// or own f.
+// remembers the name. Must hold mu, or own f.
 func (f *File) adopt(info backend.ObjectInfo) {
-	f.attrs, f.attrsUnknown = parseMeta(info.Meta), false
+	f.attrs, f.attrsUnknown = attrsOf(info), false
 	info.Meta = nil
 	f.info = info
 }

@@ -1,10 +1,13 @@
 package fs
 
 import (
+	"maps"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/s3mount/s3mount/fs/backend"
 )
 
 // Object metadata names for POSIX attributes. They are the names s3fs-fuse uses
@@ -21,6 +24,11 @@ type attrs struct {
 	mode     uint32 // full st_mode, 0 if not stored
 	uid, gid *uint32
 	mtime    time.Time
+	// other is the rest of the object's user metadata (another client's: an application's tags,
+	// s3fs's atime and ctime), nil if there is none, and contentType its Content-Type. Both are
+	// written back unchanged with the attributes and with new content.
+	other       map[string]string
+	contentType string
 }
 
 func parseUint32(s string) *uint32 {
@@ -32,9 +40,26 @@ func parseUint32(s string) *uint32 {
 	return &u
 }
 
+// attrsOf reads the attrs an object stores (see parseMeta), and its Content-Type.
+func attrsOf(info backend.ObjectInfo) attrs {
+	a := parseMeta(info.Meta)
+	a.contentType = info.ContentType
+	return a
+}
+
 // parseMeta reads attrs from object metadata; malformed values are ignored.
 func parseMeta(m map[string]string) attrs {
 	var a attrs
+	for k, v := range m {
+		switch k {
+		case metaMode, metaUID, metaGID, metaMtime:
+		default:
+			if a.other == nil {
+				a.other = map[string]string{}
+			}
+			a.other[k] = v
+		}
+	}
 	if v := parseUint32(m[metaMode]); v != nil {
 		a.mode = *v
 	}
@@ -55,7 +80,10 @@ func parseMeta(m map[string]string) attrs {
 
 // toMeta writes attrs as object metadata.
 func (a attrs) toMeta() map[string]string {
-	m := map[string]string{}
+	m := maps.Clone(a.other)
+	if m == nil {
+		m = map[string]string{}
+	}
 	if a.mode != 0 {
 		m[metaMode] = strconv.FormatUint(uint64(a.mode), 10)
 	}
@@ -73,6 +101,11 @@ func (a attrs) toMeta() map[string]string {
 		m[metaMtime] = s
 	}
 	return m
+}
+
+// putOptions writes attrs as what a PUT, an upload or a copy stores with the object.
+func (a attrs) putOptions() backend.PutOptions {
+	return backend.PutOptions{Meta: a.toMeta(), ContentType: a.contentType}
 }
 
 // fileType returns the S_IFMT bits of a stored mode, S_IFREG when none is stored.

@@ -327,7 +327,7 @@ func (r *Root) newChild(ctx context.Context, parent *fusefs.Inode, e dirEntry, o
 				n.setInfo(e.info)
 			}
 		case *Dir:
-			n.setAttrs(e.info.Meta)
+			n.setAttrs(e.info)
 		case *Symlink:
 			n.setInfo(e.info)
 		}
@@ -337,7 +337,7 @@ func (r *Root) newChild(ctx context.Context, parent *fusefs.Inode, e dirEntry, o
 	var node fusefs.InodeEmbedder
 	switch typ {
 	case syscall.S_IFDIR:
-		node = newDir(r, e.info.Meta)
+		node = newDir(r, e.info)
 	case syscall.S_IFLNK:
 		node = &Symlink{root: r, info: e.info}
 	default:

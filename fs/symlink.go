@@ -82,12 +82,13 @@ func (s *Symlink) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.Se
 	}
 	if update, _ := attrUpdate(in); update != nil {
 		s.mu.Lock()
-		a := parseMeta(s.info.Meta)
+		a := attrsOf(s.info)
 		s.mu.Unlock()
 		update(&a)
 		a.mode = syscall.S_IFLNK | 0o777 // a link's own mode never changes
 		key := s.root.fileKey(&s.Inode)
-		info, _, err := s.root.b.Copy(ctx, key, key, a.toMeta())
+		opts := a.putOptions()
+		info, _, err := s.root.b.Copy(ctx, key, key, &opts)
 		if err != nil {
 			return s.root.fail("setattr", key, err)
 		}

@@ -546,6 +546,57 @@ func TestAttributesArePersistedAsS3fsMetadata(t *testing.T) {
 	}
 }
 
+// TestOtherClientsMetadataIsKept: an object another client wrote keeps its Content-Type and the
+// user metadata s3mount does not use when the mount changes its attributes (a copy onto itself),
+// rewrites it in parts (multipart) or truncates and rewrites it (one PUT).
+func TestOtherClientsMetadataIsKept(t *testing.T) {
+	b := memback.New()
+	ctx := context.Background()
+	put := func(key string, size int) {
+		t.Helper()
+		if _, err := b.Put(ctx, key, bytes.NewReader(make([]byte, size)), int64(size),
+			backend.PutOptions{Meta: map[string]string{"app": "cms", "mode": "33188"}, ContentType: "video/mp4"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("touched", 10)
+	put("appended", 2*backend.MinPartSize) // rewritten as a multipart upload
+	put("replaced", 10)
+	mnt := testMount(t, b, writeOptions())
+	mtime := time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := os.Chtimes(filepath.Join(mnt, "touched"), mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(mnt, "appended"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("more")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "replaced"), []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"touched", "appended", "replaced"} {
+		info, err := b.Head(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.ContentType != "video/mp4" || info.Meta["app"] != "cms" || info.Meta["mode"] != "33188" {
+			t.Errorf("%s: Content-Type %q, metadata %v; want video/mp4 and app=cms kept", k, info.ContentType, info.Meta)
+		}
+	}
+	if info, _ := b.Head(ctx, "touched"); info.Meta["mtime"] != "1609459200" {
+		t.Errorf("touched: x-amz-meta-mtime %q, want the new time", info.Meta["mtime"])
+	}
+	if info, _ := b.Head(ctx, "appended"); info.Size != 2*backend.MinPartSize+4 {
+		t.Errorf("appended: %d bytes", info.Size)
+	}
+}
+
 func TestSymlinkAndHardLink(t *testing.T) {
 	b := memback.New()
 	b.PutBytes("target", []byte("t"))

@@ -158,20 +158,40 @@ func TestGetFirstReadsHeadersAndSize(t *testing.T) {
 
 // TestCopyReturnsTheVersionItCopied: Copy pins its CopyObject to the ETag its HEAD saw
 // (x-amz-copy-source-if-match) and returns that ETag beside the copy's info; a source replaced
-// in between fails the copy with ErrStale.
+// in between fails the copy with ErrStale. Without options the copy keeps the source's metadata
+// and Content-Type (directive COPY); with them it replaces both.
 func TestCopyReturnsTheVersionItCopied(t *testing.T) {
-	for _, replaced := range []bool{false, true} {
+	for _, c := range []struct {
+		name     string
+		replaced bool
+		opts     *backend.PutOptions
+	}{
+		{name: "keep"},
+		{name: "replace", opts: &backend.PutOptions{Meta: map[string]string{"mode": "33152", "app": "x"}, ContentType: "text/html"}},
+		{name: "source replaced", replaced: true},
+	} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			switch {
 			case r.Method == http.MethodHead:
 				w.Header().Set("ETag", `"src1"`)
 				w.Header().Set("Content-Length", "5")
+				w.Header().Set("Content-Type", "text/html")
 				w.Header().Set("X-Amz-Meta-Mode", "33188")
 			case r.Method == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") != "":
 				if got := r.Header.Get("X-Amz-Copy-Source-If-Match"); got != `"src1"` {
-					t.Errorf("copy source if-match %q, want the ETag HEAD saw", got)
+					t.Errorf("%s: copy source if-match %q, want the ETag HEAD saw", c.name, got)
 				}
-				if replaced {
+				want := "COPY"
+				if c.opts != nil {
+					want = "REPLACE"
+					if r.Header.Get("Content-Type") != "text/html" || r.Header.Get("X-Amz-Meta-App") != "x" || r.Header.Get("X-Amz-Meta-Mode") != "33152" {
+						t.Errorf("%s: headers %v, want the options' metadata and Content-Type", c.name, r.Header)
+					}
+				}
+				if got := r.Header.Get("X-Amz-Metadata-Directive"); got != want {
+					t.Errorf("%s: metadata directive %q, want %s", c.name, got, want)
+				}
+				if c.replaced {
 					w.WriteHeader(http.StatusPreconditionFailed)
 					io.WriteString(w, `<Error><Code>PreconditionFailed</Code><Message>m</Message></Error>`)
 					return
@@ -181,16 +201,20 @@ func TestCopyReturnsTheVersionItCopied(t *testing.T) {
 				t.Errorf("unexpected %s %s", r.Method, r.URL)
 			}
 		}))
-		info, from, err := backendAt(t, srv.URL).Copy(context.Background(), "a", "b", nil)
+		info, from, err := backendAt(t, srv.URL).Copy(context.Background(), "a", "b", c.opts)
 		srv.Close()
-		if replaced {
+		if c.replaced {
 			if !errors.Is(err, backend.ErrStale) {
 				t.Errorf("copy of a source replaced after its HEAD: %v, want ErrStale", err)
 			}
 			continue
 		}
-		if err != nil || from != `"src1"` || info.ETag != `"dst1"` || info.Key != "b" || info.Size != 5 || info.Meta["mode"] != "33188" {
-			t.Errorf("Copy = %+v, %q, %v; want the copy's info and the source's ETag", info, from, err)
+		wantMode := "33188"
+		if c.opts != nil {
+			wantMode = "33152"
+		}
+		if err != nil || from != `"src1"` || info.ETag != `"dst1"` || info.Key != "b" || info.Size != 5 || info.Meta["mode"] != wantMode || info.ContentType != "text/html" {
+			t.Errorf("%s: Copy = %+v, %q, %v; want the copy's info and the source's ETag", c.name, info, from, err)
 		}
 	}
 }

@@ -141,6 +141,8 @@ func (b *Backend) Head(ctx context.Context, key string) (backend.ObjectInfo, err
 		ETag:    aws.ToString(out.ETag),
 		ModTime: aws.ToTime(out.LastModified),
 		Meta:    lowerKeys(out.Metadata),
+
+		ContentType: aws.ToString(out.ContentType),
 	}, nil
 }
 
@@ -237,12 +239,15 @@ func (b *Backend) GetFirst(ctx context.Context, key string, n int64) (backend.Ob
 		ETag:    aws.ToString(out.ETag),
 		ModTime: aws.ToTime(out.LastModified),
 		Meta:    lowerKeys(out.Metadata),
+
+		ContentType: aws.ToString(out.ContentType),
 	}, out.Body, nil
 }
 
 // Put implements backend.Backend.
 func (b *Backend) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts backend.PutOptions) (backend.ObjectInfo, error) {
 	req := &s3.PutObjectInput{Bucket: &b.cfg.Bucket, Key: &key, Body: body, ContentLength: aws.Int64(size), Metadata: opts.Meta,
+		ContentType:          optional(opts.ContentType),
 		ServerSideEncryption: types.ServerSideEncryption(b.cfg.SSE), StorageClass: types.StorageClass(b.cfg.StorageClass),
 		ChecksumAlgorithm: types.ChecksumAlgorithm(b.cfg.ChecksumAlgorithm)}
 	if b.cfg.SSEKMSKeyID != "" {
@@ -255,7 +260,16 @@ func (b *Backend) Put(ctx context.Context, key string, body io.ReadSeeker, size 
 	if err != nil {
 		return backend.ObjectInfo{}, b.classify("PutObject", key, err, backend.ErrExist)
 	}
-	return backend.ObjectInfo{Key: key, Size: size, ETag: aws.ToString(out.ETag), ModTime: time.Now().UTC(), Meta: opts.Meta}, nil
+	return backend.ObjectInfo{Key: key, Size: size, ETag: aws.ToString(out.ETag), ModTime: time.Now().UTC(), Meta: opts.Meta,
+		ContentType: opts.ContentType}, nil
+}
+
+// optional is s, or nil for "" (a header left out).
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // Delete implements backend.Backend.
@@ -289,31 +303,36 @@ const copyPartSize = 512 << 20
 
 // Copy implements backend.Backend. Either way of copying sends CopySourceIfMatch with the ETag
 // HEAD saw, so that is the version copied.
-func (b *Backend) Copy(ctx context.Context, src, dst string, meta map[string]string) (backend.ObjectInfo, string, error) {
+func (b *Backend) Copy(ctx context.Context, src, dst string, opts *backend.PutOptions) (backend.ObjectInfo, string, error) {
 	srcInfo, err := b.Head(ctx, src)
 	if err != nil {
 		return backend.ObjectInfo{}, "", err
 	}
-	if meta == nil {
-		meta = srcInfo.Meta
-	}
 	var info backend.ObjectInfo
 	if srcInfo.Size > maxCopyObject {
-		info, err = b.copyMultipart(ctx, srcInfo, dst, meta)
+		if opts == nil { // a multipart copy starts a new object: name what it keeps
+			opts = &backend.PutOptions{Meta: srcInfo.Meta, ContentType: srcInfo.ContentType}
+		}
+		info, err = b.copyMultipart(ctx, srcInfo, dst, *opts)
 	} else {
-		info, err = b.copyObject(ctx, srcInfo, dst, meta)
+		info, err = b.copyObject(ctx, srcInfo, dst, opts)
 	}
 	return info, srcInfo.ETag, err
 }
 
-// copyObject copies src with one CopyObject.
-func (b *Backend) copyObject(ctx context.Context, srcInfo backend.ObjectInfo, dst string, meta map[string]string) (backend.ObjectInfo, error) {
+// copyObject copies src with one CopyObject: with its metadata, or with opts's.
+func (b *Backend) copyObject(ctx context.Context, srcInfo backend.ObjectInfo, dst string, opts *backend.PutOptions) (backend.ObjectInfo, error) {
 	src := srcInfo.Key
 	req := &s3.CopyObjectInput{
 		Bucket: &b.cfg.Bucket, Key: &dst, CopySource: b.copySource(src),
-		CopySourceIfMatch: aws.String(srcInfo.ETag),
-		Metadata:          meta, MetadataDirective: types.MetadataDirectiveReplace,
+		CopySourceIfMatch:    aws.String(srcInfo.ETag),
+		MetadataDirective:    types.MetadataDirectiveCopy,
 		ServerSideEncryption: types.ServerSideEncryption(b.cfg.SSE), StorageClass: types.StorageClass(b.cfg.StorageClass),
+	}
+	info := backend.ObjectInfo{Key: dst, Size: srcInfo.Size, Meta: srcInfo.Meta, ContentType: srcInfo.ContentType, ModTime: time.Now().UTC()}
+	if opts != nil {
+		req.MetadataDirective, req.Metadata, req.ContentType = types.MetadataDirectiveReplace, opts.Meta, optional(opts.ContentType)
+		info.Meta, info.ContentType = opts.Meta, opts.ContentType
 	}
 	if b.cfg.SSEKMSKeyID != "" {
 		req.SSEKMSKeyId = &b.cfg.SSEKMSKeyID
@@ -322,15 +341,14 @@ func (b *Backend) copyObject(ctx context.Context, srcInfo backend.ObjectInfo, ds
 	if err != nil {
 		return backend.ObjectInfo{}, b.classify("CopyObject", src+" -> "+dst, err, backend.ErrStale)
 	}
-	info := backend.ObjectInfo{Key: dst, Size: srcInfo.Size, Meta: meta, ModTime: time.Now().UTC()}
 	if r := out.CopyObjectResult; r != nil {
 		info.ETag, info.ModTime = aws.ToString(r.ETag), aws.ToTime(r.LastModified)
 	}
 	return info, nil
 }
 
-func (b *Backend) copyMultipart(ctx context.Context, src backend.ObjectInfo, dst string, meta map[string]string) (backend.ObjectInfo, error) {
-	u, err := b.NewUpload(ctx, dst, backend.PutOptions{Meta: meta})
+func (b *Backend) copyMultipart(ctx context.Context, src backend.ObjectInfo, dst string, opts backend.PutOptions) (backend.ObjectInfo, error) {
+	u, err := b.NewUpload(ctx, dst, backend.PutOptions{Meta: opts.Meta, ContentType: opts.ContentType})
 	if err != nil {
 		return backend.ObjectInfo{}, err
 	}

@@ -27,7 +27,7 @@ type upload struct {
 
 // NewUpload implements backend.Backend.
 func (b *Backend) NewUpload(ctx context.Context, key string, opts backend.PutOptions) (backend.Upload, error) {
-	req := &s3.CreateMultipartUploadInput{Bucket: &b.cfg.Bucket, Key: &key, Metadata: opts.Meta,
+	req := &s3.CreateMultipartUploadInput{Bucket: &b.cfg.Bucket, Key: &key, Metadata: opts.Meta, ContentType: optional(opts.ContentType),
 		ServerSideEncryption: types.ServerSideEncryption(b.cfg.SSE), StorageClass: types.StorageClass(b.cfg.StorageClass),
 		ChecksumAlgorithm: types.ChecksumAlgorithm(b.cfg.ChecksumAlgorithm)}
 	if b.cfg.SSEKMSKeyID != "" {

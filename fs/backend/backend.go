@@ -48,6 +48,8 @@ type ObjectInfo struct {
 	// Meta holds user metadata (names lower-case, without the x-amz-meta- prefix). It is filled by
 	// Head; List leaves it nil because ListObjectsV2 does not return metadata.
 	Meta map[string]string
+	// ContentType is the object's Content-Type, filled by Head (not by List).
+	ContentType string
 }
 
 // ListInput selects one page of a listing.
@@ -72,6 +74,8 @@ type PutOptions struct {
 	IfNoneMatch bool
 	// Meta is stored as user metadata (x-amz-meta-<name>).
 	Meta map[string]string
+	// ContentType is the object's Content-Type; "" leaves it to the server.
+	ContentType string
 }
 
 // Backend is an object store. Implementations must be safe for concurrent use.
@@ -100,10 +104,11 @@ type Backend interface {
 	// NewUpload starts a multipart upload of key. Nothing is visible under key until Complete.
 	NewUpload(ctx context.Context, key string, opts PutOptions) (Upload, error)
 
-	// Copy copies src to dst (server side) with the given metadata (nil keeps the source's), and
-	// returns dst's new info and the ETag of the version of src it copied. The copy is
+	// Copy copies src to dst (server side) and returns dst's new info and the ETag of the version
+	// of src it copied. The copy keeps the source's metadata and Content-Type, or with opts
+	// replaces them with opts.Meta and opts.ContentType (IfNoneMatch is not used). The copy is
 	// all-or-nothing.
-	Copy(ctx context.Context, src, dst string, meta map[string]string) (info ObjectInfo, srcETag string, err error)
+	Copy(ctx context.Context, src, dst string, opts *PutOptions) (info ObjectInfo, srcETag string, err error)
 
 	// Delete removes key. Deleting a missing key succeeds.
 	Delete(ctx context.Context, key string) error

@@ -44,6 +44,7 @@ type object struct {
 	etag    string
 	modTime time.Time
 	meta    map[string]string
+	ctype   string // Content-Type
 }
 
 // FaultFunc is called before every operation with its name and key; a non-nil error is returned
@@ -103,7 +104,7 @@ func (b *Backend) BytesRequested() int64 {
 func (b *Backend) PutBytes(key string, data []byte) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.store(key, bytes.Clone(data), nil)
+	b.store(key, bytes.Clone(data), nil, "")
 }
 
 // Bytes returns an object's content, and whether it exists.
@@ -201,10 +202,10 @@ func (b *Backend) begin(op Op, key string) error {
 }
 
 // store must be called with mu held.
-func (b *Backend) store(key string, data []byte, meta map[string]string) *object {
+func (b *Backend) store(key string, data []byte, meta map[string]string, ctype string) *object {
 	b.seq++
 	sum := md5.Sum(append(data, []byte(strconv.Itoa(b.seq))...))
-	o := &object{data: data, etag: `"` + hex.EncodeToString(sum[:]) + `"`, modTime: time.Now().UTC().Truncate(time.Second), meta: maps.Clone(meta)}
+	o := &object{data: data, etag: `"` + hex.EncodeToString(sum[:]) + `"`, modTime: time.Now().UTC().Truncate(time.Second), meta: maps.Clone(meta), ctype: ctype}
 	b.objects[key] = o
 	return o
 }
@@ -212,7 +213,7 @@ func (b *Backend) store(key string, data []byte, meta map[string]string) *object
 func info(key string, o *object, withMeta bool) backend.ObjectInfo {
 	oi := backend.ObjectInfo{Key: key, Size: int64(len(o.data)), ETag: o.etag, ModTime: o.modTime}
 	if withMeta {
-		oi.Meta = maps.Clone(o.meta)
+		oi.Meta, oi.ContentType = maps.Clone(o.meta), o.ctype
 	}
 	return oi
 }
@@ -340,11 +341,11 @@ func (b *Backend) Put(ctx context.Context, key string, body io.ReadSeeker, size 
 	if _, ok := b.objects[key]; ok && opts.IfNoneMatch {
 		return backend.ObjectInfo{}, fmt.Errorf("memback: %q: %w", key, backend.ErrExist)
 	}
-	return info(key, b.store(key, data, opts.Meta), true), nil
+	return info(key, b.store(key, data, opts.Meta, opts.ContentType), true), nil
 }
 
 // Copy implements backend.Backend.
-func (b *Backend) Copy(ctx context.Context, src, dst string, meta map[string]string) (backend.ObjectInfo, string, error) {
+func (b *Backend) Copy(ctx context.Context, src, dst string, opts *backend.PutOptions) (backend.ObjectInfo, string, error) {
 	if err := b.begin(OpCopy, src); err != nil {
 		return backend.ObjectInfo{}, "", err
 	}
@@ -354,11 +355,12 @@ func (b *Backend) Copy(ctx context.Context, src, dst string, meta map[string]str
 	if !ok {
 		return backend.ObjectInfo{}, "", notExist(src)
 	}
-	if meta == nil {
-		meta = o.meta
+	meta, ctype := o.meta, o.ctype
+	if opts != nil {
+		meta, ctype = opts.Meta, opts.ContentType
 	}
 	from := o.etag
-	return info(dst, b.store(dst, bytes.Clone(o.data), meta), true), from, nil
+	return info(dst, b.store(dst, bytes.Clone(o.data), meta, ctype), true), from, nil
 }
 
 // Delete implements backend.Backend.
@@ -440,7 +442,7 @@ func (u *upload) Complete(ctx context.Context, parts int32) (backend.ObjectInfo,
 		return backend.ObjectInfo{}, fmt.Errorf("memback: %q: %w", u.key, backend.ErrExist)
 	}
 	delete(b.uploads, u.id)
-	return info(u.key, b.store(u.key, data, u.opts.Meta), true), nil
+	return info(u.key, b.store(u.key, data, u.opts.Meta, u.opts.ContentType), true), nil
 }
 
 func (u *upload) Abort(ctx context.Context) error {

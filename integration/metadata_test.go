@@ -1,0 +1,68 @@
+//go:build integration
+
+package integration
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/s3mount/s3mount/integration/world"
+)
+
+// TestInteg_ForeignMetadataSurvives: an object written by another S3 client keeps its
+// Content-Type and its user metadata when the mount changes its mode (a copy onto itself),
+// renames it (a copy) or rewrites its content; only the POSIX attributes change.
+func TestInteg_ForeignMetadataSurvives(t *testing.T) {
+	ctx := context.Background()
+	prefix := testPrefix(t)
+	for _, k := range []string{"chmod.html", "rename.html", "rewrite.html", "append.html"} {
+		if _, err := w.Admin.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(world.Bucket), Key: aws.String(prefix + k),
+			Body: bytes.NewReader([]byte("<p>hi</p>")), ContentType: aws.String("text/html"),
+			Metadata: map[string]string{"owner-app": "cms", "mtime": "1700000000"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := mount(t, "s3://"+world.Bucket+"/"+strings.TrimSuffix(prefix, "/"), accessChain()...)
+	if err := os.Chmod(m.path("chmod.html"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(m.path("rename.html"), m.path("renamed.html")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(m.path("rewrite.html"), []byte("<p>new</p>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(m.path("append.html"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("<p>more</p>"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"chmod.html", "renamed.html", "rewrite.html", "append.html"} {
+		out, err := w.Admin.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(world.Bucket), Key: aws.String(prefix + k)})
+		if err != nil {
+			t.Errorf("%s: %v", k, err)
+			continue
+		}
+		if ct := aws.ToString(out.ContentType); ct != "text/html" {
+			t.Errorf("%s: Content-Type %q, want text/html kept", k, ct)
+		}
+		if v := out.Metadata["owner-app"]; v != "cms" {
+			t.Errorf("%s: x-amz-meta-owner-app %q, want cms kept (metadata %v)", k, v, out.Metadata)
+		}
+	}
+	out, err := w.Admin.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(world.Bucket), Key: aws.String(prefix + "chmod.html")})
+	if err == nil && out.Metadata["mode"] != "33152" {
+		t.Errorf("chmod.html: x-amz-meta-mode %q, want 33152 (0100600)", out.Metadata["mode"])
+	}
+}
