@@ -401,7 +401,6 @@ func (d *dirtyFile) ensureUpload(ctx context.Context) (backend.Upload, error) {
 	return u, nil
 }
 
-
 // readAt reads the file's current content.
 func (d *dirtyFile) readAt(ctx context.Context, dest []byte, off int64) (int, error) {
 	d.mu.Lock()
