@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	rtmetrics "runtime/metrics"
 	"strconv"
 	"strings"
 	"syscall"
@@ -272,7 +273,7 @@ func mountAndServe(c *config, log *slog.Logger, n *notifier) error {
 	logMetricsOnSIGUSR1(m, log)
 	b := metered.New(s3b, m)
 	c.fs.Logger, c.fs.Metrics = log, m
-	setMemoryLimit(c.fs)
+	go followLiveHeap(setMemoryLimit(c.fs))
 	root, err := fs.NewRoot(b, c.fs)
 	if err != nil {
 		return fail(exitError, "%v", err)
@@ -354,12 +355,37 @@ func serve(srv *fs.Server, root *fs.Root, c *config, log *slog.Logger) error {
 // every few MiB: a fresh mount's first lookups shared the two cores with a collection, which
 // doubled its time to first byte (median of 20 fresh mounts each: about 20 ms against 11 ms).
 // Under load the limit decides when to collect either way. The price is a larger small heap: a
-// quiet mount holds some 15 MiB more.
-func setMemoryLimit(o fs.Options) {
+// quiet mount holds some 15 MiB more. It returns the limit, the base of memoryLimit.
+func setMemoryLimit(o fs.Options) int64 {
 	limit := max(o.CacheSize+32<<20, 96<<20)
 	debug.SetMemoryLimit(limit)
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
+	}
+	return limit
+}
+
+// memoryLimit is Go's memory limit for a live heap of live bytes: base (see setMemoryLimit), or
+// once the live heap nears it, the live heap plus a quarter and 32 MiB. The nodes of the names the
+// kernel remembers live in the heap, under 1 KiB each (fs's TestMemoryPerEntry: a million names
+// after `ls -l` take some 860 MiB), and a limit at or below the live heap would make the collector
+// run back to back.
+func memoryLimit(base, live int64) int64 { return max(base, live+live/4+32<<20) }
+
+// followLiveHeap sets the memory limit from the live heap (see memoryLimit) every second, for
+// the life of the process.
+func followLiveHeap(base int64) {
+	sample := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	last := base
+	for range time.Tick(time.Second) {
+		rtmetrics.Read(sample)
+		if sample[0].Value.Kind() != rtmetrics.KindUint64 {
+			return // not in this Go version
+		}
+		if limit := memoryLimit(base, int64(sample[0].Value.Uint64())); limit != last {
+			debug.SetMemoryLimit(limit)
+			last = limit
+		}
 	}
 }
 

@@ -33,3 +33,23 @@ func TestMemoryLimit(t *testing.T) {
 		t.Errorf("GC percent %d with GOGC=100 set, want 100", got)
 	}
 }
+
+// TestMemoryLimitFollowsTheLiveHeap: the limit stays at its base while the live heap is well below
+// it, and rises above a live heap that nears or passes it (nodes of many names), so that the
+// collector never runs back to back; it comes back down with the live heap.
+func TestMemoryLimitFollowsTheLiveHeap(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct{ live, want int64 }{
+		{20 * mib, 288 * mib},
+		{200 * mib, 288 * mib},
+		{860 * mib, 1107 * mib},
+		{288 * mib, 392 * mib},
+	} {
+		if got := memoryLimit(288*mib, c.live); got != c.want {
+			t.Errorf("live heap %d MiB: limit %d MiB, want %d", c.live/mib, got/mib, c.want/mib)
+		}
+		if got := memoryLimit(288*mib, c.live); got <= c.live {
+			t.Errorf("live heap %d MiB: limit %d MiB is not above it", c.live/mib, got/mib)
+		}
+	}
+}
