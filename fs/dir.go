@@ -32,7 +32,7 @@ func newDir(r *Root, marker backend.ObjectInfo) *Dir {
 
 // setAttrs takes the attributes stored on the directory's marker (its info from a HEAD).
 func (d *Dir) setAttrs(marker backend.ObjectInfo) {
-	if marker.Meta == nil && marker.ContentType == "" {
+	if marker.Meta == nil && marker.Headers == (backend.Headers{}) {
 		return // a listing or lookup that did not read the marker: keep what we know
 	}
 	d.mu.Lock()

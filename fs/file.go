@@ -47,12 +47,12 @@ func newFile(r *Root, info backend.ObjectInfo) *File {
 	return f
 }
 
-// adopt makes info, with the attributes stored on it, the file's committed version. The metadata
-// map itself is not kept: attrs holds what it says, and a node lives as long as the kernel
-// remembers the name. Must hold mu, or own f.
+// adopt makes info, with the attributes stored on it, the file's committed version. Its metadata
+// and headers are kept only in attrs, parsed (and the headers shared): a node lives as long as
+// the kernel remembers the name. Must hold mu, or own f.
 func (f *File) adopt(info backend.ObjectInfo) {
 	f.attrs, f.attrsUnknown = attrsOf(info), false
-	info.Meta = nil
+	info.Meta, info.Headers = nil, backend.Headers{}
 	f.info = info
 }
 

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,10 +26,11 @@ type attrs struct {
 	uid, gid *uint32
 	mtime    time.Time
 	// other is the rest of the object's user metadata (another client's: an application's tags,
-	// s3fs's atime and ctime), nil if there is none, and contentType its Content-Type. Both are
-	// written back unchanged with the attributes and with new content.
-	other       map[string]string
-	contentType string
+	// s3fs's atime and ctime), nil if there is none, and headers its standard headers
+	// (Content-Type, Cache-Control...), nil if it has none. Both are written back unchanged with
+	// the attributes and with new content.
+	other   map[string]string
+	headers *backend.Headers // shared (see internHeaders); never changed
 }
 
 func parseUint32(s string) *uint32 {
@@ -40,11 +42,41 @@ func parseUint32(s string) *uint32 {
 	return &u
 }
 
-// attrsOf reads the attrs an object stores (see parseMeta), and its Content-Type.
+// attrsOf reads the attrs an object stores (see parseMeta), and its headers.
 func attrsOf(info backend.ObjectInfo) attrs {
 	a := parseMeta(info.Meta)
-	a.contentType = info.ContentType
+	a.headers = internHeaders(info.Headers)
 	return a
+}
+
+// interned holds one copy of each set of headers seen, up to maxInterned: a node per name keeps
+// a pointer to its object's headers, and most objects share a few (a Content-Type of
+// binary/octet-stream and nothing else, say), so a node costs 8 bytes for them, not 80.
+var interned struct {
+	mu sync.Mutex
+	m  map[backend.Headers]*backend.Headers
+}
+
+const maxInterned = 4096
+
+// internHeaders returns a shared copy of h, or nil for no headers.
+func internHeaders(h backend.Headers) *backend.Headers {
+	if h == (backend.Headers{}) {
+		return nil
+	}
+	interned.mu.Lock()
+	defer interned.mu.Unlock()
+	if p, ok := interned.m[h]; ok {
+		return p
+	}
+	p := &h
+	if interned.m == nil {
+		interned.m = map[backend.Headers]*backend.Headers{}
+	}
+	if len(interned.m) < maxInterned {
+		interned.m[h] = p
+	}
+	return p
 }
 
 // parseMeta reads attrs from object metadata; malformed values are ignored.
@@ -105,7 +137,11 @@ func (a attrs) toMeta() map[string]string {
 
 // putOptions writes attrs as what a PUT, an upload or a copy stores with the object.
 func (a attrs) putOptions() backend.PutOptions {
-	return backend.PutOptions{Meta: a.toMeta(), ContentType: a.contentType}
+	o := backend.PutOptions{Meta: a.toMeta()}
+	if a.headers != nil {
+		o.Headers = *a.headers
+	}
+	return o
 }
 
 // fileType returns the S_IFMT bits of a stored mode, S_IFREG when none is stored.

@@ -546,16 +546,19 @@ func TestAttributesArePersistedAsS3fsMetadata(t *testing.T) {
 	}
 }
 
-// TestOtherClientsMetadataIsKept: an object another client wrote keeps its Content-Type and the
-// user metadata s3mount does not use when the mount changes its attributes (a copy onto itself),
-// rewrites it in parts (multipart) or truncates and rewrites it (one PUT).
+// TestOtherClientsMetadataIsKept: an object another client wrote keeps its standard headers
+// (Content-Type, Content-Encoding...) and the user metadata s3mount does not use when the mount
+// changes its attributes (a copy onto itself), rewrites it in parts (multipart) or truncates and
+// rewrites it (one PUT).
 func TestOtherClientsMetadataIsKept(t *testing.T) {
 	b := memback.New()
 	ctx := context.Background()
+	headers := backend.Headers{ContentType: "video/mp4", CacheControl: "max-age=60", ContentEncoding: "identity",
+		ContentDisposition: "inline", ContentLanguage: "en"}
 	put := func(key string, size int) {
 		t.Helper()
 		if _, err := b.Put(ctx, key, bytes.NewReader(make([]byte, size)), int64(size),
-			backend.PutOptions{Meta: map[string]string{"app": "cms", "mode": "33188"}, ContentType: "video/mp4"}); err != nil {
+			backend.PutOptions{Meta: map[string]string{"app": "cms", "mode": "33188"}, Headers: headers}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -585,8 +588,8 @@ func TestOtherClientsMetadataIsKept(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if info.ContentType != "video/mp4" || info.Meta["app"] != "cms" || info.Meta["mode"] != "33188" {
-			t.Errorf("%s: Content-Type %q, metadata %v; want video/mp4 and app=cms kept", k, info.ContentType, info.Meta)
+		if info.Headers != headers || info.Meta["app"] != "cms" || info.Meta["mode"] != "33188" {
+			t.Errorf("%s: headers %+v, metadata %v; want %+v and app=cms kept", k, info.Headers, info.Meta, headers)
 		}
 	}
 	if info, _ := b.Head(ctx, "touched"); info.Meta["mtime"] != "1609459200" {

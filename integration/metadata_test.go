@@ -15,15 +15,17 @@ import (
 	"github.com/s3mount/s3mount/integration/world"
 )
 
-// TestInteg_ForeignMetadataSurvives: an object written by another S3 client keeps its
-// Content-Type and its user metadata when the mount changes its mode (a copy onto itself),
-// renames it (a copy) or rewrites its content; only the POSIX attributes change.
+// TestInteg_ForeignMetadataSurvives: an object written by another S3 client keeps its standard
+// headers (Content-Type, Cache-Control, Content-Language) and its user metadata when the mount
+// changes its mode (a copy onto itself), renames it (a copy) or rewrites its content; only the
+// POSIX attributes change.
 func TestInteg_ForeignMetadataSurvives(t *testing.T) {
 	ctx := context.Background()
 	prefix := testPrefix(t)
 	for _, k := range []string{"chmod.html", "rename.html", "rewrite.html", "append.html"} {
 		if _, err := w.Admin.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(world.Bucket), Key: aws.String(prefix + k),
 			Body: bytes.NewReader([]byte("<p>hi</p>")), ContentType: aws.String("text/html"),
+			CacheControl: aws.String("max-age=60"), ContentLanguage: aws.String("en"),
 			Metadata: map[string]string{"owner-app": "cms", "mtime": "1700000000"}}); err != nil {
 			t.Fatal(err)
 		}
@@ -54,8 +56,8 @@ func TestInteg_ForeignMetadataSurvives(t *testing.T) {
 			t.Errorf("%s: %v", k, err)
 			continue
 		}
-		if ct := aws.ToString(out.ContentType); ct != "text/html" {
-			t.Errorf("%s: Content-Type %q, want text/html kept", k, ct)
+		if ct, cc, cl := aws.ToString(out.ContentType), aws.ToString(out.CacheControl), aws.ToString(out.ContentLanguage); ct != "text/html" || cc != "max-age=60" || cl != "en" {
+			t.Errorf("%s: Content-Type %q, Cache-Control %q, Content-Language %q; want text/html, max-age=60, en kept", k, ct, cc, cl)
 		}
 		if v := out.Metadata["owner-app"]; v != "cms" {
 			t.Errorf("%s: x-amz-meta-owner-app %q, want cms kept (metadata %v)", k, v, out.Metadata)

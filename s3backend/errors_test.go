@@ -167,7 +167,8 @@ func TestCopyReturnsTheVersionItCopied(t *testing.T) {
 		opts     *backend.PutOptions
 	}{
 		{name: "keep"},
-		{name: "replace", opts: &backend.PutOptions{Meta: map[string]string{"mode": "33152", "app": "x"}, ContentType: "text/html"}},
+		{name: "replace", opts: &backend.PutOptions{Meta: map[string]string{"mode": "33152", "app": "x"},
+			Headers: backend.Headers{ContentType: "text/html", CacheControl: "no-cache"}}},
 		{name: "source replaced", replaced: true},
 	} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -176,6 +177,7 @@ func TestCopyReturnsTheVersionItCopied(t *testing.T) {
 				w.Header().Set("ETag", `"src1"`)
 				w.Header().Set("Content-Length", "5")
 				w.Header().Set("Content-Type", "text/html")
+				w.Header().Set("Cache-Control", "no-cache")
 				w.Header().Set("X-Amz-Meta-Mode", "33188")
 			case r.Method == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") != "":
 				if got := r.Header.Get("X-Amz-Copy-Source-If-Match"); got != `"src1"` {
@@ -184,7 +186,8 @@ func TestCopyReturnsTheVersionItCopied(t *testing.T) {
 				want := "COPY"
 				if c.opts != nil {
 					want = "REPLACE"
-					if r.Header.Get("Content-Type") != "text/html" || r.Header.Get("X-Amz-Meta-App") != "x" || r.Header.Get("X-Amz-Meta-Mode") != "33152" {
+					if r.Header.Get("Content-Type") != "text/html" || r.Header.Get("Cache-Control") != "no-cache" ||
+						r.Header.Get("X-Amz-Meta-App") != "x" || r.Header.Get("X-Amz-Meta-Mode") != "33152" {
 						t.Errorf("%s: headers %v, want the options' metadata and Content-Type", c.name, r.Header)
 					}
 				}
@@ -213,7 +216,8 @@ func TestCopyReturnsTheVersionItCopied(t *testing.T) {
 		if c.opts != nil {
 			wantMode = "33152"
 		}
-		if err != nil || from != `"src1"` || info.ETag != `"dst1"` || info.Key != "b" || info.Size != 5 || info.Meta["mode"] != wantMode || info.ContentType != "text/html" {
+		if err != nil || from != `"src1"` || info.ETag != `"dst1"` || info.Key != "b" || info.Size != 5 || info.Meta["mode"] != wantMode ||
+			info.Headers != (backend.Headers{ContentType: "text/html", CacheControl: "no-cache"}) {
 			t.Errorf("%s: Copy = %+v, %q, %v; want the copy's info and the source's ETag", c.name, info, from, err)
 		}
 	}

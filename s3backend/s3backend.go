@@ -141,8 +141,7 @@ func (b *Backend) Head(ctx context.Context, key string) (backend.ObjectInfo, err
 		ETag:    aws.ToString(out.ETag),
 		ModTime: aws.ToTime(out.LastModified),
 		Meta:    lowerKeys(out.Metadata),
-
-		ContentType: aws.ToString(out.ContentType),
+		Headers: headers(out.ContentType, out.CacheControl, out.ContentDisposition, out.ContentEncoding, out.ContentLanguage),
 	}, nil
 }
 
@@ -239,15 +238,16 @@ func (b *Backend) GetFirst(ctx context.Context, key string, n int64) (backend.Ob
 		ETag:    aws.ToString(out.ETag),
 		ModTime: aws.ToTime(out.LastModified),
 		Meta:    lowerKeys(out.Metadata),
-
-		ContentType: aws.ToString(out.ContentType),
+		Headers: headers(out.ContentType, out.CacheControl, out.ContentDisposition, out.ContentEncoding, out.ContentLanguage),
 	}, out.Body, nil
 }
 
 // Put implements backend.Backend.
 func (b *Backend) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts backend.PutOptions) (backend.ObjectInfo, error) {
 	req := &s3.PutObjectInput{Bucket: &b.cfg.Bucket, Key: &key, Body: body, ContentLength: aws.Int64(size), Metadata: opts.Meta,
-		ContentType:          optional(opts.ContentType),
+		ContentType: optional(opts.Headers.ContentType), CacheControl: optional(opts.Headers.CacheControl),
+		ContentDisposition: optional(opts.Headers.ContentDisposition), ContentEncoding: optional(opts.Headers.ContentEncoding),
+		ContentLanguage:      optional(opts.Headers.ContentLanguage),
 		ServerSideEncryption: types.ServerSideEncryption(b.cfg.SSE), StorageClass: types.StorageClass(b.cfg.StorageClass),
 		ChecksumAlgorithm: types.ChecksumAlgorithm(b.cfg.ChecksumAlgorithm)}
 	if b.cfg.SSEKMSKeyID != "" {
@@ -261,7 +261,7 @@ func (b *Backend) Put(ctx context.Context, key string, body io.ReadSeeker, size 
 		return backend.ObjectInfo{}, b.classify("PutObject", key, err, backend.ErrExist)
 	}
 	return backend.ObjectInfo{Key: key, Size: size, ETag: aws.ToString(out.ETag), ModTime: time.Now().UTC(), Meta: opts.Meta,
-		ContentType: opts.ContentType}, nil
+		Headers: opts.Headers}, nil
 }
 
 // optional is s, or nil for "" (a header left out).
@@ -270,6 +270,12 @@ func optional(s string) *string {
 		return nil
 	}
 	return &s
+}
+
+// headers collects an object's standard headers from a response.
+func headers(contentType, cacheControl, disposition, encoding, language *string) backend.Headers {
+	return backend.Headers{ContentType: aws.ToString(contentType), CacheControl: aws.ToString(cacheControl),
+		ContentDisposition: aws.ToString(disposition), ContentEncoding: aws.ToString(encoding), ContentLanguage: aws.ToString(language)}
 }
 
 // Delete implements backend.Backend.
@@ -311,7 +317,7 @@ func (b *Backend) Copy(ctx context.Context, src, dst string, opts *backend.PutOp
 	var info backend.ObjectInfo
 	if srcInfo.Size > maxCopyObject {
 		if opts == nil { // a multipart copy starts a new object: name what it keeps
-			opts = &backend.PutOptions{Meta: srcInfo.Meta, ContentType: srcInfo.ContentType}
+			opts = &backend.PutOptions{Meta: srcInfo.Meta, Headers: srcInfo.Headers}
 		}
 		info, err = b.copyMultipart(ctx, srcInfo, dst, *opts)
 	} else {
@@ -329,10 +335,13 @@ func (b *Backend) copyObject(ctx context.Context, srcInfo backend.ObjectInfo, ds
 		MetadataDirective:    types.MetadataDirectiveCopy,
 		ServerSideEncryption: types.ServerSideEncryption(b.cfg.SSE), StorageClass: types.StorageClass(b.cfg.StorageClass),
 	}
-	info := backend.ObjectInfo{Key: dst, Size: srcInfo.Size, Meta: srcInfo.Meta, ContentType: srcInfo.ContentType, ModTime: time.Now().UTC()}
+	info := backend.ObjectInfo{Key: dst, Size: srcInfo.Size, Meta: srcInfo.Meta, Headers: srcInfo.Headers, ModTime: time.Now().UTC()}
 	if opts != nil {
-		req.MetadataDirective, req.Metadata, req.ContentType = types.MetadataDirectiveReplace, opts.Meta, optional(opts.ContentType)
-		info.Meta, info.ContentType = opts.Meta, opts.ContentType
+		h := opts.Headers
+		req.MetadataDirective, req.Metadata = types.MetadataDirectiveReplace, opts.Meta
+		req.ContentType, req.CacheControl, req.ContentDisposition = optional(h.ContentType), optional(h.CacheControl), optional(h.ContentDisposition)
+		req.ContentEncoding, req.ContentLanguage = optional(h.ContentEncoding), optional(h.ContentLanguage)
+		info.Meta, info.Headers = opts.Meta, h
 	}
 	if b.cfg.SSEKMSKeyID != "" {
 		req.SSEKMSKeyId = &b.cfg.SSEKMSKeyID
@@ -348,7 +357,7 @@ func (b *Backend) copyObject(ctx context.Context, srcInfo backend.ObjectInfo, ds
 }
 
 func (b *Backend) copyMultipart(ctx context.Context, src backend.ObjectInfo, dst string, opts backend.PutOptions) (backend.ObjectInfo, error) {
-	u, err := b.NewUpload(ctx, dst, backend.PutOptions{Meta: opts.Meta, ContentType: opts.ContentType})
+	u, err := b.NewUpload(ctx, dst, backend.PutOptions{Meta: opts.Meta, Headers: opts.Headers})
 	if err != nil {
 		return backend.ObjectInfo{}, err
 	}

@@ -27,7 +27,10 @@ type upload struct {
 
 // NewUpload implements backend.Backend.
 func (b *Backend) NewUpload(ctx context.Context, key string, opts backend.PutOptions) (backend.Upload, error) {
-	req := &s3.CreateMultipartUploadInput{Bucket: &b.cfg.Bucket, Key: &key, Metadata: opts.Meta, ContentType: optional(opts.ContentType),
+	h := opts.Headers
+	req := &s3.CreateMultipartUploadInput{Bucket: &b.cfg.Bucket, Key: &key, Metadata: opts.Meta,
+		ContentType: optional(h.ContentType), CacheControl: optional(h.CacheControl), ContentDisposition: optional(h.ContentDisposition),
+		ContentEncoding: optional(h.ContentEncoding), ContentLanguage: optional(h.ContentLanguage),
 		ServerSideEncryption: types.ServerSideEncryption(b.cfg.SSE), StorageClass: types.StorageClass(b.cfg.StorageClass),
 		ChecksumAlgorithm: types.ChecksumAlgorithm(b.cfg.ChecksumAlgorithm)}
 	if b.cfg.SSEKMSKeyID != "" {

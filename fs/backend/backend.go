@@ -48,8 +48,14 @@ type ObjectInfo struct {
 	// Meta holds user metadata (names lower-case, without the x-amz-meta- prefix). It is filled by
 	// Head; List leaves it nil because ListObjectsV2 does not return metadata.
 	Meta map[string]string
-	// ContentType is the object's Content-Type, filled by Head (not by List).
-	ContentType string
+	// Headers are the object's standard headers, filled by Head (not by List).
+	Headers Headers
+}
+
+// Headers are the standard headers an object stores beside its user metadata, which a client
+// sets when it writes the object and S3 returns with it.
+type Headers struct {
+	ContentType, CacheControl, ContentDisposition, ContentEncoding, ContentLanguage string
 }
 
 // ListInput selects one page of a listing.
@@ -74,8 +80,8 @@ type PutOptions struct {
 	IfNoneMatch bool
 	// Meta is stored as user metadata (x-amz-meta-<name>).
 	Meta map[string]string
-	// ContentType is the object's Content-Type; "" leaves it to the server.
-	ContentType string
+	// Headers are stored with the object; an empty one is left out (S3's default).
+	Headers Headers
 }
 
 // Backend is an object store. Implementations must be safe for concurrent use.
@@ -105,9 +111,8 @@ type Backend interface {
 	NewUpload(ctx context.Context, key string, opts PutOptions) (Upload, error)
 
 	// Copy copies src to dst (server side) and returns dst's new info and the ETag of the version
-	// of src it copied. The copy keeps the source's metadata and Content-Type, or with opts
-	// replaces them with opts.Meta and opts.ContentType (IfNoneMatch is not used). The copy is
-	// all-or-nothing.
+	// of src it copied. The copy keeps the source's metadata and headers, or with opts replaces
+	// them with opts.Meta and opts.Headers (IfNoneMatch is not used). The copy is all-or-nothing.
 	Copy(ctx context.Context, src, dst string, opts *PutOptions) (info ObjectInfo, srcETag string, err error)
 
 	// Delete removes key. Deleting a missing key succeeds.

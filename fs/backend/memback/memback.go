@@ -44,7 +44,7 @@ type object struct {
 	etag    string
 	modTime time.Time
 	meta    map[string]string
-	ctype   string // Content-Type
+	headers backend.Headers
 }
 
 // FaultFunc is called before every operation with its name and key; a non-nil error is returned
@@ -104,7 +104,7 @@ func (b *Backend) BytesRequested() int64 {
 func (b *Backend) PutBytes(key string, data []byte) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.store(key, bytes.Clone(data), nil, "")
+	b.store(key, bytes.Clone(data), nil, backend.Headers{})
 }
 
 // Bytes returns an object's content, and whether it exists.
@@ -202,10 +202,10 @@ func (b *Backend) begin(op Op, key string) error {
 }
 
 // store must be called with mu held.
-func (b *Backend) store(key string, data []byte, meta map[string]string, ctype string) *object {
+func (b *Backend) store(key string, data []byte, meta map[string]string, h backend.Headers) *object {
 	b.seq++
 	sum := md5.Sum(append(data, []byte(strconv.Itoa(b.seq))...))
-	o := &object{data: data, etag: `"` + hex.EncodeToString(sum[:]) + `"`, modTime: time.Now().UTC().Truncate(time.Second), meta: maps.Clone(meta), ctype: ctype}
+	o := &object{data: data, etag: `"` + hex.EncodeToString(sum[:]) + `"`, modTime: time.Now().UTC().Truncate(time.Second), meta: maps.Clone(meta), headers: h}
 	b.objects[key] = o
 	return o
 }
@@ -213,7 +213,7 @@ func (b *Backend) store(key string, data []byte, meta map[string]string, ctype s
 func info(key string, o *object, withMeta bool) backend.ObjectInfo {
 	oi := backend.ObjectInfo{Key: key, Size: int64(len(o.data)), ETag: o.etag, ModTime: o.modTime}
 	if withMeta {
-		oi.Meta, oi.ContentType = maps.Clone(o.meta), o.ctype
+		oi.Meta, oi.Headers = maps.Clone(o.meta), o.headers
 	}
 	return oi
 }
@@ -341,7 +341,7 @@ func (b *Backend) Put(ctx context.Context, key string, body io.ReadSeeker, size 
 	if _, ok := b.objects[key]; ok && opts.IfNoneMatch {
 		return backend.ObjectInfo{}, fmt.Errorf("memback: %q: %w", key, backend.ErrExist)
 	}
-	return info(key, b.store(key, data, opts.Meta, opts.ContentType), true), nil
+	return info(key, b.store(key, data, opts.Meta, opts.Headers), true), nil
 }
 
 // Copy implements backend.Backend.
@@ -355,12 +355,12 @@ func (b *Backend) Copy(ctx context.Context, src, dst string, opts *backend.PutOp
 	if !ok {
 		return backend.ObjectInfo{}, "", notExist(src)
 	}
-	meta, ctype := o.meta, o.ctype
+	meta, h := o.meta, o.headers
 	if opts != nil {
-		meta, ctype = opts.Meta, opts.ContentType
+		meta, h = opts.Meta, opts.Headers
 	}
 	from := o.etag
-	return info(dst, b.store(dst, bytes.Clone(o.data), meta, ctype), true), from, nil
+	return info(dst, b.store(dst, bytes.Clone(o.data), meta, h), true), from, nil
 }
 
 // Delete implements backend.Backend.
@@ -442,7 +442,7 @@ func (u *upload) Complete(ctx context.Context, parts int32) (backend.ObjectInfo,
 		return backend.ObjectInfo{}, fmt.Errorf("memback: %q: %w", u.key, backend.ErrExist)
 	}
 	delete(b.uploads, u.id)
-	return info(u.key, b.store(u.key, data, u.opts.Meta, u.opts.ContentType), true), nil
+	return info(u.key, b.store(u.key, data, u.opts.Meta, u.opts.Headers), true), nil
 }
 
 func (u *upload) Abort(ctx context.Context) error {
