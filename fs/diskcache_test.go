@@ -39,12 +39,17 @@ func cachedObjects(t *testing.T, dir string) []string {
 // opens its object "obj" (closed when the test ends).
 func openWithDiskCache(t *testing.T, b *memback.Backend, readPartSize int64) (*os.File, Options) {
 	t.Helper()
-	opts := DefaultOptions()
-	opts.CacheSize = 2 * blockSize
-	opts.ReadPartSize = readPartSize
-	opts.DiskCacheDir = t.TempDir()
-	opts.DiskCacheSize = 64 << 20
+	opts := withDiskCache(t, DefaultOptions(), readPartSize)
 	return mountAndOpen(t, b, opts, "obj"), opts
+}
+
+// withDiskCache is o with a 64 MiB disk cache and a memory cache too small to matter.
+func withDiskCache(t *testing.T, o Options, readPartSize int64) Options {
+	o.CacheSize = 2 * blockSize
+	o.ReadPartSize = readPartSize
+	o.DiskCacheDir = t.TempDir()
+	o.DiskCacheSize = 64 << 20
+	return o
 }
 
 // TestRandomReaderIsServedFromDisk: a handle that reads at random gets the whole object copied to

@@ -44,11 +44,7 @@ func TestReadAroundFillsTheKernelCache(t *testing.T) {
 	b := memback.New()
 	data := randomData(11, 8<<20)
 	b.PutBytes("obj", data)
-	opts := DefaultOptions()
-	opts.CacheSize = 2 * blockSize
-	opts.ReadPartSize = 1 << 20
-	opts.DiskCacheDir = t.TempDir()
-	opts.DiskCacheSize = 64 << 20
+	opts := withDiskCache(t, DefaultOptions(), 1<<20)
 	m := metrics.New()
 	opts.Metrics = m
 	dir := testMount(t, b, opts)
@@ -143,11 +139,7 @@ func TestReadAroundWaitsForOlderVersionsToClose(t *testing.T) {
 	const size = 8 << 20
 	va, vb := randomData(21, size), randomData(22, size)
 	b.PutBytes("obj", va)
-	opts := noCacheOptions()
-	opts.CacheSize = 2 * blockSize
-	opts.ReadPartSize = 1 << 20
-	opts.DiskCacheDir = t.TempDir()
-	opts.DiskCacheSize = 64 << 20
+	opts := withDiskCache(t, noCacheOptions(), 1<<20)
 	m := metrics.New()
 	opts.Metrics = m
 	dir := testMount(t, b, opts)
