@@ -357,7 +357,7 @@ func (b *Backend) copyObject(ctx context.Context, srcInfo backend.ObjectInfo, ds
 }
 
 func (b *Backend) copyMultipart(ctx context.Context, src backend.ObjectInfo, dst string, opts backend.PutOptions) (backend.ObjectInfo, error) {
-	u, err := b.NewUpload(ctx, dst, backend.PutOptions{Meta: opts.Meta, Headers: opts.Headers})
+	u, err := b.NewUpload(ctx, dst, opts)
 	if err != nil {
 		return backend.ObjectInfo{}, err
 	}
