@@ -222,3 +222,15 @@ func TestCopyReturnsTheVersionItCopied(t *testing.T) {
 		}
 	}
 }
+
+// TestPinnedGetOfAMissingObjectIsStale: a GET pinned to a version (If-Match) of an object that is
+// gone fails with ErrStale, the version being gone; unpinned, with ErrNotExist.
+func TestPinnedGetOfAMissingObjectIsStale(t *testing.T) {
+	b := fakeS3(t, 404, "NoSuchKey")
+	if _, err := b.Get(context.Background(), "k", 0, 10, `"etag"`); !errors.Is(err, backend.ErrStale) {
+		t.Errorf("pinned GET of a missing object: %v, want ErrStale", err)
+	}
+	if _, err := b.Get(context.Background(), "k", 0, 10, ""); !errors.Is(err, backend.ErrNotExist) {
+		t.Errorf("GET of a missing object: %v, want ErrNotExist", err)
+	}
+}

@@ -211,7 +211,11 @@ func (b *Backend) Get(ctx context.Context, key string, off, n int64, ifMatch str
 		if errors.As(err, &ae) && ae.ErrorCode() == "InvalidRange" {
 			return io.NopCloser(bytes.NewReader(nil)), nil // off is at or past the end
 		}
-		return nil, b.classify("GetObject", key, err, backend.ErrStale)
+		err = b.classify("GetObject", key, err, backend.ErrStale)
+		if e := (*Error)(nil); ifMatch != "" && errors.As(err, &e) && e.Kind == backend.ErrNotExist {
+			e.Kind = backend.ErrStale // the version asked for is gone with its object
+		}
+		return nil, err
 	}
 	return out.Body, nil
 }

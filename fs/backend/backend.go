@@ -93,7 +93,8 @@ type Backend interface {
 	List(ctx context.Context, in ListInput) (Page, error)
 
 	// Get returns n bytes of the object from offset off (fewer at the end of the object; n < 0 means
-	// to the end). If ifMatch is not empty and the object's ETag differs, it fails with ErrStale.
+	// to the end). If ifMatch is not empty and the object's ETag differs, or the object is gone, it
+	// fails with ErrStale: the version asked for no longer exists.
 	// The caller closes the reader. Reading at or past the end returns an empty reader.
 	Get(ctx context.Context, key string, off, n int64, ifMatch string) (io.ReadCloser, error)
 

@@ -292,10 +292,10 @@ func (b *Backend) Get(ctx context.Context, key string, off, n int64, ifMatch str
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	o, ok := b.objects[key]
-	if !ok {
+	if !ok && ifMatch == "" {
 		return nil, notExist(key)
 	}
-	if ifMatch != "" && ifMatch != o.etag {
+	if ifMatch != "" && (!ok || ifMatch != o.etag) {
 		return nil, fmt.Errorf("memback: %q: %w", key, backend.ErrStale)
 	}
 	size := int64(len(o.data))
