@@ -180,3 +180,45 @@ func TestInteg_DiskCacheRemovedAtUnmount(t *testing.T) {
 		t.Errorf("after unmounting, %s still holds %d entries (%s)", cacheDir, len(left), left[0].Name())
 	}
 }
+
+// TestInteg_OldAndNewHandlesKeepTheirVersions: another client replaces an object while a handle
+// has it open; a handle opened after that reads the new version, the first one keeps reading
+// the old one from memory, and neither sees the other's bytes through the kernel's page cache,
+// which the two share (SEMANTICS.md, reading).
+func TestInteg_OldAndNewHandlesKeepTheirVersions(t *testing.T) {
+	ctx := context.Background()
+	prefix := testPrefix(t)
+	va, vb := randomBytes(31, 2<<20), randomBytes(32, 2<<20)
+	if err := w.Put(ctx, prefix+"f", bytes.NewReader(va)); err != nil {
+		t.Fatal(err)
+	}
+	m := mount(t, "s3://"+world.Bucket+"/"+strings.TrimSuffix(prefix, "/"), append(accessChain(), "-o", "metadata_ttl=0")...)
+	old, err := os.Open(m.path("f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	readAll := func(f *os.File, want []byte, what string) {
+		t.Helper()
+		got := make([]byte, len(want))
+		if n, err := f.ReadAt(got, 0); n != len(want) || (err != nil && err != io.EOF) {
+			t.Fatalf("%s: read %d bytes: %v", what, n, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%s: bytes of another version", what)
+		}
+	}
+	readAll(old, va, "old handle") // the whole version is now in the mount's memory
+	if err := w.Put(ctx, prefix+"f", bytes.NewReader(vb)); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := os.Open(m.path("f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cur.Close()
+	for i := 0; i < 2; i++ {
+		readAll(old, va, "old handle after the replacement")
+		readAll(cur, vb, "new handle")
+	}
+}
