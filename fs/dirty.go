@@ -384,11 +384,12 @@ func (d *dirtyFile) ensureUpload(ctx context.Context) (backend.Upload, error) {
 		return u, nil
 	}
 	d.creating = true
-	opts := d.attrs.putOptions()
+	key := d.keyOf()
+	opts := d.attrs.contentOptions(key)
 	d.mu.Unlock()
-	u, err := d.r.b.NewUpload(ctx, d.keyOf(), opts)
+	u, err := d.r.b.NewUpload(ctx, key, opts)
 	if err == nil {
-		d.r.journal.add(d.keyOf(), u.ID())
+		d.r.journal.add(key, u.ID())
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -565,7 +566,7 @@ func (d *dirtyFile) commit(ctx context.Context) (info backend.ObjectInfo, change
 		// Only the attributes changed: rewrite them onto the object with a server-side copy.
 		key, opts := d.keyOf(), d.attrs.putOptions()
 		d.mu.Unlock()
-		info, _, err := d.r.b.Copy(ctx, key, key, &opts)
+		info, _, err := d.r.b.Copy(ctx, key, key, backend.Replace(opts))
 		d.mu.Lock()
 		if err != nil {
 			return backend.ObjectInfo{}, false, err
@@ -598,7 +599,8 @@ func (d *dirtyFile) commit(ctx context.Context) (info backend.ObjectInfo, change
 
 // putWhole sends the content with one PutObject. Must hold mu (released during the request).
 func (d *dirtyFile) putWhole(ctx context.Context) (backend.ObjectInfo, error) {
-	key, opts, size := d.keyOf(), d.attrs.putOptions(), d.size
+	key, size := d.keyOf(), d.size
+	opts := d.attrs.contentOptions(key)
 	d.mu.Unlock()
 	defer d.mu.Lock()
 	if err := d.r.acquireUpload(ctx); err != nil {

@@ -2,6 +2,8 @@ package fs
 
 import (
 	"maps"
+	"mime"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -142,6 +144,44 @@ func (a attrs) putOptions() backend.PutOptions {
 		o.Headers = *a.headers
 	}
 	return o
+}
+
+// contentOptions is what new content of the object key is stored with: putOptions, and for an
+// object without a Content-Type of its own (a new file) the type its name's extension gives.
+func (a attrs) contentOptions(key string) backend.PutOptions {
+	o := a.putOptions()
+	if o.Headers.ContentType == "" {
+		o.Headers.ContentType = contentType(key)
+	}
+	return o
+}
+
+// contentType is the Content-Type of key's extension in Go's table and the system's
+// (/etc/mime.types), "" for none: what s3fs and rclone give new objects too.
+func contentType(key string) string {
+	return mime.TypeByExtension(path.Ext(key))
+}
+
+// retypeOnRename is the CopyMeta of a rename from srcKey to dstKey: an object without a type of
+// its own (none, S3's default, or the type its old name gave it) takes the one its new name
+// gives, with its metadata and other headers unchanged, as a file written under a temporary name
+// (rsync's .name.XXXXXX, name.part) and renamed into place should. It is nil (the copy keeps
+// everything) when the two names give the same type, or the new one none.
+func retypeOnRename(srcKey, dstKey string) backend.CopyMeta {
+	old, typ := contentType(srcKey), contentType(dstKey)
+	if typ == "" || typ == old {
+		return nil
+	}
+	return func(src backend.ObjectInfo) *backend.PutOptions {
+		switch src.Headers.ContentType {
+		case "", "binary/octet-stream", "application/octet-stream", old:
+		default:
+			return nil // a type of its own
+		}
+		h := src.Headers
+		h.ContentType = typ
+		return &backend.PutOptions{Meta: src.Meta, Headers: h}
+	}
 }
 
 // fileType returns the S_IFMT bits of a stored mode, S_IFREG when none is stored.

@@ -78,7 +78,7 @@ func (r *Root) renameFile(ctx context.Context, node *fusefs.Inode, srcKey, dstKe
 			// S3 has an older version: move it too, so that the new name keeps it until the commit.
 		}
 	}
-	info, from, err := r.b.Copy(ctx, srcKey, dstKey, nil)
+	info, from, err := r.b.Copy(ctx, srcKey, dstKey, retypeOnRename(srcKey, dstKey))
 	if err != nil {
 		return err
 	}

@@ -88,7 +88,7 @@ func (s *Symlink) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.Se
 		a.mode = syscall.S_IFLNK | 0o777 // a link's own mode never changes
 		key := s.root.fileKey(&s.Inode)
 		opts := a.putOptions()
-		info, _, err := s.root.b.Copy(ctx, key, key, &opts)
+		info, _, err := s.root.b.Copy(ctx, key, key, backend.Replace(opts))
 		if err != nil {
 			return s.root.fail("setattr", key, err)
 		}

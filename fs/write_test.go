@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -597,6 +598,103 @@ func TestOtherClientsMetadataIsKept(t *testing.T) {
 	}
 	if info, _ := b.Head(ctx, "appended"); info.Size != 2*backend.MinPartSize+4 {
 		t.Errorf("appended: %d bytes", info.Size)
+	}
+}
+
+// TestNewFilesAreTypedByTheirNames: a new file gets the Content-Type of its extension, also when
+// it is written under a temporary name and renamed into place (rsync's .name.XXXXXX, name.part),
+// or renamed while still being written. A rename retypes an object only if it has no type of its
+// own (none, S3's default, or its old name's), keeping its metadata; any other type is kept.
+func TestNewFilesAreTypedByTheirNames(t *testing.T) {
+	b := memback.New()
+	ctx := context.Background()
+	foreign := func(key, typ string) {
+		t.Helper()
+		if _, err := b.Put(ctx, key, strings.NewReader("x"), 1, backend.PutOptions{Meta: map[string]string{"app": "cms"},
+			Headers: backend.Headers{ContentType: typ, CacheControl: "max-age=60"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	foreign("custom.txt", "application/x-custom")
+	foreign("untyped.tmp", "binary/octet-stream")
+	foreign("typed.html", "text/html; charset=utf-8")
+	foreign("kept.html", "text/html; charset=utf-8")
+	mnt := testMount(t, b, writeOptions())
+	path := func(name string) string { return filepath.Join(mnt, name) }
+	write := func(name string, size int) {
+		t.Helper()
+		if err := os.WriteFile(path(name), make([]byte, size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rename := func(from, to string) {
+		t.Helper()
+		if err := os.Rename(path(from), path(to)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("page.html", 10)
+	write("data.json", 10)
+	write("noext", 10)
+	write("big.png", 2*backend.MinPartSize) // a multipart upload
+	write(".style.css.Xy12Ab", 10)          // rsync: a temporary name, its mode, then the rename
+	if err := os.Chmod(path(".style.css.Xy12Ab"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rename(".style.css.Xy12Ab", "style.css")
+	write("dump.json.part", 10)
+	rename("dump.json.part", "dump.json")
+	f, err := os.Create(path("open.XYZ"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("<svg/>")); err != nil {
+		t.Fatal(err)
+	}
+	rename("open.XYZ", "logo.svg")
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rename("custom.txt", "custom.html")
+	rename("untyped.tmp", "untyped.pdf")
+	rename("typed.html", "typed.json")
+	rename("kept.html", "kept.backup")
+	for _, c := range []struct{ key, want string }{
+		{"page.html", "text/html; charset=utf-8"},
+		{"data.json", "application/json"},
+		{"noext", ""},
+		{"big.png", "image/png"},
+		{"style.css", "text/css; charset=utf-8"},
+		{"dump.json", "application/json"},
+		{"logo.svg", "image/svg+xml"},
+		{"custom.html", "application/x-custom"}, // its own type
+		{"untyped.pdf", "application/pdf"},      // S3's default
+		{"typed.json", "application/json"},      // its old name's
+		{"kept.backup", "text/html; charset=utf-8"},
+	} {
+		info, err := b.Head(ctx, c.key)
+		if err != nil {
+			t.Errorf("%s: %v", c.key, err)
+			continue
+		}
+		if info.Headers.ContentType != c.want {
+			t.Errorf("%s: Content-Type %q, want %q", c.key, info.Headers.ContentType, c.want)
+		}
+	}
+	if info, _ := b.Head(ctx, "style.css"); info.Meta["mode"] != "33152" {
+		t.Errorf("style.css: x-amz-meta-mode %q, want 33152 (0100600) kept by the rename", info.Meta["mode"])
+	}
+	for _, k := range []string{"custom.html", "untyped.pdf", "typed.json", "kept.backup"} {
+		if info, _ := b.Head(ctx, k); info.Meta["app"] != "cms" || info.Headers.CacheControl != "max-age=60" {
+			t.Errorf("%s: metadata %v, headers %+v; want app=cms and Cache-Control kept", k, info.Meta, info.Headers)
+		}
+	}
+	// The node knows its new type: a later change of its mode keeps it.
+	if err := os.Chmod(path("style.css"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := b.Head(ctx, "style.css"); info.Headers.ContentType != "text/css; charset=utf-8" {
+		t.Errorf("style.css after chmod: Content-Type %q", info.Headers.ContentType)
 	}
 }
 

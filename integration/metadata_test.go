@@ -68,3 +68,43 @@ func TestInteg_ForeignMetadataSurvives(t *testing.T) {
 		t.Errorf("chmod.html: x-amz-meta-mode %q, want 33152 (0100600)", out.Metadata["mode"])
 	}
 }
+
+// TestInteg_NewFilesAreTypedByTheirNames: files written through the mount get the Content-Type of
+// their extension in S3, also when rsync writes them under temporary names and renames them into
+// place, and when a program writes name.part and renames it; a web server or CDN in front of the
+// bucket then serves them as what they are.
+func TestInteg_NewFilesAreTypedByTheirNames(t *testing.T) {
+	ctx := context.Background()
+	prefix := testPrefix(t)
+	m := mount(t, "s3://"+world.Bucket+"/"+strings.TrimSuffix(prefix, "/"), accessChain()...)
+	if err := os.WriteFile(m.path("index.html"), []byte("<p>hi</p>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	for name, body := range map[string]string{"style.css": "p{}", "data.json": "{}", "logo.svg": "<svg/>"} {
+		if err := os.WriteFile(src+"/"+name, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(t, nil, "rsync", "-a", src+"/", m.path("site")+"/")
+	if err := os.WriteFile(m.path("dump.json.part"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(m.path("dump.json.part"), m.path("dump.json")); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{"index.html": "text/html; charset=utf-8", "site/style.css": "text/css; charset=utf-8",
+		"site/data.json": "application/json", "site/logo.svg": "image/svg+xml", "dump.json": "application/json"} {
+		out, err := w.Admin.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(world.Bucket), Key: aws.String(prefix + key)})
+		if err != nil {
+			t.Errorf("%s: %v", key, err)
+			continue
+		}
+		if got := aws.ToString(out.ContentType); got != want {
+			t.Errorf("%s: Content-Type %q, want %q", key, got, want)
+		}
+		if out.Metadata["mode"] == "" {
+			t.Errorf("%s: no x-amz-meta-mode (metadata %v): the retyping copy lost it", key, out.Metadata)
+		}
+	}
+}

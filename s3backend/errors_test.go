@@ -158,17 +158,25 @@ func TestGetFirstReadsHeadersAndSize(t *testing.T) {
 
 // TestCopyReturnsTheVersionItCopied: Copy pins its CopyObject to the ETag its HEAD saw
 // (x-amz-copy-source-if-match) and returns that ETag beside the copy's info; a source replaced
-// in between fails the copy with ErrStale. Without options the copy keeps the source's metadata
-// and Content-Type (directive COPY); with them it replaces both.
+// in between fails the copy with ErrStale. Without a CopyMeta, or with one that keeps them, the
+// copy keeps the source's metadata and Content-Type (directive COPY); with options, chosen from
+// the version HEAD saw, it replaces both.
 func TestCopyReturnsTheVersionItCopied(t *testing.T) {
+	replace := func(src backend.ObjectInfo) *backend.PutOptions {
+		if src.ETag != `"src1"` || src.Meta["mode"] != "33188" {
+			t.Errorf("CopyMeta given %+v, want the source HEAD saw", src)
+		}
+		return &backend.PutOptions{Meta: map[string]string{"mode": "33152", "app": "x"}, Headers: src.Headers}
+	}
 	for _, c := range []struct {
 		name     string
 		replaced bool
-		opts     *backend.PutOptions
+		meta     backend.CopyMeta
+		replace  bool
 	}{
 		{name: "keep"},
-		{name: "replace", opts: &backend.PutOptions{Meta: map[string]string{"mode": "33152", "app": "x"},
-			Headers: backend.Headers{ContentType: "text/html", CacheControl: "no-cache"}}},
+		{name: "keep by choice", meta: func(backend.ObjectInfo) *backend.PutOptions { return nil }},
+		{name: "replace", meta: replace, replace: true},
 		{name: "source replaced", replaced: true},
 	} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -184,7 +192,7 @@ func TestCopyReturnsTheVersionItCopied(t *testing.T) {
 					t.Errorf("%s: copy source if-match %q, want the ETag HEAD saw", c.name, got)
 				}
 				want := "COPY"
-				if c.opts != nil {
+				if c.replace {
 					want = "REPLACE"
 					if r.Header.Get("Content-Type") != "text/html" || r.Header.Get("Cache-Control") != "no-cache" ||
 						r.Header.Get("X-Amz-Meta-App") != "x" || r.Header.Get("X-Amz-Meta-Mode") != "33152" {
@@ -204,7 +212,7 @@ func TestCopyReturnsTheVersionItCopied(t *testing.T) {
 				t.Errorf("unexpected %s %s", r.Method, r.URL)
 			}
 		}))
-		info, from, err := backendAt(t, srv.URL).Copy(context.Background(), "a", "b", c.opts)
+		info, from, err := backendAt(t, srv.URL).Copy(context.Background(), "a", "b", c.meta)
 		srv.Close()
 		if c.replaced {
 			if !errors.Is(err, backend.ErrStale) {
@@ -213,7 +221,7 @@ func TestCopyReturnsTheVersionItCopied(t *testing.T) {
 			continue
 		}
 		wantMode := "33188"
-		if c.opts != nil {
+		if c.replace {
 			wantMode = "33152"
 		}
 		if err != nil || from != `"src1"` || info.ETag != `"dst1"` || info.Key != "b" || info.Size != 5 || info.Meta["mode"] != wantMode ||

@@ -312,11 +312,15 @@ const maxCopyObject = 5 << 30
 const copyPartSize = 512 << 20
 
 // Copy implements backend.Backend. Either way of copying sends CopySourceIfMatch with the ETag
-// HEAD saw, so that is the version copied.
-func (b *Backend) Copy(ctx context.Context, src, dst string, opts *backend.PutOptions) (backend.ObjectInfo, string, error) {
+// HEAD saw, so that is the version copied, and the version meta chose the metadata for.
+func (b *Backend) Copy(ctx context.Context, src, dst string, meta backend.CopyMeta) (backend.ObjectInfo, string, error) {
 	srcInfo, err := b.Head(ctx, src)
 	if err != nil {
 		return backend.ObjectInfo{}, "", err
+	}
+	var opts *backend.PutOptions
+	if meta != nil {
+		opts = meta(srcInfo)
 	}
 	var info backend.ObjectInfo
 	if srcInfo.Size > maxCopyObject {

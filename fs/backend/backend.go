@@ -84,6 +84,15 @@ type PutOptions struct {
 	Headers Headers
 }
 
+// CopyMeta chooses what a copy stores, given the version of the source it copies (with its
+// metadata and headers): nil keeps the source's, other options replace them.
+type CopyMeta func(src ObjectInfo) *PutOptions
+
+// Replace is the CopyMeta that stores opts, whatever the source.
+func Replace(opts PutOptions) CopyMeta {
+	return func(ObjectInfo) *PutOptions { return &opts }
+}
+
 // Backend is an object store. Implementations must be safe for concurrent use.
 type Backend interface {
 	// Head returns the object's info including its metadata, or ErrNotExist.
@@ -112,9 +121,10 @@ type Backend interface {
 	NewUpload(ctx context.Context, key string, opts PutOptions) (Upload, error)
 
 	// Copy copies src to dst (server side) and returns dst's new info and the ETag of the version
-	// of src it copied. The copy keeps the source's metadata and headers, or with opts replaces
-	// them with opts.Meta and opts.Headers (IfNoneMatch is not used). The copy is all-or-nothing.
-	Copy(ctx context.Context, src, dst string, opts *PutOptions) (info ObjectInfo, srcETag string, err error)
+	// of src it copied. The copy keeps the source's metadata and headers, or, if meta is not nil
+	// and returns options for that version of src, replaces them with their Meta and Headers
+	// (IfNoneMatch is not used). The copy is all-or-nothing.
+	Copy(ctx context.Context, src, dst string, meta CopyMeta) (info ObjectInfo, srcETag string, err error)
 
 	// Delete removes key. Deleting a missing key succeeds.
 	Delete(ctx context.Context, key string) error

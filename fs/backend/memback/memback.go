@@ -345,7 +345,7 @@ func (b *Backend) Put(ctx context.Context, key string, body io.ReadSeeker, size 
 }
 
 // Copy implements backend.Backend.
-func (b *Backend) Copy(ctx context.Context, src, dst string, opts *backend.PutOptions) (backend.ObjectInfo, string, error) {
+func (b *Backend) Copy(ctx context.Context, src, dst string, copyMeta backend.CopyMeta) (backend.ObjectInfo, string, error) {
 	if err := b.begin(OpCopy, src); err != nil {
 		return backend.ObjectInfo{}, "", err
 	}
@@ -356,8 +356,10 @@ func (b *Backend) Copy(ctx context.Context, src, dst string, opts *backend.PutOp
 		return backend.ObjectInfo{}, "", notExist(src)
 	}
 	meta, h := o.meta, o.headers
-	if opts != nil {
-		meta, h = opts.Meta, opts.Headers
+	if copyMeta != nil {
+		if opts := copyMeta(info(src, o, true)); opts != nil {
+			meta, h = opts.Meta, opts.Headers
+		}
 	}
 	from := o.etag
 	return info(dst, b.store(dst, bytes.Clone(o.data), meta, h), true), from, nil

@@ -124,9 +124,9 @@ func (u *upload) Abort(ctx context.Context) error {
 	return err
 }
 
-func (b *Backend) Copy(ctx context.Context, src, dst string, opts *backend.PutOptions) (backend.ObjectInfo, string, error) {
+func (b *Backend) Copy(ctx context.Context, src, dst string, meta backend.CopyMeta) (backend.ObjectInfo, string, error) {
 	start := time.Now()
-	info, from, err := b.Backend.Copy(ctx, src, dst, opts)
+	info, from, err := b.Backend.Copy(ctx, src, dst, meta)
 	b.done("CopyObject", start, err)
 	return info, from, err
 }
