@@ -165,8 +165,8 @@ func contentType(key string) string {
 // retypeOnRename is the CopyMeta of a rename from srcKey to dstKey: an object without a type of
 // its own (none, S3's default, or the type its old name gave it) takes the one its new name
 // gives, with its metadata and other headers unchanged, as a file written under a temporary name
-// (rsync's .name.XXXXXX, name.part) and renamed into place should. It is nil (the copy keeps
-// everything) when the two names give the same type, or the new one none.
+// (rsync's .name.XXXXXX, name.part) and renamed into place should. A symlink is not retyped. It
+// is nil (the copy keeps everything) when the two names give the same type, or the new one none.
 func retypeOnRename(srcKey, dstKey string) backend.CopyMeta {
 	old, typ := contentType(srcKey), contentType(dstKey)
 	if typ == "" || typ == old {
@@ -177,6 +177,9 @@ func retypeOnRename(srcKey, dstKey string) backend.CopyMeta {
 		case "", "binary/octet-stream", "application/octet-stream", old:
 		default:
 			return nil // a type of its own
+		}
+		if parseMeta(src.Meta).fileType() != syscall.S_IFREG {
+			return nil
 		}
 		h := src.Headers
 		h.ContentType = typ

@@ -659,6 +659,10 @@ func TestNewFilesAreTypedByTheirNames(t *testing.T) {
 	rename("untyped.tmp", "untyped.pdf")
 	rename("typed.html", "typed.json")
 	rename("kept.html", "kept.backup")
+	if err := os.Symlink("page.html", path("link")); err != nil {
+		t.Fatal(err)
+	}
+	rename("link", "link.html")
 	for _, c := range []struct{ key, want string }{
 		{"page.html", "text/html; charset=utf-8"},
 		{"data.json", "application/json"},
@@ -671,6 +675,7 @@ func TestNewFilesAreTypedByTheirNames(t *testing.T) {
 		{"untyped.pdf", "application/pdf"},      // S3's default
 		{"typed.json", "application/json"},      // its old name's
 		{"kept.backup", "text/html; charset=utf-8"},
+		{"link.html", ""}, // a symlink
 	} {
 		info, err := b.Head(ctx, c.key)
 		if err != nil {
