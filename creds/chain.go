@@ -37,6 +37,9 @@ const (
 	SourceDefault Source = "default"
 	// SourceFile is long-term keys from Chain.CredentialsFile (owned by the user, mode 0600).
 	SourceFile Source = "file"
+	// SourceNone is no credentials at all: requests go unsigned, and S3 allows them what the
+	// bucket's policy allows everyone (public datasets). No hop can follow it.
+	SourceNone Source = "none"
 )
 
 // Hop is one sts:AssumeRole step.
@@ -99,8 +102,14 @@ type Built struct {
 	steps  []step
 }
 
-// Provider returns the chain's final credentials provider.
-func (b *Built) Provider() aws.CredentialsProvider { return b.steps[len(b.steps)-1].provider }
+// Provider returns the chain's final credentials provider: aws.AnonymousCredentials, which the
+// SDK does not sign with, for SourceNone.
+func (b *Built) Provider() aws.CredentialsProvider {
+	if len(b.steps) == 0 {
+		return aws.AnonymousCredentials{}
+	}
+	return b.steps[len(b.steps)-1].provider
+}
 
 // Region returns the region the chain resolved (from the options, the environment or IMDS).
 func (b *Built) Region() string { return b.awsCfg.Region }
@@ -153,6 +162,7 @@ func (c Chain) Build(ctx context.Context) (*Built, error) {
 			return nil, err
 		}
 		b.add("credentials file "+c.CredentialsFile, nil, p)
+	case SourceNone: // no link: Provider is anonymous
 	}
 	for i := range c.Hops {
 		h := &c.Hops[i]
@@ -209,8 +219,12 @@ func (c Chain) Validate() error {
 		if c.CredentialsFile == "" {
 			return fmt.Errorf("credential source %q needs a credentials file", c.Source)
 		}
+	case SourceNone:
+		if len(c.Hops) > 0 {
+			return fmt.Errorf("unsigned requests (credential source %q, --no-sign-request) cannot assume a role: drop role_arn, or sign with credentials", c.Source)
+		}
 	default:
-		return fmt.Errorf("unknown credential source %q (want %q, %q or %q)", c.Source, SourceIMDS, SourceDefault, SourceFile)
+		return fmt.Errorf("unknown credential source %q (want %q, %q, %q or %q)", c.Source, SourceIMDS, SourceDefault, SourceFile, SourceNone)
 	}
 	for i, h := range c.Hops {
 		if !roleARNPattern.MatchString(h.RoleARN) {

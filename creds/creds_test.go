@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/s3mount/s3mount/integration/awsemu"
 	"github.com/s3mount/s3mount/integration/world"
 )
@@ -243,6 +245,28 @@ func TestValidate(t *testing.T) {
 	}
 	if err := (Chain{Source: SourceIMDS, Hops: []Hop{{RoleARN: "arn:aws:iam::123456789012:role/path/x", ExternalID: "a,b=c@d"}}}).Validate(); err != nil {
 		t.Errorf("valid chain: %v", err)
+	}
+	if err := (Chain{Source: SourceNone, Hops: []Hop{{RoleARN: "arn:aws:iam::123456789012:role/x"}}}).Validate(); err == nil || !strings.Contains(err.Error(), "cannot assume a role") {
+		t.Errorf("unsigned requests with a hop: %v, want an error", err)
+	}
+}
+
+// TestUnsignedChainHasNoLink: credential source none builds without any request (no IMDS, even
+// for the region) and gives the SDK's anonymous credentials, which it does not sign with.
+func TestUnsignedChainHasNoLink(t *testing.T) {
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1") // nothing answers there
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	b, err := Chain{Source: SourceNone}.Build(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.Provider().(aws.AnonymousCredentials); !ok || b.Region() != "us-east-1" {
+		t.Errorf("provider %T, region %q; want aws.AnonymousCredentials and us-east-1", b.Provider(), b.Region())
+	}
+	if r := b.Check(context.Background(), true); len(r) != 1 || r[0].Err != nil || !r[0].IsSource {
+		t.Errorf("Check = %+v, want one passing source", r)
 	}
 }
 

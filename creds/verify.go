@@ -81,6 +81,9 @@ type LinkResult struct {
 // Check retrieves every link in order, stopping at the first failure. With identities, it also
 // asks STS who each link is (GetCallerIdentity), for a checklist.
 func (b *Built) Check(ctx context.Context, identities bool) []LinkResult {
+	if len(b.steps) == 0 {
+		return []LinkResult{{Name: "no credentials: unsigned requests", IsSource: true, Identity: "anyone (what the bucket's policy allows everyone)"}}
+	}
 	var out []LinkResult
 	for i, s := range b.steps {
 		r := LinkResult{Name: s.name, IsSource: s.hop == nil}

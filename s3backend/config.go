@@ -19,7 +19,7 @@ type Config struct {
 	// PathStyle addresses the bucket as endpoint/bucket instead of bucket.endpoint; needed by most
 	// S3-compatible servers.
 	PathStyle bool
-	// Credentials signs every request. Required.
+	// Credentials signs every request; aws.AnonymousCredentials{} leaves them unsigned. Required.
 	Credentials aws.CredentialsProvider
 	// HTTPClient overrides the HTTP client (tests, custom CAs); nil builds one sized for Concurrency.
 	HTTPClient aws.HTTPClient

@@ -60,9 +60,13 @@ func New(cfg Config) (*Backend, error) {
 	if hc == nil {
 		hc = newHTTPClient(cfg)
 	}
+	var provider aws.CredentialsProvider = markedProvider{cfg.Credentials}
+	if _, anonymous := cfg.Credentials.(aws.AnonymousCredentials); anonymous {
+		provider = cfg.Credentials // the SDK leaves requests unsigned for this type alone
+	}
 	awsCfg := aws.Config{
 		Region:      cfg.Region,
-		Credentials: markedProvider{cfg.Credentials},
+		Credentials: provider,
 		HTTPClient:  hc,
 		Retryer: func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = cfg.MaxAttempts })

@@ -150,6 +150,11 @@ func checkS3(ctx context.Context, b *s3backend.Backend, c *config) ([]checkItem,
 	if err == nil && region != c.s3.Region {
 		err = fmt.Errorf("the bucket is in %s, not %s", region, c.s3.Region)
 	}
+	if errors.Is(err, backend.ErrPermission) && c.chain.Source == creds.SourceNone {
+		// Public buckets seldom let everyone ask where they are; a listing in the wrong region
+		// fails, so the one below proves it.
+		err, region = nil, "not public; the listing below proves "+c.s3.Region
+	}
 	if !add("bucket region", err, region, fmt.Sprintf("pass --region %s (needs s3:GetBucketLocation on %s)", region, bucketARN)) && !errors.Is(err, backend.ErrPermission) {
 		return items, false
 	}

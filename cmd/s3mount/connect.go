@@ -67,6 +67,8 @@ func probeBucket(ctx context.Context, b backend.Backend, c *config) error {
 		return nil
 	case se != nil && se.Code == "NoSuchBucket":
 		return fail(exitS3, "bucket %q does not exist at %s (check the name, --region and --endpoint)", c.bucket, endpointName(c))
+	case errors.Is(err, backend.ErrPermission) && c.chain.Source == creds.SourceNone:
+		return fail(exitS3, "unsigned requests may not list %s (S3 also answers this way for a bucket that does not exist): %v; fix: check the bucket name; a bucket that is not public needs credentials (drop --no-sign-request), a public one a policy allowing s3:ListBucket to everyone", target, err)
 	case errors.Is(err, backend.ErrPermission):
 		return fail(exitS3, "the credentials may not list %s (S3 also answers this way for a bucket that does not exist): %v; fix: check the bucket name, and allow s3:ListBucket on arn:aws:s3:::%s (with condition s3:prefix %q) in the last role's policy", target, err, c.bucket, c.prefix+"*")
 	case errors.Is(err, backend.ErrCredentials):

@@ -40,8 +40,12 @@ var optionTable = []option{
 	}},
 	{"checksum", "CRC32|CRC32C|SHA1|SHA256", "S3", "have S3 verify a checksum of every upload", func(c *config, v string) error { c.s3.ChecksumAlgorithm = strings.ToUpper(v); return nil }},
 
-	{"credential_source", "imds|default", "Credentials", "first link of the chain: the instance profile (imds, the default) or the standard AWS chain", func(c *config, v string) error {
+	{"credential_source", "SOURCE", "Credentials", "first link of the chain: imds (the instance profile, the default), default (the standard AWS chain) or none (unsigned requests)", func(c *config, v string) error {
 		c.chain.Source = creds.Source(v)
+		return nil
+	}},
+	{"no_sign_request", "", "Credentials", "send unsigned requests, with no credentials at all: for public buckets and datasets (credential_source=none)", func(c *config, v string) error {
+		c.chain.Source = creds.SourceNone
 		return nil
 	}},
 	{"profile", "NAME", "Credentials", "shared-config profile (implies credential_source=default)", func(c *config, v string) error {
