@@ -131,8 +131,14 @@ func mount(t *testing.T, target string, args ...string) *mounted {
 // variables).
 func mountEnv(t *testing.T, env []string, target string, args ...string) *mounted {
 	t.Helper()
+	return mountWith(t, env, append(w.MountArgs(), args...), target)
+}
+
+// mountWith mounts target with exactly args (not the world's endpoints).
+func mountWith(t *testing.T, env, args []string, target string) *mounted {
+	t.Helper()
 	dir := t.TempDir()
-	all := append(append(w.MountArgs(), args...), "-f", target, dir)
+	all := append(append([]string(nil), args...), "-f", target, dir)
 	m := &mounted{dir: dir, cmd: command(all...), stderr: &syncBuffer{}, done: make(chan error, 1)}
 	m.cmd.Env = append(m.cmd.Env, env...)
 	m.cmd.Stderr = m.stderr

@@ -242,3 +242,50 @@ func TestPinnedGetOfAMissingObjectIsStale(t *testing.T) {
 		t.Errorf("GET of a missing object: %v, want ErrNotExist", err)
 	}
 }
+
+// TestWrongRegionIsRecognizedAndLocated: S3's answers to a request signed for the wrong region (a
+// 301 PermanentRedirect, a 400 AuthorizationHeaderMalformed) are WrongRegion, and LocateBucket
+// reads the region from an unsigned HeadBucket's x-amz-bucket-region header, which S3 sends even
+// with a refusal.
+func TestWrongRegionIsRecognizedAndLocated(t *testing.T) {
+	for _, c := range []struct {
+		status int
+		code   string
+		wrong  bool
+	}{
+		{301, "PermanentRedirect", true},
+		{400, "AuthorizationHeaderMalformed", true},
+		{403, "AccessDenied", false},
+		{404, "NoSuchBucket", false},
+	} {
+		_, err := fakeS3(t, c.status, c.code).List(context.Background(), backend.ListInput{Prefix: "p/"})
+		if WrongRegion(err) != c.wrong {
+			t.Errorf("%d %s: WrongRegion = %v, want %v (%v)", c.status, c.code, !c.wrong, c.wrong, err)
+		}
+	}
+	for _, c := range []struct {
+		status int
+		header string
+	}{{301, "eu-west-1"}, {403, "eu-west-1"}, {200, "eu-west-1"}, {403, ""}} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodHead || r.URL.Path != "/bucket" {
+				t.Errorf("unexpected %s %s", r.Method, r.URL)
+			}
+			if auth := r.Header.Get("Authorization"); auth != "" {
+				t.Errorf("LocateBucket signed its request: %s", auth)
+			}
+			if c.header != "" {
+				w.Header().Set("X-Amz-Bucket-Region", c.header)
+			}
+			w.WriteHeader(c.status)
+		}))
+		got, err := backendAt(t, srv.URL).LocateBucket(context.Background())
+		srv.Close()
+		if c.header != "" && (got != c.header || err != nil) {
+			t.Errorf("HeadBucket %d with the header: %q, %v; want %s", c.status, got, err, c.header)
+		}
+		if c.header == "" && got != "" {
+			t.Errorf("HeadBucket %d without the header: %q, want none", c.status, got)
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
@@ -41,6 +42,7 @@ type API interface {
 	AbortMultipartUpload(context.Context, *s3.AbortMultipartUploadInput, ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
 	ListMultipartUploads(context.Context, *s3.ListMultipartUploadsInput, ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error)
 	GetBucketLocation(context.Context, *s3.GetBucketLocationInput, ...func(*s3.Options)) (*s3.GetBucketLocationOutput, error)
+	HeadBucket(context.Context, *s3.HeadBucketInput, ...func(*s3.Options)) (*s3.HeadBucketOutput, error)
 }
 
 // Backend is a backend.Backend on one S3 bucket.
@@ -119,6 +121,38 @@ func (c bodyConn) ReadFrom(r io.Reader) (int64, error) {
 	b := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(b)
 	return io.CopyBuffer(struct{ io.Writer }{c.Conn}, r, *b)
+}
+
+// Region is the region the backend signs its requests for.
+func (b *Backend) Region() string { return b.cfg.Region }
+
+// InRegion returns a backend like b that signs for region instead.
+func (b *Backend) InRegion(region string) (*Backend, error) {
+	cfg := b.cfg
+	cfg.Region = region
+	return New(cfg)
+}
+
+// LocateBucket asks S3 which region the bucket is in, with an unsigned HeadBucket
+// (manager.GetBucketRegion): S3 names the region in its x-amz-bucket-region header even when it
+// refuses the request, so this needs no permission. It returns "" if the server does not say.
+func (b *Backend) LocateBucket(ctx context.Context) (string, error) {
+	region, err := manager.GetBucketRegion(ctx, b.client, b.cfg.Bucket)
+	if err != nil {
+		return "", b.classify("HeadBucket", "", err, nil)
+	}
+	return region, nil
+}
+
+// WrongRegion reports whether err is S3 saying that the bucket is in another region than the one
+// the request was signed for: a 301 PermanentRedirect from a regional endpoint, or a 400
+// AuthorizationHeaderMalformed naming the expected region.
+func WrongRegion(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	return e.Code == "PermanentRedirect" || e.Code == "AuthorizationHeaderMalformed" || e.Status == http.StatusMovedPermanently
 }
 
 // BucketRegion asks S3 where the bucket is (GetBucketLocation); "us-east-1" for the empty answer.

@@ -147,8 +147,16 @@ func checkS3(ctx context.Context, b *s3backend.Backend, c *config) ([]checkItem,
 	bucketARN := "arn:aws:s3:::" + c.bucket
 	objects := bucketARN + "/" + c.prefix + "*"
 	region, err := b.BucketRegion(ctx)
-	if err == nil && region != c.s3.Region {
+	if s3backend.WrongRegion(err) {
+		region, _ = b.LocateBucket(ctx) // needs no permission
+	}
+	if region != "" && region != c.s3.Region {
 		err = fmt.Errorf("the bucket is in %s, not %s", region, c.s3.Region)
+		if moved, merr := b.InRegion(region); c.region == "" && merr == nil {
+			// As the mount does (see openRoot): check the rest there.
+			b, err = moved, nil
+			region = fmt.Sprintf("%s (not %s, where the mount first looks; it moves there)", region, c.s3.Region)
+		}
 	}
 	if errors.Is(err, backend.ErrPermission) && c.chain.Source == creds.SourceNone {
 		// Public buckets seldom let everyone ask where they are; a listing in the wrong region

@@ -56,8 +56,8 @@ func (c *config) newBackend(chain *creds.Built) (*s3backend.Backend, error) {
 }
 
 // probeBucket lists the prefix once: the cheapest request that proves the bucket exists and the
-// credentials may list it.
-func probeBucket(ctx context.Context, b backend.Backend, c *config) error {
+// credentials may list it. A bucket in another region than b's is a *movedBucket.
+func probeBucket(ctx context.Context, b *s3backend.Backend, c *config) error {
 	_, err := b.List(ctx, backend.ListInput{Prefix: c.prefix, Delimiter: "/", MaxKeys: 1})
 	target := fmt.Sprintf("s3://%s/%s", c.bucket, c.prefix)
 	var se *s3backend.Error
@@ -65,6 +65,9 @@ func probeBucket(ctx context.Context, b backend.Backend, c *config) error {
 	switch {
 	case err == nil:
 		return nil
+	case s3backend.WrongRegion(err):
+		region, _ := b.LocateBucket(ctx)
+		return &movedBucket{bucket: c.bucket, from: b.Region(), to: region, err: err}
 	case se != nil && se.Code == "NoSuchBucket":
 		return fail(exitS3, "bucket %q does not exist at %s (check the name, --region and --endpoint)", c.bucket, endpointName(c))
 	case errors.Is(err, backend.ErrPermission) && c.chain.Source == creds.SourceNone:
@@ -76,6 +79,20 @@ func probeBucket(ctx context.Context, b backend.Backend, c *config) error {
 	default:
 		return fail(exitS3, "cannot reach %s: %v", target, err)
 	}
+}
+
+// movedBucket is a bucket found in another region (to; "" if S3 did not say which) than the one
+// the mount signed for (from).
+type movedBucket struct {
+	bucket, from, to string
+	err              error
+}
+
+func (m *movedBucket) Error() string {
+	if m.to == "" {
+		return fmt.Sprintf("bucket %q is not in %s (%v); fix: pass the bucket's --region", m.bucket, m.from, m.err)
+	}
+	return fmt.Sprintf("bucket %q is in %s, not %s; fix: pass --region %s", m.bucket, m.to, m.from, m.to)
 }
 
 func endpointName(c *config) string {

@@ -271,22 +271,10 @@ func mountAndServe(c *config, log *slog.Logger, n *notifier) error {
 		}
 	}
 	logMetricsOnSIGUSR1(m, log)
-	b := metered.New(s3b, m)
 	c.fs.Logger, c.fs.Metrics = log, m
 	go followLiveHeap(setMemoryLimit(c.fs))
-	root, err := fs.NewRoot(b, c.fs)
+	root, err := openRoot(ctx, c, s3b, m, log)
 	if err != nil {
-		return fail(exitError, "%v", err)
-	}
-	// The bucket probe and the root's listing go out together: the mount is ready one round trip
-	// sooner, and two connections are open for the first lookup, which sends two requests at once
-	// (dialing the second had taken 0.6–4.6 ms of it; see docs/PERFORMANCE.md).
-	listed := make(chan struct{})
-	go func() { root.ListRoot(ctx); close(listed) }()
-	err = probeBucket(ctx, s3b, c)
-	<-listed
-	if err != nil {
-		root.Close()
 		return err
 	}
 	if n, err := root.RecoverUploads(context.Background()); err != nil {
@@ -302,6 +290,41 @@ func mountAndServe(c *config, log *slog.Logger, n *notifier) error {
 	log.Info("mounted", "source", c.fs.FsName, "mountpoint", c.mountpoint)
 	n.ready()
 	return serve(srv, root, c, log)
+}
+
+// openRoot builds the filesystem on s3b and proves the bucket. A bucket found in another region
+// than the one the mount signs for, which came from the environment or the instance (not from
+// --region), is looked up and the mount moves there, as the AWS CLI and s3fs do.
+func openRoot(ctx context.Context, c *config, s3b *s3backend.Backend, m *metrics.Registry, log *slog.Logger) (*fs.Root, error) {
+	for moved := false; ; moved = true {
+		root, err := fs.NewRoot(metered.New(s3b, m), c.fs)
+		if err != nil {
+			return nil, fail(exitError, "%v", err)
+		}
+		// The bucket probe and the root's listing go out together: the mount is ready one round
+		// trip sooner, and two connections are open for the first lookup, which sends two
+		// requests at once (dialing the second had taken 0.6–4.6 ms of it; see PERFORMANCE.md).
+		listed := make(chan struct{})
+		go func() { root.ListRoot(ctx); close(listed) }()
+		err = probeBucket(ctx, s3b, c)
+		<-listed
+		if err == nil {
+			return root, nil
+		}
+		root.Close() // no disk-cache directory left behind
+		var mb *movedBucket
+		if !errors.As(err, &mb) {
+			return nil, err
+		}
+		if c.region != "" || mb.to == "" || moved {
+			return nil, fail(exitS3, "%v", err)
+		}
+		log.Info("the bucket is in another region; using it (--region skips this lookup)", "bucket", c.bucket, "region", mb.to, "not", mb.from)
+		if s3b, err = s3b.InRegion(mb.to); err != nil {
+			return nil, fail(exitUsage, "%v", err)
+		}
+		c.s3.Region = mb.to
+	}
 }
 
 // serve runs until the filesystem is unmounted, or a signal asks to unmount it. On SIGTERM or

@@ -24,7 +24,7 @@ type option struct {
 
 var optionTable = []option{
 	{"endpoint", "URL", "S3", "S3 endpoint URL (MinIO, VPC endpoint); default AWS", func(c *config, v string) error { c.s3.Endpoint = v; return nil }},
-	{"region", "REGION", "S3", "bucket region; default from the environment or the instance", func(c *config, v string) error { c.region = v; return nil }},
+	{"region", "REGION", "S3", "bucket region; default from the environment or the instance, and a bucket S3 says is elsewhere is followed there", func(c *config, v string) error { c.region = v; return nil }},
 	{"path_style", "", "S3", "address the bucket as endpoint/bucket (most S3-compatible servers)", func(c *config, v string) error { c.s3.PathStyle = true; return nil }},
 
 	{"sse", "AES256|aws:kms", "S3", "server-side encryption of new objects (default: the bucket's)", func(c *config, v string) error { c.s3.SSE = v; return nil }},

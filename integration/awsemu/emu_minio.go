@@ -22,6 +22,7 @@ type MinIO struct {
 	Endpoint, RootUser, RootPassword, DataDir string
 
 	args []string // the command line, for Restart
+	env  []string // MINIO_ settings beyond the root credentials
 	logw io.Writer
 	cmd  *exec.Cmd
 	done chan error
@@ -64,6 +65,12 @@ func secret(n int) string {
 // StartMinIO starts MinIO on free ports of 127.0.0.1 with random root credentials and waits until
 // it is live (30 s at most). Its output goes to logw.
 func StartMinIO(dataDir string, logw io.Writer) (*MinIO, error) {
+	return StartMinIOInRegion(dataDir, logw, "")
+}
+
+// StartMinIOInRegion is StartMinIO for a server in region (MINIO_SITE_REGION), which refuses
+// requests signed for another region as S3 does; "" accepts any region.
+func StartMinIOInRegion(dataDir string, logw io.Writer, region string) (*MinIO, error) {
 	bin, err := FindMinIOBinary()
 	if err != nil {
 		return nil, err
@@ -86,6 +93,9 @@ func StartMinIO(dataDir string, logw io.Writer) (*MinIO, error) {
 	m.args = []string{bin, "server", "--quiet", "--address", fmt.Sprintf("127.0.0.1:%d", port),
 		"--console-address", fmt.Sprintf("127.0.0.1:%d", console), dataDir}
 	m.logw = logw
+	if region != "" {
+		m.env = []string{"MINIO_SITE_REGION=" + region}
+	}
 	if err := m.start(); err != nil {
 		return nil, err
 	}
@@ -98,6 +108,7 @@ func (m *MinIO) start() error {
 	m.cmd = exec.Command(m.args[0], m.args[1:]...)
 	m.cmd.Env = append(cleanEnv(), "MINIO_ROOT_USER="+m.RootUser, "MINIO_ROOT_PASSWORD="+m.RootPassword,
 		"MINIO_BROWSER=off", "MINIO_UPDATE=off")
+	m.cmd.Env = append(m.cmd.Env, m.env...)
 	out := io.MultiWriter(m.logw, m.log)
 	m.cmd.Stdout, m.cmd.Stderr = out, out
 	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
