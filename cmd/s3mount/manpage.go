@@ -23,7 +23,7 @@ s3mount \- mount an S3 bucket as a directory, with keyless credentials
 s3mount presents the objects under a prefix of an S3 bucket as files and directories. Credentials
 come from the EC2 instance profile (IMDSv2) or the standard AWS chain, followed by any number of
 STS AssumeRole hops (\fBrole_arn\fR, each with an optional \fBexternal_id\fR). No access key is
-needed anywhere.
+needed anywhere; a public bucket needs no credentials at all (\fBno_sign_request\fR).
 .PP
 Writes are staged locally and reach S3 when the file is closed or fsync'ed; close(2) and fsync(2)
 return only once the data is in S3, or fail with the error that kept it out. See
