@@ -289,3 +289,42 @@ func TestWrongRegionIsRecognizedAndLocated(t *testing.T) {
 		}
 	}
 }
+
+// TestCompleteWithoutItsHEADDescribesTheWholeObject: when the HEAD after a successful
+// CompleteMultipartUpload fails, Complete still succeeds (the object is committed) and describes it
+// from what was sent: its whole size, metadata and headers, not an empty object without them.
+func TestCompleteWithoutItsHEADDescribesTheWholeObject(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		switch {
+		case r.Method == http.MethodPost && q.Has("uploads"):
+			io.WriteString(w, `<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>`)
+		case r.Method == http.MethodPut && q.Get("uploadId") == "u1":
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("ETag", `"p`+q.Get("partNumber")+`"`)
+		case r.Method == http.MethodPost && q.Get("uploadId") == "u1":
+			io.WriteString(w, `<CompleteMultipartUploadResult><ETag>"whole-2"</ETag></CompleteMultipartUploadResult>`)
+		case r.Method == http.MethodHead:
+			w.WriteHeader(http.StatusInternalServerError)
+		default:
+			t.Errorf("unexpected %s %s", r.Method, r.URL)
+		}
+	}))
+	defer srv.Close()
+	b := backendAt(t, srv.URL)
+	ctx := context.Background()
+	opts := backend.PutOptions{Meta: map[string]string{"mode": "33188"}, Headers: backend.Headers{ContentType: "text/csv"}}
+	u, err := b.NewUpload(ctx, "k", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n, size := range []int{5 << 20, 123} {
+		if err := u.UploadPart(ctx, int32(n+1), make([]byte, size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := u.Complete(ctx, 2)
+	if err != nil || info.Size != 5<<20+123 || info.ETag != `"whole-2"` || info.Meta["mode"] != "33188" || info.Headers.ContentType != "text/csv" {
+		t.Errorf("Complete = %+v, %v; want the whole object with its metadata", info, err)
+	}
+}

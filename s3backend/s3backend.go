@@ -420,7 +420,7 @@ func (b *Backend) copyMultipart(ctx context.Context, src backend.ObjectInfo, dst
 			_ = up.Abort(context.WithoutCancel(ctx))
 			return backend.ObjectInfo{}, b.classify("UploadPartCopy", src.Key+" -> "+dst, err, backend.ErrStale)
 		}
-		up.addPart(n, aws.ToString(out.CopyPartResult.ETag))
+		up.addPart(n, aws.ToString(out.CopyPartResult.ETag), end-off+1)
 		parts = n
 	}
 	info, err := up.Complete(ctx, parts)

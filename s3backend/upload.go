@@ -15,14 +15,20 @@ import (
 	"github.com/s3mount/s3mount/fs/backend"
 )
 
-// upload is one multipart upload; it remembers each part's ETag for Complete.
+// upload is one multipart upload; it remembers each part's ETag and size for Complete.
 type upload struct {
-	b   *Backend
-	key string
-	id  string
+	b    *Backend
+	key  string
+	id   string
+	opts backend.PutOptions // what the object is created with
 
 	mu    sync.Mutex // protects parts
-	parts map[int32]string
+	parts map[int32]part
+}
+
+type part struct {
+	etag string
+	size int64
 }
 
 // NewUpload implements backend.Backend.
@@ -40,15 +46,15 @@ func (b *Backend) NewUpload(ctx context.Context, key string, opts backend.PutOpt
 	if err != nil {
 		return nil, b.classify("CreateMultipartUpload", key, err, nil)
 	}
-	return &upload{b: b, key: key, id: aws.ToString(out.UploadId), parts: map[int32]string{}}, nil
+	return &upload{b: b, key: key, id: aws.ToString(out.UploadId), opts: opts, parts: map[int32]part{}}, nil
 }
 
 func (u *upload) ID() string { return u.id }
 
-func (u *upload) addPart(n int32, etag string) {
+func (u *upload) addPart(n int32, etag string, size int64) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	u.parts[n] = etag
+	u.parts[n] = part{etag, size}
 }
 
 func (u *upload) UploadPart(ctx context.Context, n int32, data []byte) error {
@@ -60,20 +66,22 @@ func (u *upload) UploadPart(ctx context.Context, n int32, data []byte) error {
 	if err != nil {
 		return u.b.classify("UploadPart", u.key, err, nil)
 	}
-	u.addPart(n, aws.ToString(out.ETag))
+	u.addPart(n, aws.ToString(out.ETag), int64(len(data)))
 	return nil
 }
 
 func (u *upload) Complete(ctx context.Context, n int32) (backend.ObjectInfo, error) {
 	u.mu.Lock()
 	parts := make([]types.CompletedPart, 0, n)
+	var size int64
 	for i := int32(1); i <= n; i++ {
-		etag, ok := u.parts[i]
+		p, ok := u.parts[i]
 		if !ok {
 			u.mu.Unlock()
 			return backend.ObjectInfo{}, fmt.Errorf("s3: complete s3://%s/%s: part %d was never uploaded", u.b.cfg.Bucket, u.key, i)
 		}
-		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(i), ETag: aws.String(etag)})
+		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(i), ETag: aws.String(p.etag)})
+		size += p.size
 	}
 	u.mu.Unlock()
 	out, err := u.b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
@@ -89,7 +97,10 @@ func (u *upload) Complete(ctx context.Context, n int32) (backend.ObjectInfo, err
 		return backend.ObjectInfo{}, err
 	}
 	if err != nil {
-		return backend.ObjectInfo{Key: u.key, ETag: aws.ToString(out.ETag), ModTime: time.Now().UTC()}, nil
+		// The object is committed all the same: describe it from what was sent, whole, so that
+		// nobody takes it for empty or without its metadata.
+		return backend.ObjectInfo{Key: u.key, Size: size, ETag: aws.ToString(out.ETag), ModTime: time.Now().UTC(),
+			Meta: u.opts.Meta, Headers: u.opts.Headers}, nil
 	}
 	return info, nil
 }
