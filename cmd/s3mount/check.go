@@ -152,10 +152,11 @@ func checkS3(ctx context.Context, b *s3backend.Backend, c *config) ([]checkItem,
 	}
 	if region != "" && region != c.s3.Region {
 		err = fmt.Errorf("the bucket is in %s, not %s", region, c.s3.Region)
-		if moved, merr := b.InRegion(region); c.region == "" && merr == nil {
-			// As the mount does (see openRoot): check the rest there.
-			b, err = moved, nil
-			region = fmt.Sprintf("%s (not %s, where the mount first looks; it moves there)", region, c.s3.Region)
+		if c.region == "" { // as the mount does (see openRoot): check the rest there
+			if moved, merr := b.InRegion(region); merr == nil {
+				b, err = moved, nil
+				region = fmt.Sprintf("%s (not %s, where the mount first looks; it moves there)", region, c.s3.Region)
+			}
 		}
 	}
 	if errors.Is(err, backend.ErrPermission) && c.chain.Source == creds.SourceNone {

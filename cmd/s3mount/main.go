@@ -319,7 +319,7 @@ func openRoot(ctx context.Context, c *config, s3b *s3backend.Backend, m *metrics
 		if c.region != "" || mb.to == "" || moved {
 			return nil, fail(exitS3, "%v", err)
 		}
-		log.Info("the bucket is in another region; using it (--region skips this lookup)", "bucket", c.bucket, "region", mb.to, "not", mb.from)
+		log.Info("the bucket is in another region; using it (--region skips this lookup)", "bucket", c.bucket, "region", mb.to, "signed_for", mb.from)
 		if s3b, err = s3b.InRegion(mb.to); err != nil {
 			return nil, fail(exitUsage, "%v", err)
 		}
