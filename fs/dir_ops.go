@@ -88,13 +88,16 @@ func (d *Dir) Create(ctx context.Context, name string, flags, mode uint32, out *
 	f.dirty = dirty
 	r.track(f, true)
 	if excl {
-		info, err := r.b.Put(ctx, key, bytes.NewReader(nil), 0, backend.PutOptions{IfNoneMatch: true, Meta: a.toMeta()})
+		opts := a.contentOptions(key) // typed as a new file's commit is: it may stay empty
+		opts.IfNoneMatch = true
+		info, err := r.b.Put(ctx, key, bytes.NewReader(nil), 0, opts)
 		if err != nil {
 			dirty.release()
 			r.track(f, false)
 			return nil, nil, 0, r.fail("create", key, err)
 		}
-		f.info, f.localOnly = info, false
+		f.adopt(info)
+		f.localOnly = false
 		dirty.base, dirty.dirty = info, false
 		d.lc.stored(dirEntry{name: name, info: info})
 	}

@@ -663,6 +663,11 @@ func TestNewFilesAreTypedByTheirNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	rename("link", "link.html")
+	if f, err := os.OpenFile(path("excl.json"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); err != nil {
+		t.Fatal(err)
+	} else if err := f.Close(); err != nil { // empty, so nothing to commit at close
+		t.Fatal(err)
+	}
 	for _, c := range []struct{ key, want string }{
 		{"page.html", "text/html; charset=utf-8"},
 		{"data.json", "application/json"},
@@ -676,6 +681,7 @@ func TestNewFilesAreTypedByTheirNames(t *testing.T) {
 		{"typed.json", "application/json"},      // its old name's
 		{"kept.backup", "text/html; charset=utf-8"},
 		{"link.html", ""}, // a symlink
+		{"excl.json", "application/json"},
 	} {
 		info, err := b.Head(ctx, c.key)
 		if err != nil {
