@@ -30,6 +30,7 @@ trap 'rm -rf "$build"' EXIT
 version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
 go build -ldflags "-X main.version=$version" -o "$build/s3mount" ./cmd/s3mount
 go build -o "$build/s3bench" ./integration/cmd/s3bench
+go build -o "$build/nullfs" ./integration/cmd/nullfs
 
 mkdir -p "$out"
-"$build/s3bench" "${smoke[@]}" -s3mount "$build/s3mount" -out "$out" "$@"
+"$build/s3bench" "${smoke[@]}" -s3mount "$build/s3mount" -nullfs "$build/nullfs" -out "$out" "$@"

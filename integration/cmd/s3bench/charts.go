@@ -16,7 +16,8 @@ import (
 
 // One colour per column, in column order (s3mount first).
 var palette = []color.RGBA{
-	{31, 119, 180, 255}, {255, 127, 14, 255}, {44, 160, 44, 255}, {152, 223, 138, 255}, {110, 110, 110, 255},
+	{31, 119, 180, 255}, {255, 127, 14, 255}, {44, 160, 44, 255}, {152, 223, 138, 255}, {200, 200, 200, 255},
+	{110, 110, 110, 255},
 }
 
 // chart draws the rows of one chart kind as panels (one per unit), stacked vertically: a group of

@@ -24,6 +24,9 @@ type filesystem struct {
 	command func(dir string) *exec.Cmd
 	// options is how it is mounted, for the report (no secrets).
 	options string
+	// floor: the FUSE floor, which stores nothing; it runs only the jobs in floorJobs, and its
+	// writes are timed until the writer returned (nothing reaches S3).
+	floor bool
 
 	mountFailures int
 	lastMountErr  string
@@ -104,8 +107,21 @@ func (b *bench) filesystems() []*filesystem {
 		}
 		return f
 	}
-	return []*filesystem{s3mount, s3fs, rclone("off", colRcOff), rclone("writes", colRcWr)}
+	floor := &filesystem{name: colFloor, slug: "floor", floor: true,
+		options: "nullfs (integration/cmd/nullfs: go-fuse with s3mount's FUSE settings; reads answered from memory, writes discarded)"}
+	floor.command = func(dir string) *exec.Cmd {
+		args := []string{"-file", "data/seq=" + i64(b.sz.SeqFile)}
+		for i := 0; i < 4; i++ {
+			args = append(args, "-file", fmt.Sprintf("data/par%d=%d", i, b.sz.ParFile))
+		}
+		return exec.Command(b.nullfsBin, append(args, dir)...)
+	}
+	return []*filesystem{s3mount, s3fs, rclone("off", colRcOff), rclone("writes", colRcWr), floor}
 }
+
+// floorJobs are the jobs the FUSE floor runs: those whose bound is FUSE itself. Random reads are
+// served from a local copy after the first pass, and listings need metadata that it does not have.
+var floorJobs = map[string]bool{"seqread": true, "seqread4": true, "seqwrite": true, "smallfiles": true, "ttfb": true}
 
 // mount is a running filesystem process and its mountpoint.
 type mount struct {

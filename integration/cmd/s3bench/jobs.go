@@ -82,6 +82,14 @@ func (b *bench) runJobs(ctx context.Context, fss []*filesystem) {
 			}
 		}
 	}
+	runs := func(f *filesystem, job string) bool { return f.missing == "" && (!f.floor || floorJobs[job]) }
+	for _, f := range fss {
+		if f.floor {
+			for _, id := range []string{rowRandRead, rowSmallRead, rowList} {
+				b.res.skip(id, f.name, "stores nothing")
+			}
+		}
+	}
 	// The ceiling takes its turn first in each repetition, unless -jobs leaves it out; -jobs ceiling
 	// alone measures only the ceiling, on every job.
 	var ceiling map[string]func(context.Context, int)
@@ -99,7 +107,7 @@ func (b *bench) runJobs(ctx context.Context, fss []*filesystem) {
 				run(ctx, rep)
 			}
 			for _, f := range fss {
-				if f.missing == "" && !ceilingOnly {
+				if runs(f, job.name) && !ceilingOnly {
 					job.run(ctx, f, rep)
 				}
 			}
@@ -202,6 +210,10 @@ func (b *bench) jobSeqWrite(ctx context.Context, f *filesystem, rep int) {
 				return err
 			}
 			returned = mibPerSec(b.sz.WriteFile, start)
+			if f.floor {
+				v = returned
+				return nil
+			}
 			if err := b.waitListed(ctx, key, map[string]int64{key: b.sz.WriteFile}); err != nil {
 				return fmt.Errorf("writer returned, then: %w", err)
 			}
@@ -215,7 +227,9 @@ func (b *bench) jobSeqWrite(ctx context.Context, f *filesystem, rep int) {
 	} else if reason := b.res.failReason(rowWriteS3, f.name); reason != "" {
 		b.res.fail(rowWriteRet, f.name, reason)
 	}
-	b.deletePrefix(context.WithoutCancel(ctx), f.root()+"/w/")
+	if !f.floor {
+		b.deletePrefix(context.WithoutCancel(ctx), f.root()+"/w/")
+	}
 }
 
 // 5. Small files: create them one after another (open, write, close), timed until the writer
@@ -244,6 +258,10 @@ func (b *bench) jobSmallFiles(ctx context.Context, f *filesystem, rep int) {
 				}
 			}
 			returned = float64(b.sz.SmallFiles) / time.Since(start).Seconds()
+			if f.floor {
+				v = returned
+				return nil
+			}
 			if err := b.waitListed(ctx, prefix, want); err != nil {
 				return fmt.Errorf("writer returned, then: %w", err)
 			}
@@ -254,6 +272,8 @@ func (b *bench) jobSmallFiles(ctx context.Context, f *filesystem, rep int) {
 	})
 	if created {
 		b.res.add(rowCreateRet, f.name, returned)
+	}
+	if created && !f.floor {
 		b.attempt(ctx, rowSmallRead, f.name, b.smallTimeout(), func(ctx context.Context) (v float64, err error) {
 			err = b.onMount(ctx, f, false, func(dir string) error {
 				start := time.Now()
@@ -278,7 +298,9 @@ func (b *bench) jobSmallFiles(ctx context.Context, f *filesystem, rep int) {
 		b.res.fail(rowCreateRet, f.name, reason)
 		b.res.fail(rowSmallRead, f.name, "not run: creating the files failed")
 	}
-	b.deletePrefix(context.WithoutCancel(ctx), f.root()+"/w/")
+	if !f.floor {
+		b.deletePrefix(context.WithoutCancel(ctx), f.root()+"/w/")
+	}
 }
 
 // 6. ls -l of a directory of objects on a fresh mount (the real ls: getdents, then a stat and the

@@ -77,6 +77,7 @@ type bench struct {
 	start        time.Time
 	deadline     time.Time
 	s3mountBin   string
+	nullfsBin    string // the FUSE floor (integration/cmd/nullfs)
 	s3mountExtra string
 	s3mountLA    *filesystem     // s3mount with -o listing_attrs, for the ls -l rows
 	jobs         map[string]bool // -jobs: only these (all when empty)
@@ -93,7 +94,8 @@ func main() {
 	out := flag.String("out", "bench-results", "directory for results.md, results.json, the charts and logs")
 	s3mountBin := flag.String("s3mount", "bin/s3mount", "the s3mount binary")
 	s3mountExtra := flag.String("s3mount-args", "", "more s3mount options, space-separated (for experiments)")
-	only := flag.String("only", "", "measure only these filesystems, comma-separated (s3mount,s3fs,rclone-off,rclone-writes)")
+	nullfsBin := flag.String("nullfs", "bin/nullfs", "the FUSE floor's binary (integration/cmd/nullfs)")
+	only := flag.String("only", "", "measure only these filesystems, comma-separated (s3mount,s3fs,rclone-off,rclone-writes,floor)")
 	jobs := flag.String("jobs", "", "run only these jobs, comma-separated ("+strings.Join(jobNames(), ",")+")")
 	budget := flag.Duration("budget", 0, "override the run's time budget")
 	flag.Parse()
@@ -111,7 +113,11 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	b := &bench{sz: sz, s3mountBin: bin, s3mountExtra: *s3mountExtra, jobs: set(*jobs), mounts: map[*mount]bool{}}
+	floorBin, err := filepath.Abs(*nullfsBin)
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := &bench{sz: sz, s3mountBin: bin, nullfsBin: floorBin, s3mountExtra: *s3mountExtra, jobs: set(*jobs), mounts: map[*mount]bool{}}
 	logf, err := os.Create(filepath.Join(*out, "run.log"))
 	if err != nil {
 		log.Fatal(err)
@@ -192,7 +198,9 @@ func (b *bench) run(ctx context.Context, out string, only map[string]bool, isSmo
 	b.logf("seeding data through the S3 API")
 	var roots []string
 	for _, f := range measured {
-		roots = append(roots, f.root())
+		if !f.floor {
+			roots = append(roots, f.root())
+		}
 	}
 	if err := b.seed(ctx, roots); err != nil {
 		b.logf("seeding: %v", err)

@@ -45,6 +45,9 @@ const (
 	colRcOff   = "rclone (cache off)"
 	colRcWr    = "rclone (cache writes)"
 	colCeiling = "ceiling (SDK)"
+	// colFloor is a FUSE filesystem that stores nothing (integration/cmd/nullfs): what FUSE alone
+	// allows on this machine, and so the most any mount built on go-fuse can reach here.
+	colFloor = "FUSE floor (no storage)"
 )
 
 var peerColumns = []string{colS3fs, colRcOff, colRcWr}
