@@ -137,7 +137,10 @@ func (b *bench) onMount(ctx context.Context, f *filesystem, rss bool, fn func(di
 	}
 	f.mountFailures = 0
 	defer b.unmount(m)
+	mt := meterFrom(ctx)
+	mt.begin()
 	err = fn(m.dir)
+	mt.end()
 	if rss {
 		if v, ok := peakRSS(m.cmd.Process.Pid); ok {
 			b.res.maxSample(rowRSS, f.name, v)

@@ -77,7 +77,8 @@ type bench struct {
 	start        time.Time
 	deadline     time.Time
 	s3mountBin   string
-	nullfsBin    string // the FUSE floor (integration/cmd/nullfs)
+	nullfsBin    string          // the FUSE floor (integration/cmd/nullfs)
+	fioStart     map[int]float64 // fio's own CPU seconds, by number of jobs (calibrateFio)
 	s3mountExtra string
 	s3mountLA    *filesystem     // s3mount with -o listing_attrs, for the ls -l rows
 	jobs         map[string]bool // -jobs: only these (all when empty)
@@ -190,6 +191,7 @@ func (b *bench) run(ctx context.Context, out string, only map[string]bool, isSmo
 	columns = append(columns, colCeiling)
 	b.res = newResults(b.rows(), columns)
 	b.res.Smoke, b.res.Sizes = isSmoke, b.sz
+	b.res.CPUUnits, b.res.Cores = b.cpuRows(), runtime.NumCPU()
 	for _, f := range measured {
 		b.res.Options[f.name] = f.options
 	}
@@ -210,6 +212,11 @@ func (b *bench) run(ctx context.Context, out string, only map[string]bool, isSmo
 		b.logf("seeding: %v", err)
 		return 1
 	}
+	if err := b.calibrateFio(ctx); err != nil {
+		b.logf("%v", err)
+		return 1
+	}
+	b.logf("fio's own CPU: %.2f s with one job, %.2f s with four", b.fioStart[1], b.fioStart[4])
 	if b.want("ceiling") {
 		b.logf("ceiling: aws-sdk-go-v2 diagnostics")
 		b.diagnostics(ctx)
@@ -307,13 +314,25 @@ func (b *bench) attempt(ctx context.Context, rowID, col string, timeout time.Dur
 	syscall.Sync()
 	jctx, cancel := context.WithTimeoutCause(ctx, min(timeout, left), errJobTimeout(min(timeout, left)))
 	defer cancel()
+	var m *meter
+	if _, ok := b.res.CPUUnits[rowID]; ok {
+		m = &meter{}
+		jctx = withMeter(jctx, m)
+		m.begin() // a mount measures again, around the work on it (onMount)
+	}
 	v, err := b.guard(jctx, fn)
+	if m != nil && m.sample == nil {
+		m.end()
+	}
 	if err != nil {
 		b.res.fail(rowID, col, err.Error())
 		b.logf("  %s / %s: FAIL %v", rowID, col, err)
 		return false
 	}
 	b.res.add(rowID, col, v)
+	if m != nil && m.sample != nil {
+		b.res.addCPU(rowID, col, *m.sample)
+	}
 	b.logf("  %s / %s: %s", rowID, col, num(v))
 	return true
 }

@@ -28,6 +28,7 @@ func (r *results) markdown() string {
 	}
 	b.WriteString("\n")
 	b.WriteString(r.table())
+	b.WriteString(r.cpuTable())
 	if f := r.failures(); f != "" {
 		b.WriteString("\nFailures (full reasons):\n\n" + f)
 	}
@@ -194,4 +195,73 @@ func (r *results) failures() string {
 		}
 	}
 	return b.String()
+}
+
+// cpuTable is the machine's CPU per unit of work on the throughput rows, with how busy the cores
+// were, and the bound it sets (see cpu.go): a mount needs the ceiling's CPU and the floor's, so
+// against a ceiling that kept the cores busy u of the time, it reaches at most
+// ceiling / (u × (ceiling + floor)).
+func (r *results) cpuTable() string {
+	if len(r.CPU) == 0 || r.Cores == 0 {
+		return ""
+	}
+	var b strings.Builder
+	head := append([]string{"job", "machine CPU"}, r.Columns...)
+	head = append(head, "most a mount can reach vs ceiling", "s3mount vs ceiling")
+	b.WriteString("\nMachine CPU (all processes and the kernel, " + fmt.Sprint(r.Cores) + " cores) per unit of work: median, and in brackets\n" +
+		"how busy the cores were.\n\n")
+	b.WriteString("| " + strings.Join(head, " | ") + " |\n")
+	b.WriteString("|" + strings.Repeat(" --- |", len(head)) + "\n")
+	for _, rw := range r.Rows {
+		u, ok := r.CPUUnits[rw.ID]
+		if !ok || len(r.CPU[rw.ID]) == 0 {
+			continue
+		}
+		cells := []string{rw.Label, u.Unit}
+		for _, col := range r.Columns {
+			cells = append(cells, r.renderCPU(rw.ID, col))
+		}
+		cells = append(cells, r.cpuBound(rw.ID), r.ratioToCeiling(rw, colS3mount))
+		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+	}
+	b.WriteString("\nA mount does what the ceiling does (MinIO serves the bytes, HTTP carries them) and what the FUSE\n" +
+		"floor does (the kernel, go-fuse and the program reading or writing), on the same cores: it can go\n" +
+		"at most ceiling / (busy × (ceiling + floor)) as fast as the ceiling, from the medians above.\n")
+	return b.String()
+}
+
+// cpuOf is the median CPU per unit and the median share of the cores busy, for one cell.
+func (r *results) cpuOf(rowID, col string) (perUnit, busy float64, ok bool) {
+	s := r.CPU[rowID][col]
+	u := r.CPUUnits[rowID]
+	if len(s) == 0 || u.Amount <= 0 {
+		return 0, 0, false
+	}
+	var per, share []float64
+	for _, x := range s {
+		per = append(per, x.Busy/u.Amount)
+		if x.Wall > 0 {
+			share = append(share, x.Busy/(x.Wall*float64(r.Cores)))
+		}
+	}
+	return median(per), median(share), true
+}
+
+func (r *results) renderCPU(rowID, col string) string {
+	per, busy, ok := r.cpuOf(rowID, col)
+	if !ok {
+		return "—"
+	}
+	return fmt.Sprintf("%s (%.0f%%)", num(per), 100*busy)
+}
+
+// cpuBound is the most a mount can reach against the ceiling on a row, from the CPU the ceiling
+// and the floor need.
+func (r *results) cpuBound(rowID string) string {
+	c, u, ok1 := r.cpuOf(rowID, colCeiling)
+	f, _, ok2 := r.cpuOf(rowID, colFloor)
+	if !ok1 || !ok2 || c <= 0 || u <= 0 {
+		return "—"
+	}
+	return ratio(c / (u * (c + f)))
 }

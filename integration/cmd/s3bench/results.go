@@ -72,12 +72,16 @@ type results struct {
 	Rows     []row                       `json:"rows"`
 	Columns  []string                    `json:"columns"`
 	Cells    map[string]map[string]*cell `json:"cells"` // row ID → column → cell
-	Notes    []string                    `json:"notes,omitempty"`
-	Diag     []string                    `json:"diagnostics,omitempty"`
+	// CPU is the machine's CPU per measurement of the rows in CPUUnits (see cpu.go).
+	CPU      map[string]map[string][]cpuSample `json:"cpu,omitempty"`
+	CPUUnits map[string]cpuUnit                `json:"cpu_units,omitempty"`
+	Cores    int                               `json:"cores"`
+	Notes    []string                          `json:"notes,omitempty"`
+	Diag     []string                          `json:"diagnostics,omitempty"`
 }
 
 func newResults(rows []row, columns []string) *results {
-	return &results{Rows: rows, Columns: columns, Cells: map[string]map[string]*cell{},
+	return &results{Rows: rows, Columns: columns, Cells: map[string]map[string]*cell{}, CPU: map[string]map[string][]cpuSample{},
 		Machine: map[string]string{}, Versions: map[string]string{}, Options: map[string]string{}}
 }
 
@@ -144,6 +148,16 @@ func (r *results) maxSample(rowID, col string, v float64) {
 	} else if v > c.Samples[0] {
 		c.Samples[0] = v
 	}
+}
+
+// addCPU records the CPU of one measurement.
+func (r *results) addCPU(rowID, col string, s cpuSample) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.CPU[rowID] == nil {
+		r.CPU[rowID] = map[string][]cpuSample{}
+	}
+	r.CPU[rowID][col] = append(r.CPU[rowID][col], s)
 }
 
 func (r *results) note(s string) {

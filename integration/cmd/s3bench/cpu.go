@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Machine CPU. The ceiling keeps both cores busy on the throughput jobs, so a mount, which must
+// do what the ceiling does (MinIO's serving, the HTTP transfer) and deliver the bytes through FUSE
+// as well (what the floor does), can only be as fast as the CPU left allows. Each measurement of
+// those jobs also records the CPU time the whole machine spent in it (every process and the
+// kernel, from /proc/stat), and the report derives that bound from the medians (cpuTable).
+
+// cpuRows are the rows whose CPU is reported, with the amount of work one measurement does.
+func (b *bench) cpuRows() map[string]cpuUnit {
+	sz := b.sz
+	return map[string]cpuUnit{
+		rowSeqRead:  {float64(sz.SeqFile) / (1 << 30), "s/GiB"},
+		rowParRead:  {float64(4*sz.ParFile) / (1 << 30), "s/GiB"},
+		rowWriteS3:  {float64(sz.WriteFile) / (1 << 30), "s/GiB"},
+		rowCreateS3: {float64(sz.SmallFiles) / 1000, "s/1,000 files"},
+	}
+}
+
+type cpuUnit struct {
+	Amount float64 `json:"amount"` // units of work in one measurement
+	Unit   string  `json:"unit"`   // CPU seconds per what
+}
+
+// cpuSample is the CPU one measurement used: busy CPU seconds of the machine, and its wall time.
+type cpuSample struct {
+	Busy float64 `json:"busy_s"`
+	Wall float64 `json:"wall_s"`
+}
+
+// machineBusy returns the busy CPU seconds of the whole machine since boot (all cores; everything
+// but idle and iowait).
+func machineBusy() (float64, error) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	var busy float64
+	for i, s := range f[1:] {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: %v", err)
+		}
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy / 100, nil // USER_HZ
+}
+
+// meter measures one interval of a measurement: the whole attempt, or, on a mount, only the work
+// done on it (onMount), so that starting and stopping the filesystem does not count.
+type meter struct {
+	busy0  float64
+	began  time.Time
+	less   float64 // CPU seconds to leave out (fio's own start, see calibrateFio)
+	sample *cpuSample
+}
+
+type meterKey struct{}
+
+func withMeter(ctx context.Context, m *meter) context.Context {
+	return context.WithValue(ctx, meterKey{}, m)
+}
+
+func meterFrom(ctx context.Context) *meter {
+	m, _ := ctx.Value(meterKey{}).(*meter)
+	return m
+}
+
+func (m *meter) begin() {
+	if m == nil {
+		return
+	}
+	m.busy0, _ = machineBusy()
+	m.began = time.Now()
+	m.less = 0
+}
+
+// discount leaves s CPU seconds out of the interval under way.
+func (m *meter) discount(s float64) {
+	if m != nil {
+		m.less += s
+	}
+}
+
+func (m *meter) end() {
+	if m == nil || m.began.IsZero() {
+		return
+	}
+	busy, err := machineBusy()
+	if err != nil {
+		return
+	}
+	m.sample = &cpuSample{Busy: max(0, busy-m.busy0-m.less), Wall: time.Since(m.began).Seconds()}
+}
