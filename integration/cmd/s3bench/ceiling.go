@@ -260,5 +260,46 @@ func (b *bench) diagnostics(ctx context.Context) {
 			"%s PUT median %.2f ms (one at a time); LIST of %d objects %s", c.name, headRate, n, fails.Load(), median(lat),
 			bytesStr(int64(b.sz.SmallSize)), median(puts), b.sz.ListObjects, listStr))
 	}
+	b.pacedPuts(ctx)
 	b.deletePrefix(context.WithoutCancel(ctx), ceilingRoot+"/diag-put/")
+}
+
+// pacedPuts measures what a pause between small PUTs costs here. A mount cannot send its PUTs
+// back to back: between two files the program and the kernel exchange FUSE requests with it (the
+// floor takes some 0.3 ms a file for them), and meanwhile the client and MinIO wait. The same
+// PUTs with a 0.3 ms sleep before each, and with a 0.3 ms busy wait, taking turns with PUTs back
+// to back, show how much of job 5's gap to the ceiling is the machine waking its cores up.
+func (b *bench) pacedPuts(ctx context.Context) {
+	const pause = 300 * time.Microsecond
+	modes := []string{"back to back", "sleep", "busy wait"}
+	n := map[string]int{}
+	took := map[string]time.Duration{}
+	body := make([]byte, b.sz.SmallSize)
+	for round := 0; round < 4; round++ {
+		for _, m := range modes {
+			start := time.Now()
+			for i := 0; i < 50; i++ {
+				switch m {
+				case "sleep":
+					time.Sleep(pause)
+				case "busy wait":
+					for t := time.Now(); time.Since(t) < pause; {
+					}
+				}
+				key := fmt.Sprintf("%s/diag-put/paced-%d", ceilingRoot, i)
+				if _, err := b.role.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(world.Bucket), Key: aws.String(key), Body: bytes.NewReader(body)}); err != nil {
+					b.res.diag(fmt.Sprintf("paced PUTs: FAIL %v", err))
+					return
+				}
+				n[m]++
+			}
+			took[m] += time.Since(start)
+		}
+	}
+	rate := func(m string) float64 { return float64(n[m]) / took[m].Seconds() }
+	b.res.diag(fmt.Sprintf("%s PUTs one at a time with the role session, taking turns: back to back %.0f files/s; "+
+		"with a %v sleep before each (what a mount's FUSE round trips between files take) %.0f files/s (%s), "+
+		"with a %v busy wait instead %.0f files/s (%s)", bytesStr(int64(b.sz.SmallSize)), rate("back to back"),
+		pause, rate("sleep"), ratio(rate("sleep")/rate("back to back")), pause, rate("busy wait"),
+		ratio(rate("busy wait")/rate("back to back"))))
 }
