@@ -31,10 +31,39 @@ type cpuUnit struct {
 	Unit   string  `json:"unit"`   // CPU seconds per what
 }
 
-// cpuSample is the CPU one measurement used: busy CPU seconds of the machine, and its wall time.
+// cpuSample is the CPU one measurement used: busy CPU seconds of the machine, and its wall time;
+// and the memory the kernel had to reclaim for it (page cache taken back by the processes that
+// needed memory, and by kswapd), in MiB.
 type cpuSample struct {
-	Busy float64 `json:"busy_s"`
-	Wall float64 `json:"wall_s"`
+	Busy      float64 `json:"busy_s"`
+	Wall      float64 `json:"wall_s"`
+	Program   float64 `json:"program_s,omitempty"` // fio's own CPU, when fio did the work
+	HasProg   bool    `json:"has_program,omitempty"`
+	DirectMiB float64 `json:"direct_reclaim_mib"`
+	KswapdMiB float64 `json:"kswapd_reclaim_mib"`
+}
+
+// reclaimed returns the pages reclaimed since boot directly by allocating processes and by kswapd
+// (/proc/vmstat), in MiB.
+func reclaimed() (direct, kswapd float64) {
+	data, err := os.ReadFile("/proc/vmstat")
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		name, v, ok := strings.Cut(line, " ")
+		n, err := strconv.ParseFloat(v, 64)
+		if !ok || err != nil {
+			continue
+		}
+		switch name {
+		case "pgsteal_direct":
+			direct += n * 4096 / (1 << 20)
+		case "pgsteal_kswapd":
+			kswapd += n * 4096 / (1 << 20)
+		}
+	}
+	return direct, kswapd
 }
 
 // machineBusy returns the busy CPU seconds of the whole machine since boot (all cores; everything
@@ -65,10 +94,13 @@ func machineBusy() (float64, error) {
 // meter measures one interval of a measurement: the whole attempt, or, on a mount, only the work
 // done on it (onMount), so that starting and stopping the filesystem does not count.
 type meter struct {
-	busy0  float64
-	began  time.Time
-	less   float64 // CPU seconds to leave out (fio's own start, see calibrateFio)
-	sample *cpuSample
+	busy0            float64
+	direct0, kswapd0 float64
+	began            time.Time
+	less             float64 // CPU seconds to leave out (fio's own start, see calibrateFio)
+	prog             float64 // CPU seconds of the program that did the work (fio), if hasProg
+	hasProg          bool
+	sample           *cpuSample
 }
 
 type meterKey struct{}
@@ -87,8 +119,17 @@ func (m *meter) begin() {
 		return
 	}
 	m.busy0, _ = machineBusy()
+	m.direct0, m.kswapd0 = reclaimed()
 	m.began = time.Now()
-	m.less = 0
+	m.less, m.prog, m.hasProg = 0, 0, false
+}
+
+// program records the CPU of the program that did the work, fio (its start left out).
+func (m *meter) program(s float64) {
+	if m != nil {
+		m.prog += s
+		m.hasProg = true
+	}
 }
 
 // discount leaves s CPU seconds out of the interval under way.
@@ -106,5 +147,7 @@ func (m *meter) end() {
 	if err != nil {
 		return
 	}
-	m.sample = &cpuSample{Busy: max(0, busy-m.busy0-m.less), Wall: time.Since(m.began).Seconds()}
+	direct, kswapd := reclaimed()
+	m.sample = &cpuSample{Busy: max(0, busy-m.busy0-m.less), Wall: time.Since(m.began).Seconds(),
+		Program: m.prog, HasProg: m.hasProg, DirectMiB: direct - m.direct0, KswapdMiB: kswapd - m.kswapd0}
 }

@@ -79,38 +79,51 @@ func (b *bench) fio(ctx context.Context, mnt string, global []string, jobs ...fi
 		}
 		bw += j.Read.BW + j.Write.BW
 	}
-	meterFrom(ctx).discount(b.fioStart[len(jobs)])
+	start := b.fioStart[len(jobs)]
+	m := meterFrom(ctx)
+	m.discount(start.machine)
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		m.program(max(0, rusageSeconds(ru)-start.program))
+	}
 	return float64(bw) / mib, nil
 }
 
+// fioCost is the CPU that fio spends on itself, starting and stopping: the machine's, and its own.
+type fioCost struct{ machine, program float64 }
+
+// rusageSeconds is the user and system CPU time in ru (a process and the children it waited for).
+func rusageSeconds(ru *syscall.Rusage) float64 {
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
 // calibrateFio measures the CPU that fio itself spends starting and stopping, with one job and
-// with four, by reading 256 KiB of a local file: some 0.17 CPU seconds here, which a measurement's
-// CPU leaves out (fio's bandwidth leaves that time out too).
+// with four, by reading 256 KiB of a local file: some 0.17 CPU seconds of the machine's here, which
+// a measurement's CPU leaves out (fio's bandwidth leaves that time out too).
 func (b *bench) calibrateFio(ctx context.Context) error {
 	file := filepath.Join(b.tmp, "fio-calibration")
 	if err := os.WriteFile(file, make([]byte, 256<<10), 0o644); err != nil {
 		return err
 	}
 	defer os.Remove(file)
-	b.fioStart = map[int]float64{}
+	b.fioStart = map[int]fioCost{}
 	for _, n := range []int{1, 4} {
 		var jobs []fioJob
 		for i := 0; i < n; i++ {
 			jobs = append(jobs, fioJob{fmt.Sprintf("calibrate%d", i), []string{"filename=" + file, "size=256k"}})
 		}
-		var runs []float64
+		var machine, program []float64
 		for i := 0; i < 5; i++ {
 			m := &meter{}
 			m.begin()
-			if _, err := b.fio(ctx, b.tmp, []string{"rw=read", "readonly"}, jobs...); err != nil {
+			if _, err := b.fio(withMeter(ctx, m), b.tmp, []string{"rw=read", "readonly"}, jobs...); err != nil {
 				return fmt.Errorf("calibrating fio: %w", err)
 			}
 			m.end()
 			if m.sample != nil {
-				runs = append(runs, m.sample.Busy)
+				machine, program = append(machine, m.sample.Busy), append(program, m.sample.Program)
 			}
 		}
-		b.fioStart[n] = median(runs)
+		b.fioStart[n] = fioCost{median(machine), median(program)}
 	}
 	return nil
 }

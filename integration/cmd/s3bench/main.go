@@ -78,7 +78,7 @@ type bench struct {
 	deadline     time.Time
 	s3mountBin   string
 	nullfsBin    string          // the FUSE floor (integration/cmd/nullfs)
-	fioStart     map[int]float64 // fio's own CPU seconds, by number of jobs (calibrateFio)
+	fioStart     map[int]fioCost // fio's own CPU, by number of jobs (calibrateFio)
 	s3mountExtra string
 	s3mountLA    *filesystem     // s3mount with -o listing_attrs, for the ls -l rows
 	jobs         map[string]bool // -jobs: only these (all when empty)
@@ -216,7 +216,7 @@ func (b *bench) run(ctx context.Context, out string, only map[string]bool, isSmo
 		b.logf("%v", err)
 		return 1
 	}
-	b.logf("fio's own CPU: %.2f s with one job, %.2f s with four", b.fioStart[1], b.fioStart[4])
+	b.logf("fio's own CPU: %.2f s of the machine's with one job, %.2f s with four", b.fioStart[1].machine, b.fioStart[4].machine)
 	if b.want("ceiling") {
 		b.logf("ceiling: aws-sdk-go-v2 diagnostics")
 		b.diagnostics(ctx)
@@ -332,6 +332,10 @@ func (b *bench) attempt(ctx context.Context, rowID, col string, timeout time.Dur
 	b.res.add(rowID, col, v)
 	if m != nil && m.sample != nil {
 		b.res.addCPU(rowID, col, *m.sample)
+		s := m.sample
+		b.logf("  %s / %s: %s (machine CPU %.2f s over %.2f s, fio's %.2f s; reclaimed %.0f MiB directly, %.0f by kswapd)",
+			rowID, col, num(v), s.Busy, s.Wall, s.Program, s.DirectMiB, s.KswapdMiB)
+		return true
 	}
 	b.logf("  %s / %s: %s", rowID, col, num(v))
 	return true

@@ -198,16 +198,18 @@ func (r *results) failures() string {
 }
 
 // cpuTable is the machine's CPU per unit of work on the throughput rows, with how busy the cores
-// were, and the bound it sets (see cpu.go): a mount needs the ceiling's CPU and the floor's, so
-// against a ceiling that kept the cores busy u of the time, it reaches at most
-// ceiling / (u × (ceiling + floor)).
+// were, and the bound it sets (see cpu.go). A mount needs the CPU of the ceiling, which keeps the
+// cores busy a share u of the time, and besides that the CPU of the program that reads or writes
+// through it (fio's own, in the kernel's FUSE and page-cache code mostly), which the ceiling does
+// not have: against the ceiling it reaches at most ceiling / (u × (ceiling + program)). The
+// program's CPU is taken from the floor, where nothing else competes with it.
 func (r *results) cpuTable() string {
 	if len(r.CPU) == 0 || r.Cores == 0 {
 		return ""
 	}
 	var b strings.Builder
 	head := append([]string{"job", "machine CPU"}, r.Columns...)
-	head = append(head, "most a mount can reach vs ceiling", "s3mount vs ceiling")
+	head = append(head, "fio's own CPU on the floor", "most a mount can reach vs ceiling", "s3mount vs ceiling")
 	b.WriteString("\nMachine CPU (all processes and the kernel, " + fmt.Sprint(r.Cores) + " cores) per unit of work: median, and in brackets\n" +
 		"how busy the cores were.\n\n")
 	b.WriteString("| " + strings.Join(head, " | ") + " |\n")
@@ -221,47 +223,56 @@ func (r *results) cpuTable() string {
 		for _, col := range r.Columns {
 			cells = append(cells, r.renderCPU(rw.ID, col))
 		}
-		cells = append(cells, r.cpuBound(rw.ID), r.ratioToCeiling(rw, colS3mount))
+		prog := "—"
+		if _, _, p, ok := r.cpuOf(rw.ID, colFloor); ok && p > 0 {
+			prog = num(p)
+		}
+		cells = append(cells, prog, r.cpuBound(rw.ID), r.ratioToCeiling(rw, colS3mount))
 		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
 	}
-	b.WriteString("\nA mount does what the ceiling does (MinIO serves the bytes, HTTP carries them) and what the FUSE\n" +
-		"floor does (the kernel, go-fuse and the program reading or writing), on the same cores: it can go\n" +
-		"at most ceiling / (busy × (ceiling + floor)) as fast as the ceiling, from the medians above.\n")
+	b.WriteString("\nA mount does what the ceiling does (MinIO serves or stores the bytes, HTTP carries them) and,\n" +
+		"besides, the program using it reads or writes them through the kernel's FUSE and page cache, on\n" +
+		"the same cores. That program's own CPU, measured through the floor, sets the bound: at most\n" +
+		"ceiling / (busy × (ceiling + program)) as fast as the ceiling, from the medians above.\n")
 	return b.String()
 }
 
-// cpuOf is the median CPU per unit and the median share of the cores busy, for one cell.
-func (r *results) cpuOf(rowID, col string) (perUnit, busy float64, ok bool) {
+// cpuOf is the median machine CPU per unit, the median share of the cores busy and the median CPU
+// of the program that did the work per unit (0 if not measured), for one cell.
+func (r *results) cpuOf(rowID, col string) (perUnit, busy, program float64, ok bool) {
 	s := r.CPU[rowID][col]
 	u := r.CPUUnits[rowID]
 	if len(s) == 0 || u.Amount <= 0 {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	var per, share []float64
+	var per, share, prog []float64
 	for _, x := range s {
 		per = append(per, x.Busy/u.Amount)
 		if x.Wall > 0 {
 			share = append(share, x.Busy/(x.Wall*float64(r.Cores)))
 		}
+		if x.HasProg {
+			prog = append(prog, x.Program/u.Amount)
+		}
 	}
-	return median(per), median(share), true
+	return median(per), median(share), median(prog), true
 }
 
 func (r *results) renderCPU(rowID, col string) string {
-	per, busy, ok := r.cpuOf(rowID, col)
+	per, busy, _, ok := r.cpuOf(rowID, col)
 	if !ok {
 		return "—"
 	}
 	return fmt.Sprintf("%s (%.0f%%)", num(per), 100*busy)
 }
 
-// cpuBound is the most a mount can reach against the ceiling on a row, from the CPU the ceiling
-// and the floor need.
+// cpuBound is the most a mount can reach against the ceiling on a row: the ceiling's CPU and the
+// CPU of the program using the mount, on cores the ceiling keeps busy.
 func (r *results) cpuBound(rowID string) string {
-	c, u, ok1 := r.cpuOf(rowID, colCeiling)
-	f, _, ok2 := r.cpuOf(rowID, colFloor)
-	if !ok1 || !ok2 || c <= 0 || u <= 0 {
+	c, u, _, ok1 := r.cpuOf(rowID, colCeiling)
+	_, _, p, ok2 := r.cpuOf(rowID, colFloor)
+	if !ok1 || !ok2 || c <= 0 || u <= 0 || p <= 0 {
 		return "—"
 	}
-	return ratio(c / (u * (c + f)))
+	return ratio(c / (u * (c + p)))
 }
