@@ -138,6 +138,9 @@ func (m *MinIO) start() error {
 	}
 }
 
+// Pid is the MinIO process's id (for measuring its CPU).
+func (m *MinIO) Pid() int { return m.cmd.Process.Pid }
+
 // Stop stops MinIO: SIGTERM, then SIGKILL after 10 s.
 func (m *MinIO) Stop() error {
 	select {

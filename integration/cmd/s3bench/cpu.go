@@ -41,6 +41,29 @@ type cpuSample struct {
 	HasProg   bool    `json:"has_program,omitempty"`
 	DirectMiB float64 `json:"direct_reclaim_mib"`
 	KswapdMiB float64 `json:"kswapd_reclaim_mib"`
+	// FS and MinIO are the CPU seconds of the filesystem's process (0 for the ceiling, which runs
+	// in the bench's own) and of MinIO.
+	FS    float64 `json:"fs_s,omitempty"`
+	MinIO float64 `json:"minio_s,omitempty"`
+}
+
+// processCPU returns the user and system CPU seconds of process pid so far, or 0.
+func processCPU(pid int) float64 {
+	if pid <= 0 {
+		return 0
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]) // the name may hold spaces
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ
 }
 
 // reclaimed returns the pages reclaimed since boot directly by allocating processes and by kswapd
@@ -96,6 +119,8 @@ func machineBusy() (float64, error) {
 type meter struct {
 	busy0            float64
 	direct0, kswapd0 float64
+	fsPid, minioPid  int // processes whose own CPU is recorded (0: none)
+	fs0, minio0      float64
 	began            time.Time
 	less             float64 // CPU seconds to leave out (fio's own start, see calibrateFio)
 	prog             float64 // CPU seconds of the program that did the work (fio), if hasProg
@@ -120,6 +145,7 @@ func (m *meter) begin() {
 	}
 	m.busy0, _ = machineBusy()
 	m.direct0, m.kswapd0 = reclaimed()
+	m.fs0, m.minio0 = processCPU(m.fsPid), processCPU(m.minioPid)
 	m.began = time.Now()
 	m.less, m.prog, m.hasProg = 0, 0, false
 }
@@ -150,4 +176,10 @@ func (m *meter) end() {
 	direct, kswapd := reclaimed()
 	m.sample = &cpuSample{Busy: max(0, busy-m.busy0-m.less), Wall: time.Since(m.began).Seconds(),
 		Program: m.prog, HasProg: m.hasProg, DirectMiB: direct - m.direct0, KswapdMiB: kswapd - m.kswapd0}
+	if m.fsPid > 0 {
+		m.sample.FS = processCPU(m.fsPid) - m.fs0
+	}
+	if m.minioPid > 0 {
+		m.sample.MinIO = processCPU(m.minioPid) - m.minio0
+	}
 }

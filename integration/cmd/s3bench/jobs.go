@@ -138,6 +138,9 @@ func (b *bench) onMount(ctx context.Context, f *filesystem, rss bool, fn func(di
 	f.mountFailures = 0
 	defer b.unmount(m)
 	mt := meterFrom(ctx)
+	if mt != nil {
+		mt.fsPid = m.cmd.Process.Pid
+	}
 	mt.begin()
 	err = fn(m.dir)
 	mt.end()

@@ -316,7 +316,7 @@ func (b *bench) attempt(ctx context.Context, rowID, col string, timeout time.Dur
 	defer cancel()
 	var m *meter
 	if _, ok := b.res.CPUUnits[rowID]; ok {
-		m = &meter{}
+		m = &meter{minioPid: b.w.MinIO.Pid()}
 		jctx = withMeter(jctx, m)
 		m.begin() // a mount measures again, around the work on it (onMount)
 	}
@@ -333,8 +333,8 @@ func (b *bench) attempt(ctx context.Context, rowID, col string, timeout time.Dur
 	if m != nil && m.sample != nil {
 		b.res.addCPU(rowID, col, *m.sample)
 		s := m.sample
-		b.logf("  %s / %s: %s (machine CPU %.2f s over %.2f s, fio's %.2f s; reclaimed %.0f MiB directly, %.0f by kswapd)",
-			rowID, col, num(v), s.Busy, s.Wall, s.Program, s.DirectMiB, s.KswapdMiB)
+		b.logf("  %s / %s: %s (CPU over %.2f s: machine %.2f s, filesystem %.2f, MinIO %.2f, fio %.2f; reclaimed %.0f MiB directly, %.0f by kswapd)",
+			rowID, col, num(v), s.Wall, s.Busy, s.FS, s.MinIO, s.Program, s.DirectMiB, s.KswapdMiB)
 		return true
 	}
 	b.logf("  %s / %s: %s", rowID, col, num(v))
