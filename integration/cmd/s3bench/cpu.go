@@ -10,10 +10,11 @@ import (
 )
 
 // Machine CPU. The ceiling keeps both cores busy on the throughput jobs, so a mount, which must
-// do what the ceiling does (MinIO's serving, the HTTP transfer) and deliver the bytes through FUSE
-// as well (what the floor does), can only be as fast as the CPU left allows. Each measurement of
-// those jobs also records the CPU time the whole machine spent in it (every process and the
-// kernel, from /proc/stat), and the report derives that bound from the medians (cpuTable).
+// do what the ceiling does (MinIO's serving, the HTTP transfer) and, besides, serve a program that
+// reads or writes through the kernel's FUSE and page cache, can only be as fast as the CPU left
+// allows. Each measurement of those jobs records the CPU time the whole machine spent in it (every
+// process and the kernel, from /proc/stat), fio's own and, for the log, the filesystem's and
+// MinIO's; the report derives the bound from the medians (cpuTable).
 
 // cpuRows are the rows whose CPU is reported, with the amount of work one measurement does.
 func (b *bench) cpuRows() map[string]cpuUnit {
