@@ -39,6 +39,7 @@ type cpuSample struct {
 	Busy      float64 `json:"busy_s"`
 	Wall      float64 `json:"wall_s"`
 	Program   float64 `json:"program_s,omitempty"` // fio's own CPU, when fio did the work
+	Steal     float64 `json:"steal_s"`             // of Busy, the time the host gave the cores to others
 	HasProg   bool    `json:"has_program,omitempty"`
 	DirectMiB float64 `json:"direct_reclaim_mib"`
 	KswapdMiB float64 `json:"kswapd_reclaim_mib"`
@@ -46,25 +47,30 @@ type cpuSample struct {
 	// in the bench's own) and of MinIO.
 	FS    float64 `json:"fs_s,omitempty"`
 	MinIO float64 `json:"minio_s,omitempty"`
+	// FSFaults are the filesystem process's minor page faults: on this virtual machine a first
+	// touch of memory the host took back is dear.
+	FSFaults float64 `json:"fs_faults,omitempty"`
 }
 
-// processCPU returns the user and system CPU seconds of process pid so far, or 0.
-func processCPU(pid int) float64 {
+// processCPU returns the user and system CPU seconds of process pid so far, and its minor page
+// faults, or zeros.
+func processCPU(pid int) (cpu, faults float64) {
 	if pid <= 0 {
-		return 0
+		return 0, 0
 	}
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	s := string(data)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]) // the name may hold spaces
 	if len(f) < 13 {
-		return 0
+		return 0, 0
 	}
+	minflt, _ := strconv.ParseFloat(f[7], 64)
 	utime, _ := strconv.ParseFloat(f[11], 64)
 	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / 100 // USER_HZ
+	return (utime + stime) / 100, minflt // USER_HZ
 }
 
 // reclaimed returns the pages reclaimed since boot directly by allocating processes and by kswapd
@@ -91,37 +97,40 @@ func reclaimed() (direct, kswapd float64) {
 }
 
 // machineBusy returns the busy CPU seconds of the whole machine since boot (all cores; everything
-// but idle and iowait).
-func machineBusy() (float64, error) {
+// but idle and iowait), and of those the time the host gave the cores to others (steal).
+func machineBusy() (busy, steal float64, err error) {
 	data, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	line, _, _ := strings.Cut(string(data), "\n")
 	f := strings.Fields(line)
-	if len(f) < 6 || f[0] != "cpu" {
-		return 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
 	}
-	var busy float64
 	for i, s := range f[1:] {
 		v, err := strconv.ParseFloat(s, 64)
 		if err != nil {
-			return 0, fmt.Errorf("/proc/stat: %v", err)
+			return 0, 0, fmt.Errorf("/proc/stat: %v", err)
 		}
 		if i != 3 && i != 4 { // idle, iowait
 			busy += v
 		}
+		if i == 7 {
+			steal = v
+		}
 	}
-	return busy / 100, nil // USER_HZ
+	return busy / 100, steal / 100, nil // USER_HZ
 }
 
 // meter measures one interval of a measurement: the whole attempt, or, on a mount, only the work
 // done on it (onMount), so that starting and stopping the filesystem does not count.
 type meter struct {
-	busy0            float64
+	busy0, steal0    float64
 	direct0, kswapd0 float64
 	fsPid, minioPid  int // processes whose own CPU is recorded (0: none)
 	fs0, minio0      float64
+	faults0          float64
 	began            time.Time
 	less             float64 // CPU seconds to leave out (fio's own start, see calibrateFio)
 	prog             float64 // CPU seconds of the program that did the work (fio), if hasProg
@@ -144,9 +153,10 @@ func (m *meter) begin() {
 	if m == nil {
 		return
 	}
-	m.busy0, _ = machineBusy()
+	m.busy0, m.steal0, _ = machineBusy()
 	m.direct0, m.kswapd0 = reclaimed()
-	m.fs0, m.minio0 = processCPU(m.fsPid), processCPU(m.minioPid)
+	m.fs0, m.faults0 = processCPU(m.fsPid)
+	m.minio0, _ = processCPU(m.minioPid)
 	m.began = time.Now()
 	m.less, m.prog, m.hasProg = 0, 0, false
 }
@@ -170,17 +180,19 @@ func (m *meter) end() {
 	if m == nil || m.began.IsZero() {
 		return
 	}
-	busy, err := machineBusy()
+	busy, steal, err := machineBusy()
 	if err != nil {
 		return
 	}
 	direct, kswapd := reclaimed()
 	m.sample = &cpuSample{Busy: max(0, busy-m.busy0-m.less), Wall: time.Since(m.began).Seconds(),
-		Program: m.prog, HasProg: m.hasProg, DirectMiB: direct - m.direct0, KswapdMiB: kswapd - m.kswapd0}
+		Program: m.prog, HasProg: m.hasProg, Steal: steal - m.steal0, DirectMiB: direct - m.direct0, KswapdMiB: kswapd - m.kswapd0}
 	if m.fsPid > 0 {
-		m.sample.FS = processCPU(m.fsPid) - m.fs0
+		cpu, faults := processCPU(m.fsPid)
+		m.sample.FS, m.sample.FSFaults = cpu-m.fs0, faults-m.faults0
 	}
 	if m.minioPid > 0 {
-		m.sample.MinIO = processCPU(m.minioPid) - m.minio0
+		cpu, _ := processCPU(m.minioPid)
+		m.sample.MinIO = cpu - m.minio0
 	}
 }
