@@ -39,22 +39,14 @@ func Mount(mountpoint string, r *Root) (*Server, error) {
 		NegativeTimeout: &o.NegativeTTL,
 		UID:             o.UID,
 		GID:             o.GID,
-		MountOptions: fuse.MountOptions{
-			AllowOther:    o.AllowOther,
-			Options:       mo,
-			FsName:        o.FsName,
-			Name:          "s3mount",
-			MaxWrite:      1 << 20,
-			MaxReadAhead:  int(max(1<<20, o.KernelReadahead)),
-			MaxBackground: 64,
-			DirectMount:   os.Geteuid() == 0,
-			Debug:         o.Debug,
-			Logger:        log.New(os.Stderr, "", log.LstdFlags|log.Lmicroseconds), // requests are timed in µs
-			// O_TRUNC arrives with OPEN instead of as a separate SETATTR, so truncating at open
-			// replaces the content only when the file is committed, never before.
-			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
-		},
 	}
+	opts.MountOptions = FUSESettings(o.KernelReadahead)
+	opts.AllowOther = o.AllowOther
+	opts.Options = mo
+	opts.FsName = o.FsName
+	opts.Name = "s3mount"
+	opts.Debug = o.Debug
+	opts.Logger = log.New(os.Stderr, "", log.LstdFlags|log.Lmicroseconds) // requests are timed in µs
 	if !r.rootListed.Load() {
 		ctx, cancel := context.WithTimeout(r.ctx, time.Minute)
 		r.ListRoot(ctx)
@@ -65,7 +57,7 @@ func Mount(mountpoint string, r *Root) (*Server, error) {
 		return nil, err
 	}
 	if o.KernelReadahead > 0 {
-		if err := setKernelReadahead(mountpoint, o.KernelReadahead); err != nil {
+		if err := SetKernelReadahead(mountpoint, o.KernelReadahead); err != nil {
 			r.log.Info("kernel read-ahead left at its default", "err", err)
 		}
 	}
@@ -81,11 +73,27 @@ func (r *Root) ListRoot(ctx context.Context) {
 	r.dir.lc.relist(ctx, r, r.opts.Prefix, 1, false) // the root's key; its node is not mounted yet
 }
 
-// setKernelReadahead sets the kernel's read-ahead for the mount. A FUSE mount starts at 128 KiB
+// FUSESettings are the FUSE settings that shape s3mount's speed: requests of up to 1 MiB, the
+// kernel's read-ahead (readahead bytes, at least 1 MiB), 64 background requests, mount(2) as root,
+// and O_TRUNC sent with OPEN. The benchmark's FUSE floor (integration/cmd/nullfs) mounts with them
+// too, so that it measures what these settings allow.
+func FUSESettings(readahead int64) fuse.MountOptions {
+	return fuse.MountOptions{
+		MaxWrite:      1 << 20,
+		MaxReadAhead:  int(max(1<<20, readahead)),
+		MaxBackground: 64,
+		DirectMount:   os.Geteuid() == 0,
+		// O_TRUNC arrives with OPEN instead of as a separate SETATTR, so truncating at open
+		// replaces the content only when the file is committed, never before.
+		ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
+	}
+}
+
+// SetKernelReadahead sets the kernel's read-ahead for the mount. A FUSE mount starts at 128 KiB
 // and the filesystem can only lower it, so without this every read reaches the filesystem in
 // 128 KiB requests; with 1 MiB, in requests of up to 1 MiB (a quarter of the round trips, for
 // sequential and random readers alike). Needs root (it is a sysfs setting of the mount's device).
-func setKernelReadahead(mountpoint string, n int64) error {
+func SetKernelReadahead(mountpoint string, n int64) error {
 	var st unix.Stat_t
 	if err := unix.Stat(mountpoint, &st); err != nil {
 		return err

@@ -24,7 +24,8 @@ import (
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"golang.org/x/sys/unix"
+
+	s3fs "github.com/s3mount/s3mount/fs"
 )
 
 // content is what every read returns, 1 MiB (the largest read FUSE sends).
@@ -180,16 +181,15 @@ func main() {
 		os.Exit(2)
 	}
 	mnt := flag.Arg(0)
-	// s3mount's FUSE settings (fs/mount.go), its 1 MiB kernel read-ahead included.
-	opts := &fusefs.Options{MountOptions: fuse.MountOptions{
-		FsName: "nullfs", Name: "nullfs", MaxWrite: 1 << 20, MaxReadAhead: 1 << 20, MaxBackground: 64,
-		DirectMount: os.Geteuid() == 0, ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
-	}}
+	// s3mount's FUSE settings, its default kernel read-ahead included.
+	readahead := s3fs.DefaultOptions().KernelReadahead
+	opts := &fusefs.Options{MountOptions: s3fs.FUSESettings(readahead)}
+	opts.FsName, opts.Name = "nullfs", "nullfs"
 	srv, err := fusefs.Mount(mnt, &root{files: fl}, opts)
 	if err != nil {
 		log.Fatalf("nullfs: %v", err)
 	}
-	if err := setReadahead(mnt, 1<<20); err != nil {
+	if err := s3fs.SetKernelReadahead(mnt, readahead); err != nil {
 		log.Printf("nullfs: kernel read-ahead left at its default: %v", err)
 	}
 	sigs := make(chan os.Signal, 1)
@@ -201,14 +201,4 @@ func main() {
 		}
 	}()
 	srv.Wait()
-}
-
-// setReadahead sets the kernel's read-ahead for the mount, as s3mount does.
-func setReadahead(mnt string, n int64) error {
-	var st unix.Stat_t
-	if err := unix.Stat(mnt, &st); err != nil {
-		return err
-	}
-	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
-	return os.WriteFile(p, []byte(strconv.FormatInt(n>>10, 10)), 0)
 }
