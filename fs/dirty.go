@@ -332,11 +332,7 @@ func (d *dirtyFile) uploadPart(i, version int) {
 			off, size := partRange(i, d.partSz)
 			n = min(size, d.size-off)
 			d.mu.Unlock()
-			buf := d.r.partBuffer(n)
-			if _, err = d.f.ReadAt(buf, off); err == nil {
-				err = u.UploadPart(ctx, int32(i+1), buf)
-			}
-			d.r.freePartBuffer(buf)
+			err = d.sendPart(ctx, u, i, off, n)
 		}
 	}
 	d.mu.Lock()
@@ -348,14 +344,34 @@ func (d *dirtyFile) uploadPart(i, version int) {
 	}
 	p := &d.parts[i]
 	p.inflight = false
+	if p.version != version {
+		// The part changed while it was being sent (a rewrite or a truncate), so whatever was
+		// sent is stale, and a failure to send it lost nothing: the part is sent again.
+		return
+	}
 	if err != nil {
 		d.poison(fmt.Errorf("uploading part %d of %s: %w", i+1, d.keyOf(), err))
 		return
 	}
-	if p.version == version {
-		p.uploaded, p.upLen = version, n
-		d.maybePunch(i)
+	p.uploaded, p.upLen = version, n
+	d.maybePunch(i)
+}
+
+// sendPart uploads the n bytes at off of the staging file as part i. A part of up to PartSize
+// bytes is read once into a buffer (the SDK reads the body three times: to hash it, to sum it and
+// to send it). Larger parts, those beyond the first 1,000 of a file, are sent from the staging
+// file itself, so that the memory of uploads stays within UploadConcurrency × PartSize however
+// large the file; they cost two more reads of the page cache.
+func (d *dirtyFile) sendPart(ctx context.Context, u backend.Upload, i int, off, n int64) error {
+	if n > d.r.opts.PartSize {
+		return u.UploadPart(ctx, int32(i+1), io.NewSectionReader(d.f, off, n), n)
 	}
+	buf := d.r.partBuffer(n)
+	defer d.r.freePartBuffer(buf)
+	if _, err := d.f.ReadAt(buf, off); err != nil {
+		return err
+	}
+	return u.UploadPart(ctx, int32(i+1), bytes.NewReader(buf), n)
 }
 
 // maybePunch frees an uploaded part from the staging file when space is short. Part 0 is kept,

@@ -1,6 +1,7 @@
 package s3backend
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -319,7 +320,7 @@ func TestCompleteWithoutItsHEADDescribesTheWholeObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	for n, size := range []int{5 << 20, 123} {
-		if err := u.UploadPart(ctx, int32(n+1), make([]byte, size)); err != nil {
+		if err := u.UploadPart(ctx, int32(n+1), bytes.NewReader(make([]byte, size)), int64(size)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,10 +1,10 @@
 package s3backend
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -57,16 +57,16 @@ func (u *upload) addPart(n int32, etag string, size int64) {
 	u.parts[n] = part{etag, size}
 }
 
-func (u *upload) UploadPart(ctx context.Context, n int32, data []byte) error {
+func (u *upload) UploadPart(ctx context.Context, n int32, body io.ReadSeeker, size int64) error {
 	out, err := u.b.client.UploadPart(ctx, &s3.UploadPartInput{
 		Bucket: &u.b.cfg.Bucket, Key: &u.key, UploadId: &u.id, PartNumber: aws.Int32(n),
-		Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data))),
+		Body: body, ContentLength: aws.Int64(size),
 		ChecksumAlgorithm: types.ChecksumAlgorithm(u.b.cfg.ChecksumAlgorithm),
 	})
 	if err != nil {
 		return u.b.classify("UploadPart", u.key, err, nil)
 	}
-	u.addPart(n, aws.ToString(out.ETag), int64(len(data)))
+	u.addPart(n, aws.ToString(out.ETag), size)
 	return nil
 }
 

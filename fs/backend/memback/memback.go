@@ -402,16 +402,23 @@ func (b *Backend) NewUpload(ctx context.Context, key string, opts backend.PutOpt
 
 func (u *upload) ID() string { return u.id }
 
-func (u *upload) UploadPart(ctx context.Context, number int32, data []byte) error {
+func (u *upload) UploadPart(ctx context.Context, number int32, body io.ReadSeeker, size int64) error {
 	if err := u.b.begin(OpPart, u.key); err != nil {
 		return err
 	}
 	if number < 1 || number > backend.MaxParts {
 		return fmt.Errorf("memback: part number %d out of range", number)
 	}
+	data, err := io.ReadAll(io.LimitReader(body, size+1))
+	if err != nil {
+		return err
+	}
+	if int64(len(data)) != size {
+		return fmt.Errorf("memback: part %d has %d bytes, not the %d announced", number, len(data), size)
+	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	u.parts[number] = bytes.Clone(data)
+	u.parts[number] = data
 	return nil
 }
 

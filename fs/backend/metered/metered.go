@@ -100,12 +100,12 @@ type upload struct {
 	b *Backend
 }
 
-func (u *upload) UploadPart(ctx context.Context, n int32, data []byte) error {
+func (u *upload) UploadPart(ctx context.Context, n int32, body io.ReadSeeker, size int64) error {
 	start := time.Now()
-	err := u.Upload.UploadPart(ctx, n, data)
+	err := u.Upload.UploadPart(ctx, n, body, size)
 	u.b.done("UploadPart", start, err)
 	if err == nil {
-		u.b.m.Add("s3mount_s3_bytes_written_total", "bytes sent to S3", float64(len(data)))
+		u.b.m.Add("s3mount_s3_bytes_written_total", "bytes sent to S3", float64(size))
 	}
 	return err
 }
