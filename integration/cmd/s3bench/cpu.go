@@ -33,8 +33,8 @@ type cpuUnit struct {
 }
 
 // cpuSample is the CPU one measurement used: busy CPU seconds of the machine, and its wall time;
-// and the memory the kernel had to reclaim for it (page cache taken back by the processes that
-// needed memory, and by kswapd), in MiB.
+// the memory the kernel had to reclaim for it (page cache taken back by the processes that needed
+// memory, and by kswapd), in MiB; and the memory it moved to make room for huge pages.
 type cpuSample struct {
 	Busy      float64 `json:"busy_s"`
 	Wall      float64 `json:"wall_s"`
@@ -43,43 +43,51 @@ type cpuSample struct {
 	HasProg   bool    `json:"has_program,omitempty"`
 	DirectMiB float64 `json:"direct_reclaim_mib"`
 	KswapdMiB float64 `json:"kswapd_reclaim_mib"`
+	// MigratedMiB is the memory the kernel moved (compaction, by kcompactd or by processes that
+	// wanted a huge page: CompactStalls times).
+	MigratedMiB   float64 `json:"migrated_mib"`
+	CompactStalls float64 `json:"compact_stalls"`
 	// FS and MinIO are the CPU seconds of the filesystem's process (0 for the ceiling, which runs
 	// in the bench's own) and of MinIO.
 	FS    float64 `json:"fs_s,omitempty"`
+	FSSys float64 `json:"fs_sys_s,omitempty"` // of FS, in the kernel
 	MinIO float64 `json:"minio_s,omitempty"`
 	// FSFaults are the filesystem process's minor page faults: on this virtual machine a first
 	// touch of memory the host took back is dear.
 	FSFaults float64 `json:"fs_faults,omitempty"`
 }
 
-// processCPU returns the user and system CPU seconds of process pid so far, and its minor page
-// faults, or zeros.
-func processCPU(pid int) (cpu, faults float64) {
+// processCPU returns the user and system CPU seconds of process pid so far, of them the system
+// seconds, and its minor page faults; or zeros.
+func processCPU(pid int) (cpu, sys, faults float64) {
 	if pid <= 0 {
-		return 0, 0
+		return 0, 0, 0
 	}
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, 0
+		return 0, 0, 0
 	}
 	s := string(data)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]) // the name may hold spaces
 	if len(f) < 13 {
-		return 0, 0
+		return 0, 0, 0
 	}
 	minflt, _ := strconv.ParseFloat(f[7], 64)
 	utime, _ := strconv.ParseFloat(f[11], 64)
 	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / 100, minflt // USER_HZ
+	return (utime + stime) / 100, stime / 100, minflt // USER_HZ
 }
 
-// reclaimed returns the pages reclaimed since boot directly by allocating processes and by kswapd
-// (/proc/vmstat), in MiB.
-func reclaimed() (direct, kswapd float64) {
+// memEvents are counters of /proc/vmstat since boot: pages reclaimed directly by allocating
+// processes and by kswapd, and pages migrated, in MiB; and compaction stalls.
+type memEvents struct{ direct, kswapd, migrated, stalls float64 }
+
+func readMemEvents() (e memEvents) {
 	data, err := os.ReadFile("/proc/vmstat")
 	if err != nil {
-		return 0, 0
+		return e
 	}
+	const mib = 4096.0 / (1 << 20)
 	for _, line := range strings.Split(string(data), "\n") {
 		name, v, ok := strings.Cut(line, " ")
 		n, err := strconv.ParseFloat(v, 64)
@@ -88,12 +96,16 @@ func reclaimed() (direct, kswapd float64) {
 		}
 		switch name {
 		case "pgsteal_direct":
-			direct += n * 4096 / (1 << 20)
+			e.direct += n * mib
 		case "pgsteal_kswapd":
-			kswapd += n * 4096 / (1 << 20)
+			e.kswapd += n * mib
+		case "pgmigrate_success":
+			e.migrated += n * mib
+		case "compact_stall":
+			e.stalls += n
 		}
 	}
-	return direct, kswapd
+	return e
 }
 
 // machineBusy returns the busy CPU seconds of the whole machine since boot (all cores; everything
@@ -127,9 +139,10 @@ func machineBusy() (busy, steal float64, err error) {
 // done on it (onMount), so that starting and stopping the filesystem does not count.
 type meter struct {
 	busy0, steal0    float64
-	direct0, kswapd0 float64
+	mem0             memEvents
 	fsPid, minioPid  int // processes whose own CPU is recorded (0: none)
 	fs0, minio0      float64
+	fsSys0           float64
 	faults0          float64
 	began            time.Time
 	less             float64 // CPU seconds to leave out (fio's own start, see calibrateFio)
@@ -154,9 +167,9 @@ func (m *meter) begin() {
 		return
 	}
 	m.busy0, m.steal0, _ = machineBusy()
-	m.direct0, m.kswapd0 = reclaimed()
-	m.fs0, m.faults0 = processCPU(m.fsPid)
-	m.minio0, _ = processCPU(m.minioPid)
+	m.mem0 = readMemEvents()
+	m.fs0, m.fsSys0, m.faults0 = processCPU(m.fsPid)
+	m.minio0, _, _ = processCPU(m.minioPid)
 	m.began = time.Now()
 	m.less, m.prog, m.hasProg = 0, 0, false
 }
@@ -184,15 +197,17 @@ func (m *meter) end() {
 	if err != nil {
 		return
 	}
-	direct, kswapd := reclaimed()
+	e := readMemEvents()
 	m.sample = &cpuSample{Busy: max(0, busy-m.busy0-m.less), Wall: time.Since(m.began).Seconds(),
-		Program: m.prog, HasProg: m.hasProg, Steal: steal - m.steal0, DirectMiB: direct - m.direct0, KswapdMiB: kswapd - m.kswapd0}
+		Program: m.prog, HasProg: m.hasProg, Steal: steal - m.steal0,
+		DirectMiB: e.direct - m.mem0.direct, KswapdMiB: e.kswapd - m.mem0.kswapd,
+		MigratedMiB: e.migrated - m.mem0.migrated, CompactStalls: e.stalls - m.mem0.stalls}
 	if m.fsPid > 0 {
-		cpu, faults := processCPU(m.fsPid)
-		m.sample.FS, m.sample.FSFaults = cpu-m.fs0, faults-m.faults0
+		cpu, sys, faults := processCPU(m.fsPid)
+		m.sample.FS, m.sample.FSSys, m.sample.FSFaults = cpu-m.fs0, sys-m.fsSys0, faults-m.faults0
 	}
 	if m.minioPid > 0 {
-		cpu, _ := processCPU(m.minioPid)
+		cpu, _, _ := processCPU(m.minioPid)
 		m.sample.MinIO = cpu - m.minio0
 	}
 }

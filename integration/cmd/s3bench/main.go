@@ -333,8 +333,8 @@ func (b *bench) attempt(ctx context.Context, rowID, col string, timeout time.Dur
 	if m != nil && m.sample != nil {
 		b.res.addCPU(rowID, col, *m.sample)
 		s := m.sample
-		b.logf("  %s / %s: %s (CPU over %.2f s: machine %.2f s (stolen by the host %.2f), filesystem %.2f, MinIO %.2f, fio %.2f; filesystem page faults %.0f; reclaimed %.0f MiB directly, %.0f by kswapd)",
-			rowID, col, num(v), s.Wall, s.Busy, s.Steal, s.FS, s.MinIO, s.Program, s.FSFaults, s.DirectMiB, s.KswapdMiB)
+		b.logf("  %s / %s: %s (CPU over %.2f s: machine %.2f s (stolen by the host %.2f), filesystem %.2f (in the kernel %.2f), MinIO %.2f, fio %.2f; filesystem page faults %.0f; reclaimed %.0f MiB directly, %.0f by kswapd; migrated %.0f MiB, %.0f compaction stalls)",
+			rowID, col, num(v), s.Wall, s.Busy, s.Steal, s.FS, s.FSSys, s.MinIO, s.Program, s.FSFaults, s.DirectMiB, s.KswapdMiB, s.MigratedMiB, s.CompactStalls)
 		return true
 	}
 	b.logf("  %s / %s: %s", rowID, col, num(v))
