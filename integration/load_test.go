@@ -161,3 +161,76 @@ func TestInteg_LoadWritersAndReaders(t *testing.T) {
 		fmt.Sprintf("all data correct; %s; %d full reads; peak RSS %d MiB (bound %d); %d staging files left open, %d pooled connections; threads %d→%d",
 			took.Round(time.Second), total, peakMiB, limitMiB, staged, sockets, threadsBefore, threadsAfter))
 }
+
+// TestInteg_LoadLargeWritersAtOnce: 16 writers stream 40 MiB files side by side (five 8 MiB parts
+// each) into a staging directory that holds less than they write. Every object is whole in S3,
+// the daemon's memory stays within its bound (8 parts in flight, mount-wide, however many write;
+// with every full part sent at once it peaked at 417 MiB), writers wait for space rather than
+// fail, and nothing is left behind.
+func TestInteg_LoadLargeWritersAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long")
+	}
+	ctx := context.Background()
+	prefix := testPrefix(t)
+	const writers, size, cache = 16, 40 << 20, 64 << 20
+	// 512 MiB of staging for 640 MiB: writers wait while the parts they filled are sent, and the
+	// space is freed as they are (a file's first part stays until it is committed). More staging
+	// than memory, so that the staging bound alone does not keep the memory low.
+	m := mount(t, "s3://"+world.Bucket+"/"+prefix, append(accessChain(), "--cache-size", "64M", "--staging-size", "512M")...)
+	pid := m.cmd.Process.Pid
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for wr := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f, err := os.Create(m.path(fmt.Sprintf("big%02d", wr)))
+			if err != nil {
+				errs <- err
+				return
+			}
+			body := randomBytes(int64(500+wr), size)
+			for off := 0; off < size; off += 1 << 20 {
+				if _, err := f.Write(body[off : off+1<<20]); err != nil {
+					f.Close()
+					errs <- fmt.Errorf("writer %d at %d MiB: %v", wr, off>>20, err)
+					return
+				}
+			}
+			if err := f.Sync(); err != nil {
+				errs <- fmt.Errorf("writer %d: fsync: %v", wr, err)
+			}
+			if err := f.Close(); err != nil {
+				errs <- fmt.Errorf("writer %d: close: %v", wr, err)
+			}
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	peakMiB := procStatus(pid, "VmHWM") / 1024
+	for wr := range writers {
+		got, err := w.Get(ctx, fmt.Sprintf("%sbig%02d", prefix, wr))
+		if err != nil || sha256.Sum256(got) != sha256.Sum256(randomBytes(int64(500+wr), size)) {
+			t.Errorf("big%02d in S3: %d bytes, %v; want the %d bytes written", wr, len(got), err, size)
+		}
+	}
+	// The bound: cache + upload buffers (8 × 8 MiB) + 128 MiB, as with many small writers.
+	limitMiB := int64(cache>>20) + 64 + 128
+	if peakMiB > limitMiB {
+		t.Errorf("peak RSS %d MiB with %d writers, want at most %d MiB", peakMiB, writers, limitMiB)
+	}
+	if staged, _ := openStagingFiles(pid); staged != 0 {
+		t.Errorf("%d staging files still open after every file was closed", staged)
+	}
+	if n := pendingUploads(t, w, prefix); n != 0 {
+		t.Errorf("%d multipart uploads left behind", n)
+	}
+	record(t, "load", fmt.Sprintf("%d writers × %d MiB at once, 512 MiB of staging", writers, size>>20),
+		fmt.Sprintf("all data correct; %s; peak RSS %d MiB (bound %d)", took.Round(100*time.Millisecond), peakMiB, limitMiB))
+}

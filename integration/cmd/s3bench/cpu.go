@@ -47,6 +47,9 @@ type cpuSample struct {
 	// wanted a huge page: CompactStalls times).
 	MigratedMiB   float64 `json:"migrated_mib"`
 	CompactStalls float64 `json:"compact_stalls"`
+	// ReturnedMiB is the free memory the kernel handed back to the host meanwhile (free page
+	// reporting, where the virtual machine has it): touching it again costs the host's page faults.
+	ReturnedMiB float64 `json:"returned_to_host_mib"`
 	// FS and MinIO are the CPU seconds of the filesystem's process (0 for the ceiling, which runs
 	// in the bench's own) and of MinIO.
 	FS    float64 `json:"fs_s,omitempty"`
@@ -78,11 +81,19 @@ func processCPU(pid int) (cpu, sys, faults float64) {
 	return (utime + stime) / 100, stime / 100, minflt // USER_HZ
 }
 
-// memEvents are counters of /proc/vmstat since boot: pages reclaimed directly by allocating
-// processes and by kswapd, and pages migrated, in MiB; and compaction stalls.
-type memEvents struct{ direct, kswapd, migrated, stalls float64 }
+// memEvents are counters since boot: from /proc/vmstat the pages reclaimed directly by allocating
+// processes and by kswapd, and pages migrated, in MiB, and compaction stalls; and the free memory
+// reported to the host (this virtual machine's page_reporting module), in MiB.
+type memEvents struct{ direct, kswapd, migrated, stalls, returned float64 }
+
+// reportedKiB is where this machine's kernel counts the memory it gave back to the host.
+const reportedKiB = "/sys/module/page_reporting/parameters/reported_kib"
 
 func readMemEvents() (e memEvents) {
+	if data, err := os.ReadFile(reportedKiB); err == nil {
+		kib, _ := strconv.ParseFloat(strings.TrimSpace(string(data)), 64)
+		e.returned = kib / 1024
+	}
 	data, err := os.ReadFile("/proc/vmstat")
 	if err != nil {
 		return e
@@ -138,17 +149,17 @@ func machineBusy() (busy, steal float64, err error) {
 // meter measures one interval of a measurement: the whole attempt, or, on a mount, only the work
 // done on it (onMount), so that starting and stopping the filesystem does not count.
 type meter struct {
-	busy0, steal0    float64
-	mem0             memEvents
-	fsPid, minioPid  int // processes whose own CPU is recorded (0: none)
-	fs0, minio0      float64
-	fsSys0           float64
-	faults0          float64
-	began            time.Time
-	less             float64 // CPU seconds to leave out (fio's own start, see calibrateFio)
-	prog             float64 // CPU seconds of the program that did the work (fio), if hasProg
-	hasProg          bool
-	sample           *cpuSample
+	busy0, steal0   float64
+	mem0            memEvents
+	fsPid, minioPid int // processes whose own CPU is recorded (0: none)
+	fs0, minio0     float64
+	fsSys0          float64
+	faults0         float64
+	began           time.Time
+	less            float64 // CPU seconds to leave out (fio's own start, see calibrateFio)
+	prog            float64 // CPU seconds of the program that did the work (fio), if hasProg
+	hasProg         bool
+	sample          *cpuSample
 }
 
 type meterKey struct{}
@@ -201,7 +212,7 @@ func (m *meter) end() {
 	m.sample = &cpuSample{Busy: max(0, busy-m.busy0-m.less), Wall: time.Since(m.began).Seconds(),
 		Program: m.prog, HasProg: m.hasProg, Steal: steal - m.steal0,
 		DirectMiB: e.direct - m.mem0.direct, KswapdMiB: e.kswapd - m.mem0.kswapd,
-		MigratedMiB: e.migrated - m.mem0.migrated, CompactStalls: e.stalls - m.mem0.stalls}
+		MigratedMiB: e.migrated - m.mem0.migrated, CompactStalls: e.stalls - m.mem0.stalls, ReturnedMiB: e.returned - m.mem0.returned}
 	if m.fsPid > 0 {
 		cpu, sys, faults := processCPU(m.fsPid)
 		m.sample.FS, m.sample.FSSys, m.sample.FSFaults = cpu-m.fs0, sys-m.fsSys0, faults-m.faults0

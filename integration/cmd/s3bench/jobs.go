@@ -29,6 +29,7 @@ func (b *bench) fsJobs() []fsJob {
 		{"seqread4", r, b.jobParRead},
 		{"randread", r, b.jobRandRead},
 		{"seqwrite", r, b.jobSeqWrite},
+		{"writers", r, b.jobWriters},
 		{"smallfiles", r, b.jobSmallFiles},
 		{"ls", r, b.jobList},
 		{"ttfb", 1, b.jobTTFB},
@@ -37,7 +38,7 @@ func (b *bench) fsJobs() []fsJob {
 
 // jobNames are the names -jobs accepts.
 func jobNames() []string {
-	return []string{"ceiling", "seqread", "seqread4", "randread", "seqwrite", "smallfiles", "ls", "ttfb", "lsscale"}
+	return []string{"ceiling", "seqread", "seqread4", "randread", "seqwrite", "writers", "smallfiles", "ls", "ttfb", "lsscale"}
 }
 
 func (b *bench) want(job string) bool { return len(b.jobs) == 0 || b.jobs[job] }
@@ -67,6 +68,8 @@ func (b *bench) rows() []row {
 	return append(rows,
 		row{rowTTFB, fmt.Sprintf("7. time to first byte of a %s object, fresh mount", bytesStr(sz.SeqFile)), "ms", false, "latency", "first byte (ms)"},
 		row{rowRSS, "8. peak RSS of the filesystem process, jobs 1–4", "MiB", false, "latency", "peak RSS (MiB)"},
+		row{rowWritersS3, fmt.Sprintf("9a. %d writers × %s at once, fsync on close: until in S3", sz.Writers, bytesStr(sz.WritersFile)), "MiB/s", true, "throughput", "MiB/s"},
+		row{rowWritersRSS, fmt.Sprintf("9b. peak RSS of the filesystem process, %d writers at once", sz.Writers), "MiB", false, "latency", "peak RSS (MiB)"},
 	)
 }
 
@@ -85,7 +88,7 @@ func (b *bench) runJobs(ctx context.Context, fss []*filesystem) {
 	runs := func(f *filesystem, job string) bool { return f.missing == "" && (!f.floor || floorJobs[job]) }
 	for _, f := range fss {
 		if f.floor {
-			for _, id := range []string{rowRandRead, rowSmallRead, rowList} {
+			for _, id := range []string{rowRandRead, rowSmallRead, rowList, rowWritersS3, rowWritersRSS} {
 				b.res.skip(id, f.name, "stores nothing")
 			}
 		}
@@ -122,10 +125,10 @@ func (b *bench) runJobs(ctx context.Context, fss []*filesystem) {
 	}
 }
 
-// onMount mounts f afresh, runs fn on the mount directory and unmounts. With rss, the peak RSS of
-// the filesystem process is recorded (row 8). A filesystem that failed to mount three times in a
+// onMount mounts f afresh, runs fn on the mount directory and unmounts. With rssRow, the peak RSS
+// of the filesystem process is recorded in that row (8 or 9b). A filesystem that failed to mount three times in a
 // row is not mounted again: its later cells fail with the same reason.
-func (b *bench) onMount(ctx context.Context, f *filesystem, rss bool, fn func(dir string) error) error {
+func (b *bench) onMount(ctx context.Context, f *filesystem, rssRow string, fn func(dir string) error) error {
 	if f.mountFailures >= 3 {
 		return fmt.Errorf("mount failed 3 times, last: %s", f.lastMountErr)
 	}
@@ -144,9 +147,9 @@ func (b *bench) onMount(ctx context.Context, f *filesystem, rss bool, fn func(di
 	mt.begin()
 	err = fn(m.dir)
 	mt.end()
-	if rss {
+	if rssRow != "" {
 		if v, ok := peakRSS(m.cmd.Process.Pid); ok {
-			b.res.maxSample(rowRSS, f.name, v)
+			b.res.maxSample(rssRow, f.name, v)
 		}
 	}
 	select {
@@ -162,7 +165,7 @@ func (b *bench) onMount(ctx context.Context, f *filesystem, rss bool, fn func(di
 // 1. Sequential read of one object, one thread.
 func (b *bench) jobSeqRead(ctx context.Context, f *filesystem, rep int) {
 	b.attempt(ctx, rowSeqRead, f.name, b.timeout(b.sz.SeqFile), func(ctx context.Context) (v float64, err error) {
-		err = b.onMount(ctx, f, true, func(dir string) error {
+		err = b.onMount(ctx, f, rowRSS, func(dir string) error {
 			v, err = b.fio(ctx, dir, []string{"rw=read", "readonly"},
 				fioJob{"seqread", []string{"filename=" + filepath.Join(dir, "data/seq"), "size=" + i64(b.sz.SeqFile)}})
 			return err
@@ -174,7 +177,7 @@ func (b *bench) jobSeqRead(ctx context.Context, f *filesystem, rep int) {
 // 2. Sequential read, four threads, each its own object.
 func (b *bench) jobParRead(ctx context.Context, f *filesystem, rep int) {
 	b.attempt(ctx, rowParRead, f.name, b.timeout(4*b.sz.ParFile), func(ctx context.Context) (v float64, err error) {
-		err = b.onMount(ctx, f, true, func(dir string) error {
+		err = b.onMount(ctx, f, rowRSS, func(dir string) error {
 			var jobs []fioJob
 			for i := 0; i < 4; i++ {
 				jobs = append(jobs, fioJob{fmt.Sprintf("seqread%d", i), []string{"filename=" + filepath.Join(dir, fmt.Sprintf("data/par%d", i))}})
@@ -189,7 +192,7 @@ func (b *bench) jobParRead(ctx context.Context, f *filesystem, rep int) {
 // 3. Random 256 KiB reads over the 1 GiB object, time-based (the same offsets for everyone).
 func (b *bench) jobRandRead(ctx context.Context, f *filesystem, rep int) {
 	b.attempt(ctx, rowRandRead, f.name, b.randTimeout(), func(ctx context.Context) (v float64, err error) {
-		err = b.onMount(ctx, f, true, func(dir string) error {
+		err = b.onMount(ctx, f, rowRSS, func(dir string) error {
 			v, err = b.fio(ctx, dir, []string{"rw=randread", "readonly", "time_based=1",
 				fmt.Sprintf("runtime=%ds", b.sz.RandSeconds), "randrepeat=1"},
 				fioJob{"randread", []string{"filename=" + filepath.Join(dir, "data/seq"), "size=" + i64(b.sz.SeqFile)}})
@@ -206,7 +209,7 @@ func (b *bench) jobSeqWrite(ctx context.Context, f *filesystem, rep int) {
 	key := f.root() + "/" + rel
 	var returned float64
 	ok := b.attempt(ctx, rowWriteS3, f.name, b.timeout(b.sz.WriteFile), func(ctx context.Context) (v float64, err error) {
-		err = b.onMount(ctx, f, true, func(dir string) error {
+		err = b.onMount(ctx, f, rowRSS, func(dir string) error {
 			if err := os.MkdirAll(filepath.Join(dir, "w"), 0o755); err != nil {
 				return err
 			}
@@ -238,6 +241,39 @@ func (b *bench) jobSeqWrite(ctx context.Context, f *filesystem, rep int) {
 	}
 }
 
+// 9. Many writers at once: Writers new files of WritersFile each, written sequentially side by
+// side with fsync on close, timed until all are listed in S3 in full; and the filesystem's peak
+// RSS meanwhile (issue 6: memory stays bounded however many write).
+func (b *bench) jobWriters(ctx context.Context, f *filesystem, rep int) {
+	total := int64(b.sz.Writers) * b.sz.WritersFile
+	b.attempt(ctx, rowWritersS3, f.name, b.timeout(total), func(ctx context.Context) (v float64, err error) {
+		err = b.onMount(ctx, f, rowWritersRSS, func(dir string) error {
+			rel := fmt.Sprintf("w/writers-%d", rep)
+			if err := os.MkdirAll(filepath.Join(dir, rel), 0o755); err != nil {
+				return err
+			}
+			var jobs []fioJob
+			want := map[string]int64{}
+			for i := range b.sz.Writers {
+				name := fmt.Sprintf("%s/w%02d", rel, i)
+				jobs = append(jobs, fioJob{fmt.Sprintf("writer%d", i), []string{"filename=" + filepath.Join(dir, name)}})
+				want[f.root()+"/"+name] = b.sz.WritersFile
+			}
+			start := time.Now()
+			if _, err := b.fio(ctx, dir, []string{"rw=write", "create_on_open=1", "fsync_on_close=1", "size=" + i64(b.sz.WritersFile)}, jobs...); err != nil {
+				return err
+			}
+			if err := b.waitListed(ctx, f.root()+"/"+rel+"/", want); err != nil {
+				return fmt.Errorf("writers returned, then: %w", err)
+			}
+			v = mibPerSec(total, start)
+			return nil
+		})
+		return v, err
+	})
+	b.deletePrefix(context.WithoutCancel(ctx), f.root()+"/w/")
+}
+
 // 5. Small files: create them one after another (open, write, close), timed until the writer
 // returned and until all are listed in S3; then read them back on a fresh mount.
 func (b *bench) jobSmallFiles(ctx context.Context, f *filesystem, rep int) {
@@ -249,7 +285,7 @@ func (b *bench) jobSmallFiles(ctx context.Context, f *filesystem, rep int) {
 	}
 	var returned float64
 	created := b.attempt(ctx, rowCreateS3, f.name, b.smallTimeout(), func(ctx context.Context) (v float64, err error) {
-		err = b.onMount(ctx, f, false, func(dir string) error {
+		err = b.onMount(ctx, f, "", func(dir string) error {
 			if err := os.MkdirAll(filepath.Join(dir, rel), 0o755); err != nil {
 				return err
 			}
@@ -281,7 +317,7 @@ func (b *bench) jobSmallFiles(ctx context.Context, f *filesystem, rep int) {
 	}
 	if created && !f.floor {
 		b.attempt(ctx, rowSmallRead, f.name, b.smallTimeout(), func(ctx context.Context) (v float64, err error) {
-			err = b.onMount(ctx, f, false, func(dir string) error {
+			err = b.onMount(ctx, f, "", func(dir string) error {
 				start := time.Now()
 				for i := 0; i < b.sz.SmallFiles; i++ {
 					if ctx.Err() != nil {
@@ -327,7 +363,7 @@ func (b *bench) jobList(ctx context.Context, f *filesystem, rep int) {
 }
 
 func (b *bench) lsOnce(ctx context.Context, f *filesystem, n int) (v float64, err error) {
-	err = b.onMount(ctx, f, false, func(dir string) error {
+	err = b.onMount(ctx, f, "", func(dir string) error {
 		cmd := exec.CommandContext(ctx, "ls", "-l", "--color=never", filepath.Join(dir, listDir(n)))
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -357,7 +393,7 @@ func (b *bench) lsOnce(ctx context.Context, f *filesystem, n int) (v float64, er
 func (b *bench) jobTTFB(ctx context.Context, f *filesystem, _ int) {
 	for i := 0; i < b.sz.TTFBRuns; i++ {
 		ok := b.attempt(ctx, rowTTFB, f.name, time.Minute, func(ctx context.Context) (v float64, err error) {
-			err = b.onMount(ctx, f, false, func(dir string) error {
+			err = b.onMount(ctx, f, "", func(dir string) error {
 				start := time.Now()
 				fh, err := os.Open(filepath.Join(dir, "data/seq"))
 				if err != nil {

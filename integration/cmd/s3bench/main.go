@@ -38,27 +38,29 @@ import (
 
 // sizes of one run.
 type sizes struct {
-	SeqFile     int64 `json:"seq_file_bytes"`    // jobs 1, 3 and 7: one object
-	ParFile     int64 `json:"par_file_bytes"`    // job 2: four objects
-	RandSeconds int   `json:"rand_read_seconds"` // job 3
-	WriteFile   int64 `json:"write_file_bytes"`  // job 4
-	SmallFiles  int   `json:"small_files"`       // job 5
-	SmallSize   int   `json:"small_file_bytes"`  // job 5
-	ListObjects int   `json:"ls_objects"`        // job 6, every filesystem
-	ListScale   []int `json:"ls_scale_s3mount"`  // job 6 for s3mount only; the largest if time allows
-	TTFBRuns    int   `json:"ttfb_runs"`         // job 7: fresh mounts
-	Repeats     int   `json:"repeats"`           // of every job that is cheap enough
-	Budget      int   `json:"budget_seconds"`    // no job starts after this
+	SeqFile     int64 `json:"seq_file_bytes"`     // jobs 1, 3 and 7: one object
+	ParFile     int64 `json:"par_file_bytes"`     // job 2: four objects
+	RandSeconds int   `json:"rand_read_seconds"`  // job 3
+	WriteFile   int64 `json:"write_file_bytes"`   // job 4
+	Writers     int   `json:"writers"`            // job 9: files written at once
+	WritersFile int64 `json:"writers_file_bytes"` // job 9: each
+	SmallFiles  int   `json:"small_files"`        // job 5
+	SmallSize   int   `json:"small_file_bytes"`   // job 5
+	ListObjects int   `json:"ls_objects"`         // job 6, every filesystem
+	ListScale   []int `json:"ls_scale_s3mount"`   // job 6 for s3mount only; the largest if time allows
+	TTFBRuns    int   `json:"ttfb_runs"`          // job 7: fresh mounts
+	Repeats     int   `json:"repeats"`            // of every job that is cheap enough
+	Budget      int   `json:"budget_seconds"`     // no job starts after this
 }
 
 // full is make bench: mountpoint-s3's published job shapes, sized for a 2-core machine running
 // MinIO, the filesystem and fio at once, in under 25 minutes with the build.
-var full = sizes{SeqFile: 1 << 30, ParFile: 512 << 20, RandSeconds: 10, WriteFile: 1 << 30,
+var full = sizes{SeqFile: 1 << 30, ParFile: 512 << 20, RandSeconds: 10, WriteFile: 1 << 30, Writers: 16, WritersFile: 64 << 20,
 	SmallFiles: 1000, SmallSize: 64 << 10, ListObjects: 10000, ListScale: []int{1000, 100000},
 	TTFBRuns: 10, Repeats: 3, Budget: 22*60 + 30}
 
 // smoke is make bench-smoke: the same code with tiny sizes, in under 2 minutes.
-var smoke = sizes{SeqFile: 16 << 20, ParFile: 8 << 20, RandSeconds: 2, WriteFile: 16 << 20,
+var smoke = sizes{SeqFile: 16 << 20, ParFile: 8 << 20, RandSeconds: 2, WriteFile: 16 << 20, Writers: 4, WritersFile: 2 << 20,
 	SmallFiles: 20, SmallSize: 64 << 10, ListObjects: 200, ListScale: []int{50, 1000},
 	TTFBRuns: 3, Repeats: 2, Budget: 100}
 
@@ -333,8 +335,8 @@ func (b *bench) attempt(ctx context.Context, rowID, col string, timeout time.Dur
 	if m != nil && m.sample != nil {
 		b.res.addCPU(rowID, col, *m.sample)
 		s := m.sample
-		b.logf("  %s / %s: %s (CPU over %.2f s: machine %.2f s (stolen by the host %.2f), filesystem %.2f (in the kernel %.2f), MinIO %.2f, fio %.2f; filesystem page faults %.0f; reclaimed %.0f MiB directly, %.0f by kswapd; migrated %.0f MiB, %.0f compaction stalls)",
-			rowID, col, num(v), s.Wall, s.Busy, s.Steal, s.FS, s.FSSys, s.MinIO, s.Program, s.FSFaults, s.DirectMiB, s.KswapdMiB, s.MigratedMiB, s.CompactStalls)
+		b.logf("  %s / %s: %s (CPU over %.2f s: machine %.2f s (stolen by the host %.2f), filesystem %.2f (in the kernel %.2f), MinIO %.2f, fio %.2f; filesystem page faults %.0f; reclaimed %.0f MiB directly, %.0f by kswapd; migrated %.0f MiB, %.0f compaction stalls; returned %.0f MiB to the host)",
+			rowID, col, num(v), s.Wall, s.Busy, s.Steal, s.FS, s.FSSys, s.MinIO, s.Program, s.FSFaults, s.DirectMiB, s.KswapdMiB, s.MigratedMiB, s.CompactStalls, s.ReturnedMiB)
 		return true
 	}
 	b.logf("  %s / %s: %s", rowID, col, num(v))

@@ -34,6 +34,8 @@ const (
 	rowList        = "ls_l"
 	rowTTFB        = "ttfb"
 	rowRSS         = "peak_rss"
+	rowWritersS3   = "writers_in_s3"
+	rowWritersRSS  = "writers_peak_rss"
 	rowListLA      = "ls_l_listing_attrs" // job 6 with s3mount -o listing_attrs
 	rowListScaleID = "ls_l_%d"            // s3mount-only scaling rows (listing_attrs), by object count
 )
