@@ -102,19 +102,7 @@ func TestFileWithLargePartsRoundTrips(t *testing.T) {
 	mnt := testMount(t, b, writeOptions())
 	p := int(backend.MinPartSize)
 	data := randomData(9, 2*p+2*2*p+p/2)
-	f, err := os.Create(filepath.Join(mnt, "big"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for off := 0; off < len(data); off += 1 << 20 {
-		if _, err := f.Write(data[off:min(off+1<<20, len(data))]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for b.Calls(memback.OpPart) < 4 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	f := writeStreaming(t, b, filepath.Join(mnt, "big"), data, 4)
 	patch := randomData(10, 4096)
 	off := 2*p + 2*p + 100 // inside the second large part
 	copy(data[off:], patch)

@@ -72,20 +72,8 @@ func TestLargeSequentialWriteStreamsParts(t *testing.T) {
 	b := memback.New()
 	mnt := testMount(t, b, writeOptions())
 	data := randomData(3, 23<<20) // 4 full parts of 5 MiB and a tail
-	f, err := os.Create(filepath.Join(mnt, "big"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for off := 0; off < len(data); off += 1 << 20 {
-		if _, err := f.Write(data[off:min(off+1<<20, len(data))]); err != nil {
-			t.Fatal(err)
-		}
-	}
 	// Full parts go out while the writer is still writing.
-	deadline := time.Now().Add(5 * time.Second)
-	for b.Calls(memback.OpPart) < 4 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	f := writeStreaming(t, b, filepath.Join(mnt, "big"), data, 4)
 	if n := b.Calls(memback.OpPart); n < 4 {
 		t.Errorf("%d parts uploaded before close, want the 4 full ones", n)
 	}
@@ -101,6 +89,27 @@ func TestLargeSequentialWriteStreamsParts(t *testing.T) {
 	if b.PendingUploads() != 0 {
 		t.Errorf("%d multipart uploads left", b.PendingUploads())
 	}
+}
+
+// writeStreaming creates path, writes data to it in 1 MiB writes and waits (up to 5 s) until parts
+// part uploads have been made. The file is left open.
+func writeStreaming(t *testing.T, b *memback.Backend, path string, data []byte, parts int) *os.File {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	for off := 0; off < len(data); off += 1 << 20 {
+		if _, err := f.Write(data[off:min(off+1<<20, len(data))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for b.Calls(memback.OpPart) < parts && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return f
 }
 
 func randomData(seed byte, n int) []byte {

@@ -298,8 +298,7 @@ func TestCompleteWithoutItsHEADDescribesTheWholeObject(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		switch {
-		case r.Method == http.MethodPost && q.Has("uploads"):
-			io.WriteString(w, `<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>`)
+		case answeredInitiate(w, r):
 		case r.Method == http.MethodPut && q.Get("uploadId") == "u1":
 			_, _ = io.Copy(io.Discard, r.Body)
 			w.Header().Set("ETag", `"p`+q.Get("partNumber")+`"`)

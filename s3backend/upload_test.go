@@ -16,6 +16,16 @@ import (
 	"github.com/s3mount/s3mount/fs/backend"
 )
 
+// answeredInitiate answers a CreateMultipartUpload with the upload ID u1, and reports whether r was
+// one.
+func answeredInitiate(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodPost || !r.URL.Query().Has("uploads") {
+		return false
+	}
+	io.WriteString(w, `<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>`)
+	return true
+}
+
 // TestPartSentFromAFileSection: a part can be sent from a section of a file (fs sends its larger
 // parts from the staging file), signed over the section's bytes alone, and whole again on a retry.
 func TestPartSentFromAFileSection(t *testing.T) {
@@ -24,8 +34,7 @@ func TestPartSentFromAFileSection(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		switch {
-		case r.Method == http.MethodPost && q.Has("uploads"):
-			io.WriteString(w, `<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>`)
+		case answeredInitiate(w, r):
 		case r.Method == http.MethodPut && q.Get("uploadId") == "u1":
 			body, _ := io.ReadAll(r.Body)
 			sum := sha256.Sum256(body)
