@@ -140,8 +140,9 @@ type Backend interface {
 // UploadPart may be called concurrently for different part numbers (1..10000), and again for a
 // number already uploaded (the last upload of a number wins); every part but the last must be at
 // least MinPartSize bytes. The body holds size bytes; it may be read more than once (to hash it
-// before sending, and again on a retry). Complete(n) assembles parts 1..n in order into the object (parts above
-// n are dropped); Abort releases everything. After a failed Complete the caller must Abort.
+// before sending, and again on a retry). Complete(n) assembles parts 1..n in order into the
+// object (parts above n are dropped); Abort releases everything. After a failed Complete the
+// caller must Abort.
 type Upload interface {
 	ID() string
 	UploadPart(ctx context.Context, number int32, body io.ReadSeeker, size int64) error
