@@ -126,8 +126,8 @@ func (b *bench) runJobs(ctx context.Context, fss []*filesystem) {
 }
 
 // onMount mounts f afresh, runs fn on the mount directory and unmounts. With rssRow, the peak RSS
-// of the filesystem process is recorded in that row (8 or 9b). A filesystem that failed to mount three times in a
-// row is not mounted again: its later cells fail with the same reason.
+// of the filesystem process is recorded in that row (8 or 9b). A filesystem that failed to mount
+// three times in a row is not mounted again: its later cells fail with the same reason.
 func (b *bench) onMount(ctx context.Context, f *filesystem, rssRow string, fn func(dir string) error) error {
 	if f.mountFailures >= 3 {
 		return fmt.Errorf("mount failed 3 times, last: %s", f.lastMountErr)
