@@ -214,7 +214,13 @@ func (rd *reader) plan(off, end, first, last int64) []*block {
 			}
 		}
 	}
-	if rd.window > 0 && !runStarts {
+	switch {
+	case rd.window == 0:
+	case runStarts:
+		// Read-ahead starts past this read's blocks: the kernel's requests may arrive out of
+		// order, and read-ahead for an earlier one would fetch these again.
+		rd.next = max(rd.next, last+1)
+	default:
 		rd.readAhead(last+1, min(rd.info.Size, end+rd.window))
 	}
 	return blocks

@@ -174,6 +174,43 @@ func TestLateReadsFindTheirBlocks(t *testing.T) {
 	}
 }
 
+// TestRunStartArrivingEarlyIsNotFetchedAgain: the kernel sends the first read of a file and its own
+// read-ahead request in parallel, and the read-ahead one may arrive first; that read starts the
+// sequential run and fetches its blocks itself, and the read-ahead of the read that follows it
+// (from the file's start) does not fetch them again. The shared cache is off, so nothing but the
+// reader can remember them.
+func TestRunStartArrivingEarlyIsNotFetchedAgain(t *testing.T) {
+	b := memback.New()
+	data := randomData(9, 16<<20)
+	b.PutBytes("obj", data)
+	opts := DefaultOptions()
+	opts.CacheSize = 0
+	opts.StagingDir = t.TempDir()
+	root, err := NewRoot(b, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(root.Close)
+	info, err := b.Head(context.Background(), "obj")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := newReader(root, info)
+	defer rd.close()
+	b.ResetCalls()
+	const mib = 1 << 20
+	for _, off := range []int64{1, 0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15} {
+		vecs, blocks, err := rd.read(context.Background(), off*mib, mib)
+		if err != nil || !bytes.Equal(bytes.Join(vecs, nil), data[off*mib:(off+1)*mib]) {
+			t.Fatalf("read at %d MiB: %v, or bytes that differ", off, err)
+		}
+		releaseAll(blocks)
+	}
+	if got := b.BytesRequested(); got != int64(len(data)) {
+		t.Errorf("fetched %d bytes for a read of %d: some blocks twice", got, len(data))
+	}
+}
+
 // TestReadaheadBudgetIsShared: a reader holds at most an equal share of the read-ahead budget among
 // the readers that hold some or asked for some, so one that came first cannot starve the others;
 // a reader leaves when it holds nothing.
