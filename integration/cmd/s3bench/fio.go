@@ -79,7 +79,10 @@ func (b *bench) fio(ctx context.Context, mnt string, global []string, jobs ...fi
 		}
 		bw += j.Read.BW + j.Write.BW
 	}
-	start := b.fioStart[len(jobs)]
+	start, ok := b.fioStart[len(jobs)]
+	if !ok {
+		return 0, fmt.Errorf("fio's own CPU with %d jobs was not calibrated (see calibrateFio)", len(jobs))
+	}
 	m := meterFrom(ctx)
 	m.discount(start.machine)
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
@@ -96,9 +99,10 @@ func rusageSeconds(ru *syscall.Rusage) float64 {
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
-// calibrateFio measures the CPU that fio itself spends starting and stopping, with one job and
-// with four, by reading 256 KiB of a local file: some 0.17 CPU seconds of the machine's here, which
-// a measurement's CPU leaves out (fio's bandwidth leaves that time out too).
+// calibrateFio measures the CPU that fio itself spends starting and stopping, with each number of
+// jobs the bench runs it with (one, four, and job 9's writers), by reading 256 KiB of a local file:
+// some 0.17 CPU seconds of the machine's here with one job, which a measurement's CPU leaves out
+// (fio's bandwidth leaves that time out too).
 func (b *bench) calibrateFio(ctx context.Context) error {
 	file := filepath.Join(b.tmp, "fio-calibration")
 	if err := os.WriteFile(file, make([]byte, 256<<10), 0o644); err != nil {
@@ -106,11 +110,12 @@ func (b *bench) calibrateFio(ctx context.Context) error {
 	}
 	defer os.Remove(file)
 	b.fioStart = map[int]fioCost{}
-	for _, n := range []int{1, 4} {
+	for _, n := range []int{1, 4, b.sz.Writers} {
 		var jobs []fioJob
 		for i := 0; i < n; i++ {
 			jobs = append(jobs, fioJob{fmt.Sprintf("calibrate%d", i), []string{"filename=" + file, "size=256k"}})
 		}
+		b.fioStart[n] = fioCost{} // nothing left out while calibrating
 		var machine, program []float64
 		for i := 0; i < 5; i++ {
 			m := &meter{}

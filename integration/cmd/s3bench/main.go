@@ -218,7 +218,8 @@ func (b *bench) run(ctx context.Context, out string, only map[string]bool, isSmo
 		b.logf("%v", err)
 		return 1
 	}
-	b.logf("fio's own CPU: %.2f s of the machine's with one job, %.2f s with four", b.fioStart[1].machine, b.fioStart[4].machine)
+	b.logf("fio's own CPU: %.2f s of the machine's with one job, %.2f s with four, %.2f s with %d",
+		b.fioStart[1].machine, b.fioStart[4].machine, b.fioStart[b.sz.Writers].machine, b.sz.Writers)
 	if b.want("ceiling") {
 		b.logf("ceiling: aws-sdk-go-v2 diagnostics")
 		b.diagnostics(ctx)
