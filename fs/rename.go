@@ -31,8 +31,12 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 	if !ok || !validName(newName) {
 		return syscall.EINVAL
 	}
-	d.lc.forget()
-	dst.lc.forget()
+	// Both listings are forgotten before and again after the move: the lookups below may list
+	// either directory anew, before the objects move, and such a listing would answer for the
+	// listing TTL that the new name is absent and the old one present.
+	forget := func() { d.lc.forget(); dst.lc.forget() }
+	forget()
+	defer forget()
 	src, ok, err := d.exists(ctx, name)
 	if err == nil && !ok {
 		err = syscall.ENOENT

@@ -414,6 +414,35 @@ func TestRenameFileAndDirectory(t *testing.T) {
 
 func walkKeys(b *memback.Backend) []string { return b.Keys() }
 
+// TestRenameLeavesNoListingFromBeforeTheMove: the lookups of a rename may list the directory anew
+// before the object moves (here: lookups have been asking S3 for the directory's names, so the
+// rename's own lookup of the source lists it); that listing must not answer afterwards that the
+// new name is absent, or mkdir of that name would succeed beside the file.
+func TestRenameLeavesNoListingFromBeforeTheMove(t *testing.T) {
+	b := memback.New()
+	b.PutBytes("d/a", []byte("A"))
+	opts := writeOptions()
+	opts.EntryTTL, opts.AttrTTL, opts.NegativeTTL = 200*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
+	mnt := testMount(t, b, opts)
+	p := func(n string) string { return filepath.Join(mnt, "d", n) }
+	// A lookup asks S3, and the kernel's two lookups of the target (it asks twice) make three
+	// (lookupsBeforeListing): the rename's own lookup of the source lists the directory.
+	if _, err := os.Stat(p("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(p("a"), p("b")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(opts.EntryTTL + 100*time.Millisecond) // the kernel asks again
+	if data, err := os.ReadFile(p("b")); err != nil || string(data) != "A" {
+		t.Errorf("read of the new name: %q, %v", data, err)
+	}
+	time.Sleep(opts.EntryTTL + 100*time.Millisecond)
+	if err := os.Mkdir(p("b"), 0o755); !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("mkdir of the renamed file's name: %v, want EEXIST", err)
+	}
+}
+
 func TestRenameOfFileBeingWrittenUploadsToNewName(t *testing.T) {
 	b := memback.New()
 	mnt := testMount(t, b, writeOptions())
