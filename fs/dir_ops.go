@@ -209,6 +209,11 @@ func (d *Dir) Unlink(ctx context.Context, name string) syscall.Errno {
 		err := r.b.Delete(ctx, key)
 		d.lc.removed(name, err == nil)
 		if err != nil {
+			if ch := d.GetChild(name); ch != nil {
+				if f, ok := ch.Operations().(*File); ok {
+					f.reattach() // still there: its handles' writes are committed again
+				}
+			}
 			return r.fail("unlink", key, err)
 		}
 	}
@@ -240,6 +245,20 @@ func (f *File) detach(ctx context.Context) (localOnly bool, err error) {
 	d.abortUpload()
 	d.unlinked = true
 	return localOnly, nil
+}
+
+// reattach undoes detach when the unlink or rename that called it failed: the file is still
+// there, and its handles' writes are committed as before.
+func (f *File) reattach() {
+	f.mu.Lock()
+	f.unlinked = false
+	d := f.dirty
+	f.mu.Unlock()
+	if d != nil {
+		d.mu.Lock()
+		d.unlinked = false
+		d.mu.Unlock()
+	}
 }
 
 var _ = (fusefs.NodeSymlinker)((*Dir)(nil))

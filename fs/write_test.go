@@ -443,6 +443,115 @@ func TestRenameLeavesNoListingFromBeforeTheMove(t *testing.T) {
 	}
 }
 
+// TestRenameOverAnOpenFile: a file renamed over one that is still open replaces it, as on a local
+// disk: the replaced file lives on for its handles (they read and write it, unchanged and
+// uncommitted: also a clean handle writing into content it has not loaded), and their close
+// commits nothing over the file now under that name.
+func TestRenameOverAnOpenFile(t *testing.T) {
+	b := memback.New()
+	b.PutBytes("stored", bytes.Repeat([]byte("S"), 3<<20))
+	mnt := testMount(t, b, writeOptions())
+	p := func(n string) string { return filepath.Join(mnt, n) }
+	writing, err := os.Create(p("written"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writing.Close()
+	if _, err := writing.Write([]byte("uncommitted")); err != nil {
+		t.Fatal(err)
+	}
+	clean, err := os.OpenFile(p("stored"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer clean.Close()
+	for _, name := range []string{"written", "stored"} {
+		if err := os.WriteFile(p("new"), []byte("new "+name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(p("new"), p(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := writing.Write([]byte(" more")); err != nil {
+		t.Errorf("write to the replaced file: %v", err)
+	}
+	if _, err := clean.WriteAt([]byte("x"), 2<<20); err != nil {
+		t.Errorf("write into the replaced file's stored content: %v", err)
+	}
+	buf := make([]byte, 4)
+	if _, err := clean.ReadAt(buf, 1<<20); err != nil || string(buf) != "SSSS" {
+		t.Errorf("read of the replaced file's stored content: %q, %v", buf, err)
+	}
+	for _, f := range []*os.File{writing, clean} {
+		if err := f.Close(); err != nil {
+			t.Errorf("close of the replaced file: %v", err)
+		}
+	}
+	if keys := b.Keys(); !equal(keys, []string{"stored", "written"}) {
+		t.Errorf("keys in S3: %q, want the two renamed files", keys)
+	}
+	for _, name := range []string{"written", "stored"} {
+		if got := string(objectBytes(t, b, name)); got != "new "+name {
+			t.Errorf("%s in S3: %q, want the file renamed onto it", name, got[:min(len(got), 20)])
+		}
+		if data, err := os.ReadFile(p(name)); err != nil || string(data) != "new "+name {
+			t.Errorf("%s through the mount: %q, %v", name, data[:min(len(data), 20)], err)
+		}
+	}
+}
+
+// TestFailedReplaceKeepsCommitting: an unlink whose delete fails, or a rename over an open file
+// whose copy fails, leaves the file where it was, and its handle's writes are committed at close
+// as if nothing had happened (not kept back as a removed file's would be).
+func TestFailedReplaceKeepsCommitting(t *testing.T) {
+	for _, op := range []memback.Op{memback.OpDelete, memback.OpCopy} {
+		t.Run(string(op), func(t *testing.T) {
+			b := memback.New()
+			mnt := testMount(t, b, writeOptions())
+			p := func(n string) string { return filepath.Join(mnt, n) }
+			f, err := os.Create(p("open"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.Write([]byte("first")); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p("other"), []byte("other"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			b.SetFault(func(o memback.Op, key string) error {
+				if o == op {
+					return errors.New("injected")
+				}
+				return nil
+			})
+			if op == memback.OpDelete {
+				err = os.Remove(p("open"))
+			} else {
+				err = os.Rename(p("other"), p("open"))
+			}
+			b.SetFault(nil)
+			if err == nil {
+				t.Fatalf("%s succeeded despite the fault", op)
+			}
+			if _, err := f.Write([]byte(" then more")); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatalf("close: %v", err)
+			}
+			if got := string(objectBytes(t, b, "open")); got != "first then more" {
+				t.Errorf("open file in S3: %q, want every write", got)
+			}
+		})
+	}
+}
+
 func TestRenameOfFileBeingWrittenUploadsToNewName(t *testing.T) {
 	b := memback.New()
 	mnt := testMount(t, b, writeOptions())
