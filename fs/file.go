@@ -414,7 +414,9 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	if err != nil {
 		return nil, h.f.root.fail("read", h.snapshot.Key, err)
 	}
-	return fuse.ReadResultData(dest[:n]), 0
+	// writev(2): fuse.ReadResultData would try splice(2) first, which fails with a log line for
+	// a reply of 1 MiB (a pipe holds no more), the size of every sequential read.
+	return fuse.ReadResultVector([][]byte{dest[:n]}), 0
 }
 
 var _ = (fusefs.FileWriter)((*fileHandle)(nil))

@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -255,6 +258,57 @@ func TestTwoHandlesShareUnflushedWrites(t *testing.T) {
 	if string(buf[:n]) != "from the writer" {
 		t.Errorf("second handle read %q", buf[:n])
 	}
+}
+
+// TestLargeReadsOfLocalContentLogNothing: a file's local content is read in replies of up to
+// 1 MiB, written with writev(2); go-fuse's splice(2) path, which a pipe of at most 1 MiB cannot
+// take, would log a line for each (to the daemon's journal).
+func TestLargeReadsOfLocalContentLogNothing(t *testing.T) {
+	var logged syncBuffer
+	log.SetOutput(&logged)
+	defer log.SetOutput(os.Stderr)
+	b := memback.New()
+	mnt := testMount(t, b, writeOptions())
+	p := filepath.Join(mnt, "local")
+	data := randomData(11, 4<<20)
+	w, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.OpenFile(p, os.O_RDONLY|syscall.O_DIRECT, 0) // every read reaches the daemon
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes (%v), want what was written", len(got), err)
+	}
+	if s := logged.String(); s != "" {
+		t.Errorf("reads of local content logged:\n%s", s)
+	}
+}
+
+// syncBuffer is a bytes.Buffer that goroutines may write at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // TestSharedMmapWritesAreCommitted: stores through a shared writable mapping (of a new file and of

@@ -101,7 +101,9 @@ func (f *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 
 func (f *file) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	n := max(0, min(int64(len(dest)), int64(len(content)), f.size.Load()-off))
-	return reply(content[:n]), 0
+	// Written with writev(2) straight from memory, as s3mount's replies are; fuse.ReadResultData
+	// would first try splice(2) and copy.
+	return fuse.ReadResultVector([][]byte{content[:n]}), 0
 }
 
 func (f *file) Write(ctx context.Context, fh fusefs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
@@ -119,15 +121,6 @@ func (f *file) Flush(ctx context.Context, fh fusefs.FileHandle) syscall.Errno { 
 func (f *file) Fsync(ctx context.Context, fh fusefs.FileHandle, flags uint32) syscall.Errno {
 	return 0
 }
-
-// reply is a read's reply written with writev(2) straight from memory (go-fuse's Slices path), as
-// s3mount's are; fuse.ReadResultData would first try splice(2) and copy.
-type reply []byte
-
-func (r reply) Size() int                              { return len(r) }
-func (r reply) Bytes(buf []byte) ([]byte, fuse.Status) { return r, fuse.OK }
-func (r reply) Slices() ([][]byte, fuse.Status)        { return [][]byte{r}, fuse.OK }
-func (r reply) Done()                                  {}
 
 // files is the -file flag: PATH=BYTES, repeatable.
 type files map[string]int64
