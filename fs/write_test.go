@@ -506,14 +506,7 @@ func TestRenameOverAnOpenFile(t *testing.T) {
 	b.PutBytes("stored", bytes.Repeat([]byte("S"), 3<<20))
 	mnt := testMount(t, b, writeOptions())
 	p := func(n string) string { return filepath.Join(mnt, n) }
-	writing, err := os.Create(p("written"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writing.Close()
-	if _, err := writing.Write([]byte("uncommitted")); err != nil {
-		t.Fatal(err)
-	}
+	writing := createWritten(t, p("written"), "uncommitted")
 	clean, err := os.OpenFile(p("stored"), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -555,6 +548,21 @@ func TestRenameOverAnOpenFile(t *testing.T) {
 	}
 }
 
+// createWritten creates the file path and writes data into it; the file stays open (closed at the
+// test's end, if the test does not close it).
+func createWritten(t *testing.T, path, data string) *os.File {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if _, err := f.WriteString(data); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 // TestFailedReplaceKeepsCommitting: an unlink whose delete fails, or a rename over an open file
 // whose copy fails, leaves the file where it was, and its handle's writes are committed at close
 // as if nothing had happened (not kept back as a removed file's would be).
@@ -564,14 +572,7 @@ func TestFailedReplaceKeepsCommitting(t *testing.T) {
 			b := memback.New()
 			mnt := testMount(t, b, writeOptions())
 			p := func(n string) string { return filepath.Join(mnt, n) }
-			f, err := os.Create(p("open"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			if _, err := f.Write([]byte("first")); err != nil {
-				t.Fatal(err)
-			}
+			f := createWritten(t, p("open"), "first")
 			if err := f.Sync(); err != nil {
 				t.Fatal(err)
 			}
@@ -584,6 +585,7 @@ func TestFailedReplaceKeepsCommitting(t *testing.T) {
 				}
 				return nil
 			})
+			var err error
 			if op == memback.OpDelete {
 				err = os.Remove(p("open"))
 			} else {
