@@ -226,7 +226,6 @@ func (d *Dir) Unlink(ctx context.Context, name string) syscall.Errno {
 func (f *File) detach(ctx context.Context) (localOnly bool, err error) {
 	f.mu.Lock()
 	opens, localOnly := f.opens, f.localOnly
-	f.unlinked = opens > 0
 	f.mu.Unlock()
 	if opens == 0 {
 		return localOnly, nil
@@ -235,16 +234,27 @@ func (f *File) detach(ctx context.Context) (localOnly bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	if err := d.keepForHandles(ctx); err != nil {
+		return false, err // nothing changed: the file is committed as before
+	}
+	f.mu.Lock()
+	f.unlinked = true
+	f.mu.Unlock()
+	return localOnly, nil
+}
+
+// keepForHandles loads the whole content and stops committing it (see File.detach).
+func (d *dirtyFile) keepForHandles(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.waitIdle()
 	if err := d.ensureLoaded(ctx); err != nil {
-		return false, err
+		return err
 	}
 	d.waitInflight()
 	d.abortUpload()
 	d.unlinked = true
-	return localOnly, nil
+	return nil
 }
 
 // reattach undoes detach when the unlink or rename that called it failed: the file is still
