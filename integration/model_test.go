@@ -24,35 +24,28 @@ import (
 // directory side by side: after every step the outcome (success or the errno) must agree, and
 // every few steps the whole trees (names, types, sizes, contents). Seeds are fixed; set
 // S3MOUNT_MODEL_SEEDS=N for more.
-func TestInteg_ModelAgainstLocalDisk(t *testing.T) {
-	seeds := modelSeeds()
+func TestInteg_ModelAgainstLocalDisk(t *testing.T) { runModels(t, 150, false) }
+
+// TestInteg_ModelWithOpenHandles is the model test with files held open across steps: up to three
+// handles at once, each open on both trees, written, read, truncated, synced and closed between the
+// other operations, so that files are renamed, unlinked, rewritten by name and opened twice while
+// a handle holds them.
+func TestInteg_ModelWithOpenHandles(t *testing.T) { runModels(t, 200, true) }
+
+// runModels runs the model (runModel) for each seed, with the caches off and with the default ones.
+func runModels(t *testing.T, steps int, handles bool) {
 	// Without caches every step reaches S3; with the default ones, lookups are answered from the
 	// listings the mount keeps up to date with its own changes (the only changes here).
 	for _, caches := range []struct {
 		name string
 		args []string
 	}{{"no caches", []string{"--metadata-ttl", "0", "--negative-ttl", "0"}}, {"default caches", nil}} {
-		for seed := int64(1); seed <= int64(seeds); seed++ {
+		for seed := int64(1); seed <= int64(modelSeeds()); seed++ {
 			t.Run(fmt.Sprintf("%s/seed=%d", caches.name, seed), func(t *testing.T) {
-				prefix := testPrefix(t)
-				m := mount(t, "s3://"+world.Bucket+"/"+prefix, append(accessChain(), caches.args...)...)
-				local := t.TempDir()
-				runModel(t, seed, 150, m.dir, local, false)
+				m := mount(t, "s3://"+world.Bucket+"/"+testPrefix(t), append(accessChain(), caches.args...)...)
+				runModel(t, seed, steps, m.dir, t.TempDir(), handles)
 			})
 		}
-	}
-}
-
-// TestInteg_ModelWithOpenHandles is the model test with files held open across steps: up to three
-// handles at once, each open on both trees, written, read, truncated, synced and closed between the
-// other operations, so that files are renamed, unlinked, rewritten by name and opened twice while
-// a handle holds them.
-func TestInteg_ModelWithOpenHandles(t *testing.T) {
-	for seed := int64(1); seed <= int64(modelSeeds()); seed++ {
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			m := mount(t, "s3://"+world.Bucket+"/"+testPrefix(t), accessChain()...)
-			runModel(t, seed, 200, m.dir, t.TempDir(), true)
-		})
 	}
 }
 
