@@ -141,6 +141,16 @@ func (d *Dir) listedChild(ctx context.Context, e dirEntry, ce *cachedEntry, out 
 	return d.root.newChild(ctx, &d.Inode, e, out), 0
 }
 
+// fileChild returns the file the tree holds as child name, or nil.
+func (d *Dir) fileChild(name string) *File {
+	if ch := d.GetChild(name); ch != nil {
+		if f, ok := ch.Operations().(*File); ok {
+			return f
+		}
+	}
+	return nil
+}
+
 // localChild returns the child node name if it has local state that S3 does not show yet.
 func (d *Dir) localChild(name string) *fusefs.Inode {
 	ch := d.GetChild(name)

@@ -197,22 +197,19 @@ func (d *Dir) Unlink(ctx context.Context, name string) syscall.Errno {
 	}
 	key := childKey(d.key(), name)
 	localOnly := false
-	if ch := d.GetChild(name); ch != nil {
-		if f, ok := ch.Operations().(*File); ok {
-			var err error
-			if localOnly, err = f.detach(ctx); err != nil {
-				return r.fail("unlink", key, err)
-			}
+	f := d.fileChild(name)
+	if f != nil {
+		var err error
+		if localOnly, err = f.detach(ctx); err != nil {
+			return r.fail("unlink", key, err)
 		}
 	}
 	if !localOnly {
 		err := r.b.Delete(ctx, key)
 		d.lc.removed(name, err == nil)
 		if err != nil {
-			if ch := d.GetChild(name); ch != nil {
-				if f, ok := ch.Operations().(*File); ok {
-					f.reattach() // still there: its handles' writes are committed again
-				}
+			if f != nil {
+				f.reattach() // still there: its handles' writes are committed again
 			}
 			return r.fail("unlink", key, err)
 		}

@@ -64,13 +64,10 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 		// A replaced file that is still open lives on for its handles, as after unlink: its
 		// content is kept here and never committed (it would land over the file moved onto its
 		// name). If the move fails, it is the file under that name again.
-		var replaced *File
-		if ch := dst.GetChild(newName); ch != nil {
-			if f, ok := ch.Operations().(*File); ok {
-				if _, err := f.detach(ctx); err != nil {
-					return r.fail("rename", dstKey, err)
-				}
-				replaced = f
+		replaced := dst.fileChild(newName)
+		if replaced != nil {
+			if _, err := replaced.detach(ctx); err != nil {
+				return r.fail("rename", dstKey, err)
 			}
 		}
 		err = r.renameFile(ctx, d.GetChild(name), srcKey, dstKey)

@@ -271,14 +271,7 @@ func TestLargeReadsOfLocalContentLogNothing(t *testing.T) {
 	mnt := testMount(t, b, writeOptions())
 	p := filepath.Join(mnt, "local")
 	data := randomData(11, 4<<20)
-	w, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if _, err := w.Write(data); err != nil {
-		t.Fatal(err)
-	}
+	createWritten(t, p, string(data))
 	r, err := os.OpenFile(p, os.O_RDONLY|syscall.O_DIRECT, 0) // every read reaches the daemon
 	if err != nil {
 		t.Fatal(err)

@@ -172,7 +172,7 @@ func runModel(t *testing.T, seed int64, steps int, mnt, local string, handles bo
 			}
 		}
 		if op >= 9 {
-			desc, got, want = handleOp(t, &open, op, r.Intn(3), mnt, local, a, data, off, size)
+			desc, got, want = handleOp(&open, op, r.Intn(3), mnt, local, a, data, off, size)
 		} else {
 			got, want = outcome(apply(mnt)), outcome(apply(local))
 		}
@@ -193,8 +193,7 @@ func runModel(t *testing.T, seed int64, steps int, mnt, local string, handles bo
 
 // handleOp applies a handle operation (op 9 to 14) to handle h of open (an open when there is none
 // such) on both trees, and returns what it did and the outcome on each.
-func handleOp(t *testing.T, open *[]openPair, op, h int, mnt, local, name string, data []byte, off, size int64) (desc, got, want string) {
-	t.Helper()
+func handleOp(open *[]openPair, op, h int, mnt, local, name string, data []byte, off, size int64) (desc, got, want string) {
 	if h >= len(*open) {
 		op = 9
 	}

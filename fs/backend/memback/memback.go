@@ -324,17 +324,26 @@ func (b *Backend) GetFirst(ctx context.Context, key string, n int64) (backend.Ob
 	return info(key, o, true), b.body(o.data[:end]), nil
 }
 
+// readBody reads a request's body, which must hold size bytes, no fewer and no more.
+func readBody(body io.Reader, size int64) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(body, size+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) != size {
+		return nil, fmt.Errorf("body has %d bytes, want %d", len(data), size)
+	}
+	return data, nil
+}
+
 // Put implements backend.Backend.
 func (b *Backend) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts backend.PutOptions) (backend.ObjectInfo, error) {
 	if err := b.begin(OpPut, key); err != nil {
 		return backend.ObjectInfo{}, err
 	}
-	data, err := io.ReadAll(io.LimitReader(body, size))
+	data, err := readBody(body, size)
 	if err != nil {
-		return backend.ObjectInfo{}, err
-	}
-	if int64(len(data)) != size {
-		return backend.ObjectInfo{}, fmt.Errorf("memback: put %q: body has %d bytes, want %d", key, len(data), size)
+		return backend.ObjectInfo{}, fmt.Errorf("memback: put %q: %w", key, err)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -409,12 +418,9 @@ func (u *upload) UploadPart(ctx context.Context, number int32, body io.ReadSeeke
 	if number < 1 || number > backend.MaxParts {
 		return fmt.Errorf("memback: part number %d out of range", number)
 	}
-	data, err := io.ReadAll(io.LimitReader(body, size+1))
+	data, err := readBody(body, size)
 	if err != nil {
-		return err
-	}
-	if int64(len(data)) != size {
-		return fmt.Errorf("memback: part %d has %d bytes, not the %d announced", number, len(data), size)
+		return fmt.Errorf("memback: part %d: %w", number, err)
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
