@@ -29,6 +29,12 @@ type Fault struct {
 	CutAfter int64
 	// Delay waits before handling the request.
 	Delay time.Duration
+	// Hang accepts the request and never answers: the connection stays open, silent, until the
+	// client gives up or the proxy is closed (an endpoint that is up but stuck).
+	Hang bool
+	// LateBy forwards the request (so the server carries it out) and holds the answer back this
+	// long before passing it on: a client that gives up sooner never learns what was done.
+	LateBy time.Duration
 	// Times limits how many requests the fault hits; 0 means every matching request.
 	Times int
 }
@@ -42,6 +48,9 @@ type Proxy struct {
 	mu     sync.Mutex // protects faults and hits
 	faults []*Fault
 	hits   int
+
+	closed    chan struct{} // closed by Close: hung requests end
+	closeOnce sync.Once
 }
 
 // Start starts a proxy on 127.0.0.1 in front of target (e.g. MinIO's endpoint).
@@ -54,7 +63,7 @@ func Start(target string) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{ln: ln, rp: httputil.NewSingleHostReverseProxy(u)}
+	p := &Proxy{ln: ln, rp: httputil.NewSingleHostReverseProxy(u), closed: make(chan struct{})}
 	p.rp.ErrorLog = nil
 	p.rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 		w.WriteHeader(http.StatusBadGateway)
@@ -88,8 +97,11 @@ func (p *Proxy) Hits() int {
 	return p.hits
 }
 
-// Close stops the proxy.
-func (p *Proxy) Close() error { return p.srv.Close() }
+// Close stops the proxy, ending hung requests too.
+func (p *Proxy) Close() error {
+	p.closeOnce.Do(func() { close(p.closed) })
+	return p.srv.Close()
+}
 
 // pick returns the fault for r, counting it, or nil.
 func (p *Proxy) pick(r *http.Request) *Fault {
@@ -121,6 +133,28 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(f.Delay)
 	}
 	switch {
+	case f.Hang:
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-r.Context().Done():
+		case <-p.closed:
+		}
+		panic(http.ErrAbortHandler)
+	case f.LateBy > 0:
+		rec := &heldResponse{header: http.Header{}}
+		p.rp.ServeHTTP(rec, r)
+		select {
+		case <-time.After(f.LateBy):
+		case <-r.Context().Done():
+			panic(http.ErrAbortHandler)
+		case <-p.closed:
+			panic(http.ErrAbortHandler)
+		}
+		for k, v := range rec.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(max(rec.status, http.StatusOK))
+		_, _ = w.Write(rec.body)
 	case f.Reset:
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, err := hj.Hijack(); err == nil {
@@ -143,6 +177,25 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		p.rp.ServeHTTP(w, r)
 	}
+}
+
+// heldResponse records a whole answer so that it can be passed on later.
+type heldResponse struct {
+	header http.Header
+	status int
+	body   []byte
+}
+
+func (h *heldResponse) Header() http.Header { return h.header }
+func (h *heldResponse) WriteHeader(s int) {
+	if h.status == 0 {
+		h.status = s
+	}
+}
+func (h *heldResponse) Write(b []byte) (int, error) {
+	h.WriteHeader(http.StatusOK)
+	h.body = append(h.body, b...)
+	return len(b), nil
 }
 
 // cutWriter passes the first left bytes of the body, then aborts the connection.
