@@ -136,6 +136,7 @@ func (r *Root) RecoverUploads(ctx context.Context) (int, error) {
 func (r *Root) Close() {
 	r.cancel()
 	r.journal.close()
+	r.staging.close()
 	r.cache.close()
 	r.cache.disk.close()
 }
