@@ -274,6 +274,9 @@ func (r *Root) fillAttrs(out *fuse.Attr, a attrs, fileType, defaultPerm uint32) 
 	if a.mode != 0 {
 		perm = a.mode & 07777
 	}
+	if !r.opts.Suid {
+		perm &^= syscall.S_ISUID | syscall.S_ISGID
+	}
 	out.Mode = fileType | perm
 	out.Uid, out.Gid = r.opts.UID, r.opts.GID
 	if a.uid != nil {
