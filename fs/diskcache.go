@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -18,6 +19,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/s3mount/s3mount/fs/backend"
+	"github.com/s3mount/s3mount/internal/safepath"
 )
 
 // diskCache keeps whole object versions that are read at random on local disk, the way s3fs
@@ -36,10 +38,12 @@ import (
 // not cached. Each mount uses its own subdirectory, locked while mounted and removed at unmount;
 // one left behind by a crashed mount is removed by the next mount using the same directory.
 type diskCache struct {
-	dir   string
-	lock  *os.File // flock held on dir/lock while mounted
-	limit int64
-	log   *slog.Logger
+	dir    string        // this mount's subdirectory (for messages and tests)
+	parent *safepath.Dir // the cache directory, checked (see internal/safepath)
+	d      *safepath.Dir // dir: every file is made through it, never by path
+	lock   *os.File      // flock held on dir/lock while mounted
+	limit  int64
+	log    *slog.Logger
 
 	mu      sync.Mutex // protects the following
 	used    int64      // bytes reserved by objects
@@ -81,45 +85,58 @@ func openDiskCache(parent string, limit int64, log *slog.Logger) (*diskCache, er
 	if parent == "" || limit <= 0 {
 		return nil, nil
 	}
-	if err := os.MkdirAll(parent, 0o700); err != nil {
-		return nil, fmt.Errorf("cache directory: %w", err)
-	}
-	removeStaleCaches(parent, log)
-	dir, err := os.MkdirTemp(parent, diskCachePrefix)
+	pd, err := safepath.MkdirAll(parent)
 	if err != nil {
 		return nil, fmt.Errorf("cache directory: %w", err)
 	}
-	lock, err := os.Create(filepath.Join(dir, "lock"))
+	removeStaleCaches(pd, log)
+	d, name, err := pd.MkdirTemp(diskCachePrefix)
+	if err != nil {
+		pd.Close()
+		return nil, fmt.Errorf("cache directory: %w", err)
+	}
+	lock, err := d.Create("lock", os.O_RDWR, 0o600)
 	if err == nil {
 		err = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 	}
 	if err != nil {
-		os.RemoveAll(dir)
+		d.Close()
+		pd.RemoveAll(name)
+		pd.Close()
 		return nil, fmt.Errorf("cache directory: %w", err)
 	}
+	dir := filepath.Join(parent, name)
 	var st syscall.Statfs_t
-	if syscall.Statfs(dir, &st) == nil {
+	if syscall.Fstatfs(d.Fd(), &st) == nil {
 		// Never take more than half of the space that is free now.
 		if free := int64(st.Bavail) * st.Bsize / 2; free < limit {
 			log.Info("disk cache smaller than configured: half the free space", "dir", parent, "bytes", free)
 			limit = free
 		}
 	}
-	return &diskCache{dir: dir, lock: lock, limit: limit, log: log, objects: map[string]*diskObject{}}, nil
+	return &diskCache{dir: dir, parent: pd, d: d, lock: lock, limit: limit, log: log, objects: map[string]*diskObject{}}, nil
 }
 
 // removeStaleCaches removes the subdirectories of parent whose mount is gone (not locked).
-func removeStaleCaches(parent string, log *slog.Logger) {
-	old, _ := filepath.Glob(filepath.Join(parent, diskCachePrefix+"*"))
-	for _, d := range old {
-		f, err := os.Open(filepath.Join(d, "lock"))
+func removeStaleCaches(parent *safepath.Dir, log *slog.Logger) {
+	names, _ := parent.ReadDirNames()
+	for _, name := range names {
+		if !strings.HasPrefix(name, diskCachePrefix) {
+			continue
+		}
+		d, err := parent.OpenSub(name)
+		if err != nil {
+			continue
+		}
+		f, err := d.OpenFile("lock", os.O_RDONLY, 0)
 		if err == nil {
 			err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 			f.Close()
 		}
+		d.Close()
 		if err == nil || errors.Is(err, os.ErrNotExist) {
-			log.Info("removing the disk cache of an earlier mount", "dir", d)
-			os.RemoveAll(d)
+			log.Info("removing the disk cache of an earlier mount", "dir", filepath.Join(parent.Path(), name))
+			parent.RemoveAll(name)
 		}
 	}
 }
@@ -135,8 +152,10 @@ func (dc *diskCache) close() {
 		o.f.Close()
 		delete(dc.objects, id)
 	}
-	os.RemoveAll(dc.dir)
+	dc.parent.RemoveAll(filepath.Base(dc.dir))
 	dc.lock.Close()
+	dc.d.Close()
+	dc.parent.Close()
 }
 
 // diskID names an object version in the disk cache.
@@ -161,7 +180,7 @@ func (dc *diskCache) admit(id string, info backend.ObjectInfo) bool {
 			return false
 		}
 	}
-	f, err := os.OpenFile(filepath.Join(dc.dir, id), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := dc.d.OpenFile(id, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		dc.log.Warn("disk cache", "err", err)
 		return false
@@ -191,7 +210,7 @@ func (dc *diskCache) evictOne() bool {
 // remove drops o. Must hold mu, and o must not be in use.
 func (dc *diskCache) remove(o *diskObject) {
 	o.f.Close()
-	os.Remove(o.f.Name())
+	dc.d.Remove(o.id)
 	delete(dc.objects, o.id)
 	dc.used -= o.size
 }

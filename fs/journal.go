@@ -8,20 +8,23 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/s3mount/s3mount/fs/backend"
+	"github.com/s3mount/s3mount/internal/safepath"
 )
 
 // journal records the multipart uploads this mount has started and not yet completed or aborted,
 // one small file each, so that the next mount can abort what a crash (SIGKILL, power loss) left
 // behind without touching uploads of other programs. Each mount process owns one directory,
-// locked with flock while it runs; a directory whose lock is free belongs to a dead mount.
+// locked with flock while it runs; a directory whose lock is free belongs to a dead mount. Every
+// file is made through checked directory handles (internal/safepath), never by path.
 type journal struct {
-	dir  string // this process's directory, "" when journaling is off
+	root *safepath.Dir // the journal directory; nil when journaling is off
+	name string        // this process's directory in root
+	dir  *safepath.Dir // that directory
 	lock *os.File
 	log  *slog.Logger
 }
@@ -31,19 +34,29 @@ func openJournal(root string, log *slog.Logger) (*journal, error) {
 	if root == "" {
 		return &journal{log: log}, nil
 	}
-	dir := filepath.Join(root, fmt.Sprintf("mount-%d-%d", os.Getpid(), time.Now().UnixNano()))
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
-	}
-	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	rd, err := safepath.MkdirAll(root)
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		lock.Close()
-		return nil, fmt.Errorf("journal: locking %s: %w", dir, err)
+	name := fmt.Sprintf("mount-%d-%d", os.Getpid(), time.Now().UnixNano())
+	dir, err := rd.Mkdir(name)
+	if err != nil {
+		rd.Close()
+		return nil, fmt.Errorf("journal: %w", err)
 	}
-	return &journal{dir: dir, lock: lock, log: log}, nil
+	lock, err := dir.Create("lock", os.O_RDWR, 0o600)
+	if err == nil {
+		if err = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			lock.Close()
+			err = fmt.Errorf("locking %s: %w", dir.Path(), err)
+		}
+	}
+	if err != nil {
+		dir.Close()
+		rd.Close()
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	return &journal{root: rd, name: name, dir: dir, lock: lock, log: log}, nil
 }
 
 func entryName(key, id string) string {
@@ -53,31 +66,40 @@ func entryName(key, id string) string {
 
 // add records an upload that has been created.
 func (j *journal) add(key, id string) {
-	if j.dir == "" {
+	if j.dir == nil {
 		return
 	}
-	if err := os.WriteFile(filepath.Join(j.dir, entryName(key, id)), []byte(key+"\n"+id), 0o600); err != nil {
+	f, err := j.dir.OpenFile(entryName(key, id), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err == nil {
+		_, err = f.WriteString(key + "\n" + id)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
 		j.log.Warn("journal: cannot record upload; a crash would leave it behind", "key", key, "err", err)
 	}
 }
 
 // remove forgets an upload that was completed or aborted.
 func (j *journal) remove(key, id string) {
-	if j.dir != "" {
-		_ = os.Remove(filepath.Join(j.dir, entryName(key, id)))
+	if j.dir != nil {
+		_ = j.dir.Remove(entryName(key, id))
 	}
 }
 
 // close removes this mount's journal directory; uploads still recorded are left for recovery.
 func (j *journal) close() {
-	if j.dir == "" {
+	if j.dir == nil {
 		return
 	}
-	entries, _ := os.ReadDir(j.dir)
+	entries, _ := j.dir.ReadDirNames()
 	if len(entries) <= 1 {
-		_ = os.RemoveAll(j.dir)
+		_ = j.root.RemoveAll(j.name)
 	}
 	_ = j.lock.Close()
+	_ = j.dir.Close()
+	_ = j.root.Close()
 }
 
 // recover aborts the uploads recorded by dead mounts under root and removes their directories.
@@ -86,51 +108,66 @@ func recoverJournals(ctx context.Context, root string, b backend.Backend, log *s
 	if root == "" {
 		return 0, nil
 	}
-	dirs, err := os.ReadDir(root)
+	rd, err := safepath.OpenDir(root)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, err
 	}
+	defer rd.Close()
+	names, err := rd.ReadDirNames()
+	if err != nil {
+		return 0, err
+	}
 	aborted := 0
-	for _, d := range dirs {
-		if !d.IsDir() || !strings.HasPrefix(d.Name(), "mount-") {
+	for _, name := range names {
+		if !strings.HasPrefix(name, "mount-") {
 			continue
 		}
-		dir := filepath.Join(root, d.Name())
-		lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR, 0)
+		dir, err := rd.OpenSub(name)
 		if err != nil {
-			_ = os.RemoveAll(dir)
 			continue
 		}
-		if syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
-			lock.Close() // a live mount owns it
-			continue
-		}
-		entries, _ := os.ReadDir(dir)
-		clean := true
-		for _, e := range entries {
-			if !strings.HasPrefix(e.Name(), "upload-") {
-				continue
-			}
-			data, err := os.ReadFile(filepath.Join(dir, e.Name()))
-			key, id, ok := strings.Cut(string(data), "\n")
-			if err != nil || !ok {
-				continue
-			}
-			if err := b.AbortUpload(ctx, key, id); err != nil {
-				log.Warn("could not abort a multipart upload left by a crashed mount", "key", key, "err", err)
-				clean = false
-				continue
-			}
-			log.Info("aborted a multipart upload left by a crashed mount", "key", key)
-			aborted++
-		}
-		lock.Close()
+		n, clean := recoverJournal(ctx, dir, b, log)
+		dir.Close()
+		aborted += n
 		if clean {
-			_ = os.RemoveAll(dir)
+			_ = rd.RemoveAll(name)
 		}
 	}
 	return aborted, nil
+}
+
+// recoverJournal aborts the uploads recorded in dir, the journal of one mount, unless that mount
+// is alive (holds its lock). It returns how many it aborted and whether dir can be removed.
+func recoverJournal(ctx context.Context, dir *safepath.Dir, b backend.Backend, log *slog.Logger) (aborted int, clean bool) {
+	lock, err := dir.OpenFile("lock", os.O_RDWR, 0)
+	if err != nil {
+		return 0, true
+	}
+	defer lock.Close()
+	if syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		return 0, false // a live mount owns it
+	}
+	names, _ := dir.ReadDirNames()
+	clean = true
+	for _, name := range names {
+		if !strings.HasPrefix(name, "upload-") {
+			continue
+		}
+		data, err := dir.ReadFile(name)
+		key, id, ok := strings.Cut(string(data), "\n")
+		if err != nil || !ok {
+			continue
+		}
+		if err := b.AbortUpload(ctx, key, id); err != nil {
+			log.Warn("could not abort a multipart upload left by a crashed mount", "key", key, "err", err)
+			clean = false
+			continue
+		}
+		log.Info("aborted a multipart upload left by a crashed mount", "key", key)
+		aborted++
+	}
+	return aborted, clean
 }

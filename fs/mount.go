@@ -33,6 +33,9 @@ func Mount(mountpoint string, r *Root) (*Server, error) {
 	if o.AllowRoot {
 		mo = append(mo, "allow_root")
 	}
+	if o.Suid {
+		mo = append(mo, "suid") // go-fuse and fusermount3 mount nosuid,nodev otherwise
+	}
 	opts := &fusefs.Options{
 		EntryTimeout:    &o.EntryTTL,
 		AttrTimeout:     &o.AttrTTL,

@@ -25,7 +25,14 @@ type Options struct {
 	// in /etc/fuse.conf for non-root mounts). AllowRoot is like AllowOther but for root only.
 	AllowOther, AllowRoot bool
 	// DefaultPermissions makes the kernel check permission bits against UID, GID and the modes.
+	// Without it nothing checks the caller: whoever AllowOther or AllowRoot lets in may do
+	// anything the backend allows (cmd/s3mount turns it on with them).
 	DefaultPermissions bool
+	// Suid shows the setuid and setgid bits stored on objects and mounts without nosuid. By
+	// default they are hidden (a copy out of the mount never makes a setuid file from a bucket's
+	// metadata) and the mount is nosuid,nodev. Device files, FIFOs and sockets never appear: a
+	// stored mode of those types shows as a regular file.
+	Suid bool
 	// EntryTTL and AttrTTL are how long the kernel may cache names and attributes; NegativeTTL how
 	// long it may cache "no such file". They are also the window in which a change made by another
 	// S3 client may go unseen.

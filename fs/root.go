@@ -136,6 +136,7 @@ func (r *Root) RecoverUploads(ctx context.Context) (int, error) {
 func (r *Root) Close() {
 	r.cancel()
 	r.journal.close()
+	r.staging.close()
 	r.cache.close()
 	r.cache.disk.close()
 }
@@ -272,6 +273,9 @@ func (r *Root) fillAttrs(out *fuse.Attr, a attrs, fileType, defaultPerm uint32) 
 	perm := defaultPerm
 	if a.mode != 0 {
 		perm = a.mode & 07777
+	}
+	if !r.opts.Suid {
+		perm &^= syscall.S_ISUID | syscall.S_ISGID
 	}
 	out.Mode = fileType | perm
 	out.Uid, out.Gid = r.opts.UID, r.opts.GID

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/s3mount/s3mount/internal/safepath"
 )
 
 // staging is the bounded local directory that holds the content of files being written. Each
@@ -15,7 +17,8 @@ import (
 // free space, and get ENOSPC if none is freed in time.
 type staging struct {
 	dir   string
-	limit int64 // bytes
+	d     *safepath.Dir // dir, checked (see internal/safepath); files are made through it
+	limit int64         // bytes
 	wait  time.Duration
 
 	mu   sync.Mutex // protects used
@@ -24,25 +27,18 @@ type staging struct {
 }
 
 func newStaging(dir string, limit int64, wait time.Duration) (*staging, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	d, err := safepath.MkdirAll(dir)
+	if err != nil {
 		return nil, fmt.Errorf("staging directory: %w", err)
 	}
-	s := &staging{dir: dir, limit: limit, wait: wait}
+	s := &staging{dir: dir, d: d, limit: limit, wait: wait}
 	s.cond = sync.NewCond(&s.mu)
 	return s, nil
 }
 
 // create returns a new anonymous file in the staging directory.
 func (s *staging) create() (*os.File, error) {
-	f, err := os.CreateTemp(s.dir, "stage-")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
+	return s.d.TempFile()
 }
 
 // reserve accounts n more bytes (n may be negative to release). Growth blocks while the staging
@@ -86,3 +82,6 @@ func (s *staging) pressure() bool {
 func isNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
+
+// close releases the staging directory's handle.
+func (s *staging) close() { s.d.Close() }

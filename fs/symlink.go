@@ -50,16 +50,25 @@ func (s *Symlink) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.A
 	return 0
 }
 
+// maxLinkTarget is the longest target a symbolic link can have: PATH_MAX (4096) less its NUL.
+const maxLinkTarget = 4095
+
 var _ = (fusefs.NodeReadlinker)((*Symlink)(nil))
 
-// Readlink implements fusefs.NodeReadlinker.
+// Readlink implements fusefs.NodeReadlinker. An object claimed as a link whose content is longer
+// than maxLinkTarget fails with ENAMETOOLONG, without being read.
 func (s *Symlink) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	s.mu.Lock()
 	info := s.info
 	s.mu.Unlock()
 	info.Key = s.root.fileKey(&s.Inode)
+	if info.Size > maxLinkTarget {
+		// Not a link any program made (symlink(2) refuses such targets): never fetched whole.
+		s.root.log.Warn("readlink: the object is too large for a symbolic link's target; not read", "key", info.Key, "size", info.Size, "max", maxLinkTarget)
+		return nil, syscall.ENAMETOOLONG
+	}
 	buf := make([]byte, info.Size)
-	n, err := readObject(ctx, s.root.b, info, buf, 0)
+	n, err := readObject(ctx, s.root.b, info, buf, 0) // a GET of info.Size bytes at most
 	if err != nil {
 		return nil, s.root.fail("readlink", info.Key, err)
 	}

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/s3mount/s3mount/internal/safepath"
 )
 
 // The daemon. By default s3mount runs in the background: the command starts a copy of itself
@@ -115,23 +117,26 @@ func sdNotify(state string) {
 	_, _ = conn.Write([]byte(state))
 }
 
-// backgroundLogger logs to the file given with log_file, else to syslog; never to a terminal.
-func backgroundLogger(c *config) (*slog.Logger, io.Closer) {
+// backgroundLogger logs to the file given with log_file, else to syslog; never to a terminal. The
+// log file is opened through its checked directory with O_NOFOLLOW (internal/safepath): a log file
+// that another user could redirect is an error.
+func backgroundLogger(c *config) (*slog.Logger, io.Closer, error) {
 	level := slog.LevelInfo
 	if c.debug {
 		level = slog.LevelDebug
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	if c.logFile != "" {
-		f, err := os.OpenFile(c.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err == nil {
-			return slog.New(slog.NewTextHandler(f, opts)), f
+		f, err := safepath.OpenFile(c.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, nil, err
 		}
+		return slog.New(slog.NewTextHandler(f, opts)), f, nil
 	}
 	if w, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "s3mount"); err == nil {
-		return slog.New(slog.NewTextHandler(w, opts)), w
+		return slog.New(slog.NewTextHandler(w, opts)), w, nil
 	}
-	return slog.New(slog.NewTextHandler(io.Discard, opts)), io.NopCloser(nil)
+	return slog.New(slog.NewTextHandler(io.Discard, opts)), io.NopCloser(nil), nil
 }
 
 // secretOptions are options whose values must not stay visible in the process list.

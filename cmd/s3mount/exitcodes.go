@@ -10,4 +10,5 @@ const (
 	exitS3          = 12 // the bucket or prefix cannot be reached with the credentials
 	exitMount       = 13 // the kernel mount failed
 	exitUncommitted = 14 // unmounted, but some files being written did not reach S3 (they are named)
+	exitUnsafePath  = 15 // a local directory or file s3mount writes could be redirected by another user
 )

@@ -15,10 +15,11 @@ import (
 // through mount.fuse3. The options field holds fstab-only options next to ours; those are dropped.
 
 // fstabOnly are options for mount(8), systemd or the kernel that s3mount accepts and ignores.
-// FUSE mounts are always nosuid and nodev for users; s3mount does not execute anything itself.
+// s3mount's mounts are always nodev (no object shows as a device file); suid and nosuid are s3mount's
+// own options.
 var fstabOnly = map[string]bool{
 	"_netdev": true, "nofail": true, "noauto": true, "auto": true, "user": true, "users": true,
-	"nouser": true, "owner": true, "group": true, "defaults": true, "suid": true, "nosuid": true,
+	"nouser": true, "owner": true, "group": true, "defaults": true,
 	"dev": true, "nodev": true, "exec": true, "noexec": true, "async": true, "sync": true,
 	"dirsync": true, "atime": true, "noatime": true, "relatime": true, "norelatime": true,
 	"strictatime": true, "nodiratime": true, "lazytime": true, "loud": true, "silent": true,

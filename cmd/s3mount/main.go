@@ -25,6 +25,7 @@ import (
 	"github.com/s3mount/s3mount/fs"
 	"github.com/s3mount/s3mount/fs/backend/metered"
 	"github.com/s3mount/s3mount/fs/metrics"
+	"github.com/s3mount/s3mount/internal/safepath"
 	"github.com/s3mount/s3mount/s3backend"
 )
 
@@ -40,7 +41,8 @@ type config struct {
 	fs                         fs.Options
 	foreground, debug          bool
 	nonEmpty                   bool
-	stagingRoot                string // "" for the default
+	permissions                permChoice // default_permissions or no_default_permissions given
+	stagingRoot                string     // "" for the default
 	logFile                    string
 	shutdownGrace              time.Duration
 	retryTimeout               time.Duration
@@ -132,6 +134,9 @@ func parseConfig(args []string) (*config, error) {
 	if c.bucket, c.prefix, err = parseTarget(positional[0]); err != nil {
 		return nil, fail(exitUsage, "%v", err)
 	}
+	if err := c.resolvePermissions(); err != nil {
+		return nil, fail(exitUsage, "%v", err)
+	}
 	if c.fs.UploadConcurrency > c.s3.Concurrency {
 		c.s3.Concurrency = c.fs.UploadConcurrency
 	}
@@ -157,6 +162,35 @@ func parseConfig(args []string) (*config, error) {
 	c.fs.FsName = "s3://" + c.bucket + "/" + c.prefix
 	c.fs.StagingDir = stagingDir(c.stagingRoot, c.bucket, c.prefix)
 	return c, nil
+}
+
+// permChoice is what the command line says of the kernel's permission checks.
+type permChoice int
+
+const (
+	permsUnset permChoice = iota // on when other users are let in (allow_other, allow_root)
+	permsOn                      // default_permissions
+	permsOff                     // no_default_permissions
+)
+
+// resolvePermissions decides whether the kernel checks modes and owners (default_permissions).
+// Without it, nothing checks the caller: every user that allow_other or allow_root lets in could
+// read, change and delete every file with the role's power, so letting them in implies it, and
+// only no_default_permissions turns it off.
+func (c *config) resolvePermissions() error {
+	shared := c.fs.AllowOther || c.fs.AllowRoot
+	switch c.permissions {
+	case permsOn:
+		c.fs.DefaultPermissions = true
+	case permsOff:
+		c.fs.DefaultPermissions = false
+	default:
+		c.fs.DefaultPermissions = shared
+	}
+	if shared && c.fs.DefaultPermissions && c.fs.ListingAttrs {
+		return fmt.Errorf("listing_attrs shows files without their stored modes and owners, which the kernel needs to keep other users (allow_other, allow_root) out of files not theirs; drop listing_attrs")
+	}
+	return nil
 }
 
 // stagingDir returns the staging directory of a mount target. It is the same for every mount of
@@ -229,13 +263,20 @@ func mountCommand(args []string, stderr io.Writer) error {
 		if err := checkMountpoint(c.mountpoint, c.nonEmpty); err != nil {
 			return err // fail fast, before starting anything
 		}
+		if err := checkLocalPaths(c); err != nil {
+			return err
+		}
 		return daemonize(args, stderr)
 	}
 	n := newNotifier()
 	log := newLogger(stderr, c.debug)
 	if n.pipe != nil {
 		var closer io.Closer
-		log, closer = backgroundLogger(c)
+		if log, closer, err = backgroundLogger(c); err != nil {
+			err = unsafePath("log file (log_file)", err)
+			n.failed(err.(*cliError).code, err)
+			return err
+		}
 		defer closer.Close()
 	}
 	err = mountAndServe(c, log, n)
@@ -255,6 +296,9 @@ func mountCommand(args []string, stderr io.Writer) error {
 // unmounted or told to stop.
 func mountAndServe(c *config, log *slog.Logger, n *notifier) error {
 	if err := checkMountpoint(c.mountpoint, c.nonEmpty); err != nil {
+		return err
+	}
+	if err := checkLocalPaths(c); err != nil {
 		return err
 	}
 	m := metrics.New()
@@ -298,6 +342,10 @@ func mountAndServe(c *config, log *slog.Logger, n *notifier) error {
 func openRoot(ctx context.Context, c *config, s3b *s3backend.Backend, m *metrics.Registry, log *slog.Logger) (*fs.Root, error) {
 	for moved := false; ; moved = true {
 		root, err := fs.NewRoot(metered.New(s3b, m), c.fs)
+		var unsafe *safepath.Error
+		if errors.As(err, &unsafe) {
+			return nil, fail(exitUnsafePath, "%v", err) // changed since checkLocalPaths
+		}
 		if err != nil {
 			return nil, fail(exitError, "%v", err)
 		}

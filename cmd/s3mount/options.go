@@ -114,8 +114,17 @@ var optionTable = []option{
 	{"gid", "GID", "Mount", "group of files and directories without a stored group", func(c *config, v string) error { return parseUint32(v, &c.fs.GID) }},
 	{"file_mode", "MODE", "Mount", "permissions of files without a stored mode, octal (default 0644)", func(c *config, v string) error { return parseMode(v, &c.fs.FileMode) }},
 	{"dir_mode", "MODE", "Mount", "permissions of directories without a stored mode, octal (default 0755)", func(c *config, v string) error { return parseMode(v, &c.fs.DirMode) }},
-	{"allow_root", "", "Mount", "let root access the mount too", func(c *config, v string) error { c.fs.AllowRoot = true; return nil }},
-	{"default_permissions", "", "Mount", "have the kernel check permission bits", func(c *config, v string) error { c.fs.DefaultPermissions = true; return nil }},
+	{"allow_root", "", "Mount", "let root access the mount too (implies default_permissions)", func(c *config, v string) error { c.fs.AllowRoot = true; return nil }},
+	{"default_permissions", "", "Mount", "have the kernel check modes and owners before every access (the default with allow_other or allow_root)", func(c *config, v string) error {
+		c.permissions = permsOn
+		return nil
+	}},
+	{"no_default_permissions", "", "Mount", "with allow_other: check no modes or owners, so every local user may read, change and delete every file with the role's power (see docs/SECURITY.md)", func(c *config, v string) error {
+		c.permissions = permsOff
+		return nil
+	}},
+	{"suid", "", "Mount", "show setuid and setgid bits stored on objects and honour them (by default they are hidden and the mount is nosuid,nodev; see docs/SECURITY.md)", func(c *config, v string) error { c.fs.Suid = true; return nil }},
+	{"nosuid", "", "Mount", "hide setuid and setgid bits stored on objects (the default)", func(c *config, v string) error { c.fs.Suid = false; return nil }},
 
 	{"cache_size", "SIZE", "Caching", "memory for cached object content, e.g. 256M (0 turns the cache off)", func(c *config, v string) error { return parseSize(v, &c.fs.CacheSize) }},
 	{"listing_attrs", "", "Caching", "take file attributes from listings alone, without a HEAD per file: fast ls -l of large directories; stored modes, owners, times and symlinks show only on lookups by name", func(c *config, v string) error { c.fs.ListingAttrs = true; return nil }},
@@ -161,7 +170,7 @@ var optionTable = []option{
 		return err
 	}},
 	{"debug_fuse", "", "Mount", "log every FUSE request", func(c *config, v string) error { c.fs.Debug = true; return nil }},
-	{"allow_other", "", "Mount", "let other users access the mount", func(c *config, v string) error { c.fs.AllowOther = true; return nil }},
+	{"allow_other", "", "Mount", "let other users access the mount, as the modes and owners shown allow (implies default_permissions)", func(c *config, v string) error { c.fs.AllowOther = true; return nil }},
 	{"nonempty", "", "Mount", "allow mounting over a non-empty directory", func(c *config, v string) error { c.nonEmpty = true; return nil }},
 }
 
