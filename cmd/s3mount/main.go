@@ -62,12 +62,23 @@ func fail(code int, format string, args ...any) error {
 }
 
 func main() {
-	args := append([]string(nil), os.Args[1:]...)
-	for i := range args {
-		args[i] = strings.Clone(args[i]) // our copy; the originals are scrubbed of secrets
+	// First of all, before anything holds a secret: no ptrace, no /proc/PID/mem, no core dump
+	// (see notDumpable), and no secret left in our command line (see secrets.go).
+	if err := notDumpable(); err != nil {
+		fmt.Fprintln(os.Stderr, "s3mount: cannot make the process non-dumpable:", err)
+		os.Exit(exitError)
 	}
+	args := cloneArgs(os.Args[1:])
 	scrubArgs(os.Args[1:])
-	if isMountHelper(os.Args[0]) {
+	switch {
+	case os.Getenv(childEnv) != "":
+		// The background child: its command line is the masked copy; the real one comes over a pipe.
+		var err error
+		if args, err = receiveArgs(); err != nil {
+			fmt.Fprintln(os.Stderr, "s3mount:", err)
+			os.Exit(exitError)
+		}
+	case isMountHelper(os.Args[0]):
 		var fake bool
 		var err error
 		if args, fake, err = helperArgs(args); err != nil {
