@@ -46,6 +46,8 @@ type config struct {
 	retryTimeout               time.Duration
 	scopeDown                  bool
 	metricsAddr                string
+	pprof                      bool // serve /debug/pprof/ beside the metrics
+	allowHTTP                  bool // accept http:// endpoints on other hosts
 }
 
 // cliError is an error with the exit code it should produce.
@@ -152,6 +154,12 @@ func parseConfig(args []string) (*config, error) {
 		}
 		doc, _ := json.Marshal(permissionPolicy(c.bucket, c.prefix, c.fs.ReadOnly))
 		c.chain.Hops[len(c.chain.Hops)-1].Policy = string(doc)
+	}
+	if err := c.checkEndpoints(); err != nil {
+		return nil, fail(exitUsage, "%v", err)
+	}
+	if c.pprof && c.metricsAddr == "" {
+		return nil, fail(exitUsage, "pprof is served at the metrics address; give metrics_address too (a loopback HOST:PORT)")
 	}
 	if err := c.chain.Validate(); err != nil {
 		return nil, fail(exitUsage, "%v", err)
@@ -277,7 +285,7 @@ func mountAndServe(c *config, log *slog.Logger, n *notifier) error {
 		return err
 	}
 	if c.metricsAddr != "" {
-		if err := serveMetrics(c.metricsAddr, m, log); err != nil {
+		if _, err := serveMetrics(c.metricsAddr, c.pprof, m, log); err != nil {
 			return fail(exitUsage, "%v", err)
 		}
 	}

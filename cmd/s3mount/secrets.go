@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -174,4 +176,68 @@ func receiveArgs() ([]string, error) {
 // dump with keys in it. Only root (CAP_SYS_PTRACE) can still look inside.
 func notDumpable() error {
 	return unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+}
+
+// openConfigFile opens an options file after checking that only its owner (the mounting user or
+// root) can have written what it says, as ssh's StrictModes does: the file and every directory
+// above it belong to the mounting user or root and are not writable by group or others (a sticky
+// directory, like /tmp, excepted: there others cannot replace our entries). The caller checks the
+// read permission once it knows whether the file holds a secret (see checkSecretFile).
+func openConfigFile(path string) (*os.File, os.FileInfo, error) {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if real, err = filepath.Abs(real); err != nil {
+		return nil, nil, err
+	}
+	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := f.Stat()
+	if err == nil && !st.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a regular file", real)
+	}
+	if err == nil {
+		err = trustedByOwner(real, st, "file")
+	}
+	for dir := filepath.Dir(real); err == nil; dir = filepath.Dir(dir) {
+		var dst os.FileInfo
+		if dst, err = os.Lstat(dir); err == nil {
+			err = trustedByOwner(dir, dst, "directory")
+		}
+		if dir == "/" {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, st, nil
+}
+
+// trustedByOwner refuses a file or directory that someone other than the mounting user or root
+// owns or may write.
+func trustedByOwner(path string, st os.FileInfo, what string) error {
+	uid := os.Geteuid()
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != uid && sys.Uid != 0 {
+		return fmt.Errorf("refusing it: %s %s belongs to uid %d, not to the mounting user (uid %d) or root, who alone may decide what a mount does; fix: chown %d %s", what, path, sys.Uid, uid, uid, path)
+	}
+	perm := st.Mode().Perm()
+	if perm&0o022 != 0 && !(st.IsDir() && st.Mode()&os.ModeSticky != 0) {
+		return fmt.Errorf("refusing it: %s %s is writable by group or others (mode %04o), who could change what the mount does; fix: chmod go-w %s", what, path, perm, path)
+	}
+	return nil
+}
+
+// checkSecretFile refuses an options file that holds a secret and that others may read: a
+// world-readable file is the /etc/fstab mistake again. The group may read it: a group that
+// root or the owner gives the file is trusted on purpose (root:backup 0640, say).
+func checkSecretFile(path string, st os.FileInfo) error {
+	if perm := st.Mode().Perm(); perm&0o004 != 0 {
+		return fmt.Errorf("refusing it: it holds an External ID and every user may read it (mode %04o); fix: chmod 600 %s", perm, path)
+	}
+	return nil
 }
