@@ -20,7 +20,7 @@ import (
 // bucket is proved by probeBucket). Every failure says which piece is wrong and how to fix it,
 // before anything is mounted.
 func connect(ctx context.Context, c *config, log *slog.Logger) (*s3backend.Backend, error) {
-	c.chain.Region = c.region
+	c.chain.BucketRegion = c.region // STS is called in the instance's region, not the bucket's
 	c.chain.Logger = log
 	var chain *creds.Built
 	deadline := time.Now().Add(c.retryTimeout)
