@@ -72,9 +72,16 @@ type Chain struct {
 	STSEndpoint string
 	// IAMEndpoint overrides the IAM endpoint URL, used only to diagnose AssumeRole denials.
 	IAMEndpoint string
-	// Region is used for STS; "" takes it from the environment or the instance's IMDS.
+	// Region is the region of STS, whose regional endpoint the hops call: the instance's own, as
+	// the SDK does. "" takes it from the environment (AWS_REGION, the AWS config) or, for
+	// SourceIMDS, from IMDS; never from the bucket, which may be on another continent.
 	Region string
-	Hops   []Hop
+	// BucketRegion is the bucket's region when the options name it: STS's region only when
+	// neither the environment nor IMDS tells one (off EC2), before the last resort us-east-1.
+	BucketRegion string
+	Hops         []Hop
+	// HTTPClient, if set, carries every request of the chain (IMDS, STS, IAM); nil is the SDK's.
+	HTTPClient aws.HTTPClient
 	// RefreshWindow is how long before expiry credentials are refreshed, at most a third of their
 	// lifetime, plus jitter of up to half of that, so that many mounts do not refresh at once.
 	RefreshWindow time.Duration
@@ -111,7 +118,8 @@ func (b *Built) Provider() aws.CredentialsProvider {
 	return b.steps[len(b.steps)-1].provider
 }
 
-// Region returns the region the chain resolved (from the options, the environment or IMDS).
+// Region returns the region the chain resolved (from the options, the environment or IMDS), where
+// STS is called.
 func (b *Built) Region() string { return b.awsCfg.Region }
 
 // Build assembles the chain. It reads the environment and shared config the way the AWS SDK does,
@@ -130,6 +138,13 @@ func (c Chain) Build(ctx context.Context) (*Built, error) {
 	if c.IMDSEndpoint != "" {
 		opts = append(opts, config.WithEC2IMDSEndpoint(c.IMDSEndpoint))
 	}
+	if c.HTTPClient != nil {
+		opts = append(opts, config.WithHTTPClient(c.HTTPClient))
+	}
+	// The SDK's standard chain ends with the instance profile, on a client of its own that falls
+	// back to IMDSv1 unless told otherwise: it gets ours (set below, before any request).
+	sdkIMDS := &lateIMDSClient{}
+	opts = append(opts, config.WithEC2RoleCredentialOptions(func(o *ec2rolecreds.Options) { o.Client = sdkIMDS }))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("loading AWS configuration: %w", err)
@@ -140,12 +155,16 @@ func (c Chain) Build(ctx context.Context) (*Built, error) {
 			o.EnableFallback = aws.TrueTernary
 		}
 	})
+	sdkIMDS.client = imdsClient
 	if cfg.Region == "" && c.Source == SourceIMDS {
 		out, err := imdsClient.GetRegion(ctx, nil)
 		if err != nil {
 			return nil, &StepError{Step: "instance profile (IMDS)", Err: err, Fix: fixIMDS(err)}
 		}
 		cfg.Region = out.Region
+	}
+	if cfg.Region == "" {
+		cfg.Region = c.BucketRegion
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
@@ -191,6 +210,14 @@ func (c Chain) Build(ctx context.Context) (*Built, error) {
 		b.add(fmt.Sprintf("hop %d (%s)", i+1, h.RoleARN), h, p)
 	}
 	return b, nil
+}
+
+// lateIMDSClient is the IMDS client of the SDK's standard chain, known only once the
+// configuration it is part of is loaded (Build sets it before any request).
+type lateIMDSClient struct{ client *imds.Client }
+
+func (l *lateIMDSClient) GetMetadata(ctx context.Context, in *imds.GetMetadataInput, opts ...func(*imds.Options)) (*imds.GetMetadataOutput, error) {
+	return l.client.GetMetadata(ctx, in, opts...)
 }
 
 func (b *Built) add(name string, h *Hop, p aws.CredentialsProvider) {

@@ -49,7 +49,14 @@ func Mount(mountpoint string, r *Root) (*Server, error) {
 	opts.FsName = o.FsName
 	opts.Name = "s3mount"
 	opts.Debug = o.Debug
-	opts.Logger = log.New(os.Stderr, "", log.LstdFlags|log.Lmicroseconds) // requests are timed in µs
+	debugLog := log.Writer() // the standard logger's: standard error unless a test redirects it
+	if o.DebugLog != nil {
+		debugLog = o.DebugLog
+	}
+	// go-fuse's server logs requests (and its own troubles) to MountOptions.Logger, its node
+	// layer to Options.Logger: one logger for both, and never file data (see dataRedactor).
+	opts.Logger = log.New(dataRedactor{debugLog}, "", log.LstdFlags|log.Lmicroseconds) // requests are timed in µs
+	opts.MountOptions.Logger = opts.Logger
 	if !r.rootListed.Load() {
 		ctx, cancel := context.WithTimeout(r.ctx, time.Minute)
 		r.ListRoot(ctx)

@@ -38,7 +38,7 @@ func testMountRoot(t *testing.T, b *memback.Backend, opts Options) (string, *Roo
 		t.Skip("no /dev/fuse")
 	}
 	dir := t.TempDir()
-	opts.Debug = *fuseDebug
+	opts.Debug = opts.Debug || *fuseDebug
 	if opts.StagingDir == DefaultOptions().StagingDir {
 		opts.StagingDir = t.TempDir()
 	}

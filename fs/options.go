@@ -3,6 +3,7 @@ package fs
 import (
 	"fmt"
 	"github.com/s3mount/s3mount/fs/metrics"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -84,8 +85,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics counts FUSE operations, their errors and cache hits; nil records nothing.
 	Metrics *metrics.Registry
-	// Debug logs every FUSE request (very verbose).
+	// Debug logs every FUSE request (very verbose), without the file data they carry.
 	Debug bool
+	// DebugLog receives the Debug log; nil is standard error.
+	DebugLog io.Writer
 }
 
 // DefaultOptions returns the defaults: read-write, owned by the calling process's user, 0644 files

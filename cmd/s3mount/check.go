@@ -83,7 +83,7 @@ func checkCommand(args []string, stdout io.Writer) error {
 }
 
 func runChecks(ctx context.Context, c *config) ([]checkItem, int) {
-	c.chain.Region = c.region
+	c.chain.BucketRegion = c.region // STS is called in the instance's region, not the bucket's
 	chain, err := c.chain.Build(ctx)
 	if err != nil {
 		item := checkItem{Stage: "source", Name: "credential chain", Detail: err.Error()}

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
-	"time"
-
 	"errors"
 	"fmt"
-	"github.com/s3mount/s3mount/creds"
 	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/s3mount/s3mount/creds"
 
 	"github.com/s3mount/s3mount/fs/backend"
 	"github.com/s3mount/s3mount/s3backend"
@@ -17,7 +20,7 @@ import (
 // bucket is proved by probeBucket). Every failure says which piece is wrong and how to fix it,
 // before anything is mounted.
 func connect(ctx context.Context, c *config, log *slog.Logger) (*s3backend.Backend, error) {
-	c.chain.Region = c.region
+	c.chain.BucketRegion = c.region // STS is called in the instance's region, not the bucket's
 	c.chain.Logger = log
 	var chain *creds.Built
 	deadline := time.Now().Add(c.retryTimeout)
@@ -100,4 +103,36 @@ func endpointName(c *config) string {
 		return c.s3.Endpoint
 	}
 	return "AWS region " + c.s3.Region
+}
+
+// checkEndpoints refuses http:// endpoints on other hosts than this one unless allow_http is
+// given: over http, S3 requests and data, and STS's answers (credentials), cross the network in
+// clear text, readable and changeable by anyone on the way. IMDS is http by its nature (a
+// link-local address answered by the instance's own hypervisor) and is not checked.
+func (c *config) checkEndpoints() error {
+	for _, e := range []struct{ name, url string }{
+		{"endpoint", c.s3.Endpoint}, {"sts_endpoint", c.chain.STSEndpoint}, {"iam_endpoint", c.chain.IAMEndpoint},
+	} {
+		if e.url == "" || c.allowHTTP {
+			continue
+		}
+		u, err := url.Parse(e.url)
+		if err != nil {
+			return fmt.Errorf("%s %q is not a URL: %v", e.name, e.url, err)
+		}
+		if !strings.EqualFold(u.Scheme, "http") || isLoopbackHost(u.Hostname()) {
+			continue
+		}
+		return fmt.Errorf("%s http://%s is plain http to another host: requests, file data and credentials would cross the network unencrypted; fix: use https://, or add allow_http if the network to it is trusted", e.name, u.Host)
+	}
+	return nil
+}
+
+// isLoopbackHost reports whether host names this machine: localhost or a loopback address.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

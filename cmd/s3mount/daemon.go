@@ -14,13 +14,13 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/s3mount/s3mount/internal/safepath"
 )
 
 // The daemon. By default s3mount runs in the background: the command starts a copy of itself
-// (marked by childEnv, with a pipe on fd 3) and waits until that copy reports the mount live
+// (marked by childEnv, with a pipe on fd 3 for the outcome and one on fd 4 for its arguments,
+// which stay out of its command line: see secrets.go) and waits until that copy reports the mount live
 // ("OK") or failed ("ERR <exit code> <message>"); only then does it exit, with the child's code.
 // Under systemd (Type=notify, with -f) the process also tells systemd READY=1 once mounted.
 const childEnv = "S3MOUNT_DAEMON_CHILD"
@@ -38,14 +38,31 @@ func daemonize(args []string, stderr io.Writer) error {
 	if err != nil {
 		return fail(exitError, "%v", err)
 	}
-	cmd := exec.Command(self, args...)
+	argsR, argsW, err := os.Pipe()
+	if err != nil {
+		return fail(exitError, "%v", err)
+	}
+	// The child's command line, which every user sees, is the masked copy; its real arguments
+	// go through the pipe on argsFD.
+	cmd := exec.Command(self, maskedArgs(args)...)
 	cmd.Env = append(os.Environ(), childEnv+"=1")
-	cmd.ExtraFiles = []*os.File{w}
+	cmd.ExtraFiles = []*os.File{w, argsR} // notifyFD, argsFD
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
+		argsR.Close()
+		argsW.Close()
 		return fail(exitError, "starting the background process: %v", err)
 	}
 	w.Close()
+	argsR.Close()
+	sendErr := sendArgs(argsW, args)
+	argsW.Close()
+	if sendErr != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		r.Close()
+		return fail(exitError, "passing the arguments to the background process: %v", sendErr)
+	}
 	line, _ := bufio.NewReader(r).ReadString('\n')
 	r.Close()
 	line = strings.TrimSpace(line)
@@ -137,69 +154,6 @@ func backgroundLogger(c *config) (*slog.Logger, io.Closer, error) {
 		return slog.New(slog.NewTextHandler(w, opts)), w, nil
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, opts)), io.NopCloser(nil), nil
-}
-
-// secretOptions are options whose values must not stay visible in the process list.
-var secretOptions = map[string]bool{"external_id": true}
-
-// scrubArgs overwrites the values of secret options in the process's own argument memory, which
-// is what ps and /proc/PID/cmdline show. Go's os.Args strings point into that memory, so the
-// values must have been copied (see the option setters) before this runs.
-func scrubArgs(args []string) {
-	mask := func(s string) {
-		if s == "" {
-			return
-		}
-		b := unsafe.Slice(unsafe.StringData(s), len(s))
-		for i := range b {
-			b[i] = 'x'
-		}
-	}
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "-o" && i+1 < len(args):
-			scrubList(args[i+1], mask)
-			i++
-		case strings.HasPrefix(a, "-o"):
-			scrubList(a[2:], mask)
-		case strings.HasPrefix(a, "-"):
-			name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-			if !secretOptions[strings.ReplaceAll(name, "-", "_")] {
-				continue
-			}
-			if hasValue {
-				mask(value)
-			} else if i+1 < len(args) {
-				mask(args[i+1])
-				i++
-			}
-		}
-	}
-}
-
-// scrubList masks the secret values inside an -o list, in place.
-func scrubList(list string, mask func(string)) {
-	rest := list
-	for rest != "" {
-		var item string
-		item, rest, _ = strings.Cut(rest, ",")
-		name, value, ok := strings.Cut(item, "=")
-		if !ok || !secretOptions[name] {
-			continue
-		}
-		if strings.HasPrefix(value, `"`) && !strings.HasSuffix(value, `"`) {
-			// A quoted value with commas: mask up to the closing quote.
-			end := strings.Index(rest, `"`)
-			if end >= 0 {
-				mask(value)
-				mask(rest[:end])
-				rest = strings.TrimPrefix(rest[end+1:], ",")
-				continue
-			}
-		}
-		mask(value)
-	}
 }
 
 // waitForShutdown is how long SIGTERM waits for writers to close their files.

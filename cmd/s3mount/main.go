@@ -48,6 +48,8 @@ type config struct {
 	retryTimeout               time.Duration
 	scopeDown                  bool
 	metricsAddr                string
+	pprof                      bool // serve /debug/pprof/ beside the metrics
+	allowHTTP                  bool // accept http:// endpoints on other hosts
 }
 
 // cliError is an error with the exit code it should produce.
@@ -64,12 +66,23 @@ func fail(code int, format string, args ...any) error {
 }
 
 func main() {
-	args := append([]string(nil), os.Args[1:]...)
-	for i := range args {
-		args[i] = strings.Clone(args[i]) // our copy; the originals are scrubbed of secrets
+	// First of all, before anything holds a secret: no ptrace, no /proc/PID/mem, no core dump
+	// (see notDumpable), and no secret left in our command line (see secrets.go).
+	if err := notDumpable(); err != nil {
+		fmt.Fprintln(os.Stderr, "s3mount: cannot make the process non-dumpable:", err)
+		os.Exit(exitError)
 	}
+	args := cloneArgs(os.Args[1:])
 	scrubArgs(os.Args[1:])
-	if isMountHelper(os.Args[0]) {
+	switch {
+	case os.Getenv(childEnv) != "":
+		// The background child: its command line is the masked copy; the real one comes over a pipe.
+		var err error
+		if args, err = receiveArgs(); err != nil {
+			fmt.Fprintln(os.Stderr, "s3mount:", err)
+			os.Exit(exitError)
+		}
+	case isMountHelper(os.Args[0]):
 		var fake bool
 		var err error
 		if args, fake, err = helperArgs(args); err != nil {
@@ -146,6 +159,12 @@ func parseConfig(args []string) (*config, error) {
 		}
 		doc, _ := json.Marshal(permissionPolicy(c.bucket, c.prefix, c.fs.ReadOnly))
 		c.chain.Hops[len(c.chain.Hops)-1].Policy = string(doc)
+	}
+	if err := c.checkEndpoints(); err != nil {
+		return nil, fail(exitUsage, "%v", err)
+	}
+	if c.pprof && c.metricsAddr == "" {
+		return nil, fail(exitUsage, "pprof is served at the metrics address; give metrics_address too (a loopback HOST:PORT)")
 	}
 	if err := c.chain.Validate(); err != nil {
 		return nil, fail(exitUsage, "%v", err)
@@ -310,7 +329,7 @@ func mountAndServe(c *config, log *slog.Logger, n *notifier) error {
 		return err
 	}
 	if c.metricsAddr != "" {
-		if err := serveMetrics(c.metricsAddr, m, log); err != nil {
+		if _, err := serveMetrics(c.metricsAddr, c.pprof, m, log); err != nil {
 			return fail(exitUsage, "%v", err)
 		}
 	}

@@ -14,33 +14,37 @@ import (
 	"github.com/s3mount/s3mount/fs/metrics"
 )
 
-// serveMetrics exposes the registry at http://ADDR/metrics, and Go's profiles at /debug/pprof/. Only loopback addresses are accepted:
-// the endpoint has no authentication.
-func serveMetrics(addr string, m *metrics.Registry, log *slog.Logger) error {
+// serveMetrics exposes the registry at http://ADDR/metrics, and with withPprof Go's profiles at
+// /debug/pprof/. Only loopback addresses are accepted: the endpoint has no authentication, so
+// every local user can read it, and profiles (goroutine stacks, traces) show what the daemon is
+// doing: they are served only when asked for.
+func serveMetrics(addr string, withPprof bool, m *metrics.Registry, log *slog.Logger) (net.Addr, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("metrics_address %q: want host:port, like 127.0.0.1:9290", addr)
+		return nil, fmt.Errorf("metrics_address %q: want host:port, like 127.0.0.1:9290", addr)
 	}
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("metrics_address %q: only a loopback address is allowed (the endpoint has no authentication)", addr)
+		return nil, fmt.Errorf("metrics_address %q: only a loopback address is allowed (the endpoint has no authentication)", addr)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("metrics_address: %w", err)
+		return nil, fmt.Errorf("metrics_address: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		m.WriteText(w)
 	})
-	// Go's profiler, for performance work (same loopback-only endpoint).
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if withPprof {
+		// Go's profiler, for performance work (same loopback-only endpoint).
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	log.Info("metrics served", "url", "http://"+ln.Addr().String()+"/metrics")
-	return nil
+	log.Info("metrics served", "url", "http://"+ln.Addr().String()+"/metrics", "pprof", withPprof)
+	return ln.Addr(), nil
 }
 
 // logMetricsOnSIGUSR1 writes the metrics summary to the log whenever SIGUSR1 arrives.

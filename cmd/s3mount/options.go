@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -57,7 +58,8 @@ var optionTable = []option{
 		c.chain.Source, c.chain.CredentialsFile = creds.SourceFile, v
 		return nil
 	}},
-	{"config", "PATH", "Credentials", "read more options from a file, one name=value per line (# comments), applied here", nil},
+	{"allow_http", "", "S3", "accept http:// endpoints on other hosts than this one (endpoint, sts_endpoint, iam_endpoint): requests, data and STS's answers with credentials then cross the network in clear text", func(c *config, v string) error { c.allowHTTP = true; return nil }},
+	{"config", "PATH", "Credentials", "read more options from a file, one name=value per line (# comments), applied here; it and its directories must be yours or root's and not writable by others, and a file with an external_id not readable by everyone (chmod 600)", nil},
 	{"imds_endpoint", "URL", "Credentials", "instance metadata service address (default AWS_EC2_METADATA_SERVICE_ENDPOINT or 169.254.169.254)", func(c *config, v string) error { c.chain.IMDSEndpoint = v; return nil }},
 	{"sts_endpoint", "URL", "Credentials", "STS endpoint URL", func(c *config, v string) error { c.chain.STSEndpoint = v; return nil }},
 	{"iam_endpoint", "URL", "Credentials", "IAM endpoint URL (only used to explain AssumeRole denials)", func(c *config, v string) error { c.chain.IAMEndpoint = v; return nil }},
@@ -164,6 +166,7 @@ var optionTable = []option{
 		return err
 	}},
 	{"metrics_address", "HOST:PORT", "Mount", "serve Prometheus metrics at http://HOST:PORT/metrics (loopback only); SIGUSR1 logs the same summary", func(c *config, v string) error { c.metricsAddr = v; return nil }},
+	{"pprof", "", "Mount", "also serve Go's profiler at http://HOST:PORT/debug/pprof/ of metrics_address (off by default: profiles show what the daemon is doing, to every local user)", func(c *config, v string) error { c.pprof = true; return nil }},
 	{"shutdown_timeout", "DURATION", "Mount", "on SIGTERM, how long to wait for files being written to be closed (default 30s)", func(c *config, v string) error {
 		d, err := parseDuration(v)
 		c.shutdownGrace = d
@@ -220,7 +223,8 @@ func parseArgs(args []string) (settings []setting, positional []string, err erro
 			name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
 			o, ok := findOption(name)
 			if !ok {
-				return nil, nil, unknownOption(a)
+				typed, _, _ := strings.Cut(a, "=")
+				return nil, nil, unknownOption(typed) // never the value
 			}
 			if o.arg != "" && !hasValue {
 				if i+1 == len(args) || isOptionArg(args[i+1]) {
@@ -259,7 +263,7 @@ func splitOptionList(s string) ([]setting, error) {
 		var item string
 		name, rest, _ := strings.Cut(s, "=")
 		if name == "" {
-			return nil, fmt.Errorf("option list %q has an item without a name before '='", s)
+			return nil, fmt.Errorf("an -o list has an item without a name before '=' (like \",=VALUE\"); the list is not shown, it may hold a secret")
 		}
 		if strings.Contains(name, ",") || !strings.Contains(s, "=") {
 			item, s, _ = strings.Cut(s, ",")
@@ -287,8 +291,53 @@ func splitOptionList(s string) ([]setting, error) {
 	return out, nil
 }
 
+// unknownOption names an option that does not exist, and the nearest one that does. It never
+// shows a value: a mistyped external_id is still a secret.
 func unknownOption(name string) error {
+	if s := suggestOption(name); s != "" {
+		return fmt.Errorf("unknown option %q; did you mean %s? (see s3mount --help)", name, s)
+	}
 	return fmt.Errorf("unknown option %q (see s3mount --help)", name)
+}
+
+// suggestOption returns the option nearest to name (at most a third of its letters off), in
+// the spelling of name ("--x-y" or "x_y"), or "".
+func suggestOption(name string) string {
+	want := strings.ReplaceAll(strings.TrimLeft(name, "-"), "-", "_")
+	best, bestDist := "", len(want)/3+1
+	for _, o := range optionTable {
+		if d := editDistance(want, o.name); d < bestDist {
+			best, bestDist = o.name, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	if strings.HasPrefix(name, "-") {
+		return "--" + dashed(best)
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 func dashed(name string) string { return strings.ReplaceAll(name, "_", "-") }
@@ -345,7 +394,12 @@ func (c *config) lastHop(opt string) (*creds.Hop, error) {
 // readConfigFile reads options from a file: one name=value (or a flag name) per line, with #
 // comments; values are taken verbatim (commas included).
 func readConfigFile(path string) ([]setting, error) {
-	data, err := os.ReadFile(path)
+	f, st, err := openConfigFile(path)
+	if err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(f)
+	f.Close()
 	if err != nil {
 		return nil, err
 	}
@@ -357,6 +411,11 @@ func readConfigFile(path string) ([]setting, error) {
 		}
 		name, value, _ := strings.Cut(line, "=")
 		out = append(out, setting{strings.TrimSpace(name), strings.TrimSpace(value)})
+		if isSecretOption(strings.TrimSpace(name)) {
+			if err := checkSecretFile(path, st); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return out, nil
 }
