@@ -51,9 +51,10 @@ reliability-report: deps
 		-run 'Fault|TwoMounts|Load|BadInput|Restic|Borg|Git|Rsync|Tar|PartRename' ./integration/ || true
 	$(GO) run ./integration/cmd/reliabilityreport -in /tmp/s3mount-reliability.jsonl -out docs/RELIABILITY.md
 
-# Benchmarks: s3mount beside the SDK ceiling, s3fs and rclone (docs/PERFORMANCE.md).
+# Benchmarks: s3mount beside the SDK ceiling, s3fs and rclone, under the s3like and loopback network
+# profiles (docs/PERFORMANCE.md); PROFILE=s3like (or loopback) measures under one.
 bench:
-	bash scripts/bench.sh
+	bash scripts/bench.sh $(if $(PROFILE),-profile $(PROFILE))
 
 bench-smoke:
 	bash scripts/bench.sh --smoke

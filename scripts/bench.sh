@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # make bench / make bench-smoke: s3mount side by side with the direct-SDK ceiling, s3fs and rclone
-# mount, on one local MinIO (integration/cmd/s3bench). Results: results.md, results.json,
-# throughput.png, latency.png and the logs, under bench-results/ (bench-results/smoke/ for --smoke).
+# mount, on one local MinIO (integration/cmd/s3bench), under the loopback and s3like network
+# profiles (integration/shaper). Results: results.md (every profile, s3like first), PROFILE/
+# (results.md, results.json, throughput.png, latency.png) and the logs, under bench-results/
+# (bench-results/smoke/ for --smoke).
 #
-#   scripts/bench.sh                 the full run (under 25 minutes on 2 cores; not part of CI)
-#   scripts/bench.sh --smoke         tiny sizes, under 2 minutes (part of make test)
+#   scripts/bench.sh                 the full run (some 45 minutes on 2 cores; not part of CI)
+#   scripts/bench.sh --smoke         tiny sizes, under 3 minutes (part of make test)
 #   scripts/bench.sh [--smoke] ARGS  more s3bench flags, e.g. -only s3mount,s3fs -jobs seqread,ls
+#                                    -profile s3like -scale 0.25
 #
 # Needs root (FUSE mounts, apt) and /dev/fuse. s3bench unmounts what it mounted and stops MinIO
 # also when a job fails or it is interrupted.

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/s3mount/s3mount/integration/awsemu"
+	"github.com/s3mount/s3mount/integration/shaper"
 )
 
 // Roles and External IDs of testdata/world.json.
@@ -53,6 +54,59 @@ type World struct {
 	// Admin is an S3 client with MinIO's root credentials, for seeding and checking what S3 holds
 	// (never given to s3mount).
 	Admin *s3.Client
+
+	shaped []*Endpoints // closed with the world
+}
+
+// Endpoints are where a client reaches S3, IMDS and STS under one network profile: MinIO and the
+// emulator directly, or through a shaper in front of each (integration/shaper).
+type Endpoints struct {
+	Network       shaper.Network
+	S3, IMDS, STS string
+	// S3Proxy is the shaper in front of MinIO (nil when not shaped), for its counts.
+	S3Proxy *shaper.Proxy
+	proxies []*shaper.Proxy
+}
+
+// Endpoints returns the endpoints under network n. A shaped network gets shapers of its own,
+// which stop with the world.
+func (w *World) Endpoints(n shaper.Network) (*Endpoints, error) {
+	e := &Endpoints{Network: n, S3: w.MinIO.Endpoint, IMDS: w.Emu.IMDSEndpoint(), STS: w.Emu.STSEndpoint()}
+	if !n.Shaped() {
+		return e, nil
+	}
+	for i, x := range []struct {
+		url *string
+		p   shaper.Profile
+	}{{&e.S3, n.S3}, {&e.IMDS, n.IMDS}, {&e.STS, n.STS}} {
+		proxy, err := shaper.Start(*x.url, x.p, int64(i+1))
+		if err != nil {
+			e.Close()
+			return nil, err
+		}
+		e.proxies = append(e.proxies, proxy)
+		*x.url = proxy.URL()
+	}
+	e.S3Proxy = e.proxies[0]
+	w.shaped = append(w.shaped, e)
+	return e, nil
+}
+
+// Close stops the shapers, if any.
+func (e *Endpoints) Close() {
+	for _, p := range e.proxies {
+		_ = p.Close()
+	}
+}
+
+// MountArgs returns the s3mount options that point it at these endpoints (see World.MountArgs).
+func (e *Endpoints) MountArgs() []string {
+	return []string{
+		"--endpoint", e.S3, "--path-style", "--region", "us-east-1",
+		"--imds-endpoint", e.IMDS,
+		"--sts-endpoint", e.STS,
+		"--iam-endpoint", e.STS,
+	}
 }
 
 // RepoRoot finds the repository root from this source file's location.
@@ -105,8 +159,11 @@ func Start(ctx context.Context, o Options) (_ *World, err error) {
 	return w, nil
 }
 
-// Close stops the emulator and MinIO.
+// Close stops the shapers, the emulator and MinIO.
 func (w *World) Close() {
+	for _, e := range w.shaped {
+		e.Close()
+	}
 	if w.Emu != nil {
 		_ = w.Emu.Close()
 	}

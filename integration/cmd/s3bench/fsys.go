@@ -36,8 +36,7 @@ type filesystem struct {
 func (f *filesystem) root() string { return "team-a/bench-" + f.slug }
 
 func (b *bench) filesystems() []*filesystem {
-	w := b.w
-	endpoint := w.MinIO.Endpoint
+	endpoint := b.ep.S3
 	// The peers get a copy of the role's session credentials in their environment (what a keyless
 	// host would hand them), a fresh session for every mount (valid for 15 minutes, longer than
 	// any one job).
@@ -66,7 +65,7 @@ func (b *bench) filesystems() []*filesystem {
 	}
 	s3mountCmd := func(extra ...string) func(dir string) *exec.Cmd {
 		return func(dir string) *exec.Cmd {
-			args := append(w.MountArgs(), "--role-arn", world.AccessRole, "--external-id", world.AccessExtID,
+			args := append(b.ep.MountArgs(), "--role-arn", world.AccessRole, "--external-id", world.AccessExtID,
 				"--staging-dir", staging)
 			args = append(args, strings.Fields(b.s3mountExtra)...)
 			args = append(args, extra...)

@@ -430,9 +430,12 @@ func (b *bench) listScale(ctx context.Context, f *filesystem) {
 				b.res.skip(rowID, colCeiling, reason)
 				continue
 			}
-			if err := b.seedScale(ctx, true); err != nil {
-				b.res.fail(rowID, f.name, "seeding: "+err.Error())
-				continue
+			if !b.scaleSeeded {
+				if err := b.seedScale(ctx, true); err != nil {
+					b.res.fail(rowID, f.name, "seeding: "+err.Error())
+					continue
+				}
+				b.scaleSeeded = true
 			}
 		}
 		for rep := 0; rep < reps; rep++ {
@@ -458,6 +461,9 @@ func (b *bench) scaleFits(n int) string {
 		return "no PUT rate to estimate from"
 	}
 	seed := time.Duration(float64(n) / b.putRate * float64(time.Second))
+	if b.scaleSeeded {
+		seed = 0
+	}
 	run := time.Duration(ls*1.5*float64(n)/float64(b.sz.ListObjects)*float64(time.Second)) + 30*time.Second
 	left := time.Until(b.deadline)
 	if seed+run > left {

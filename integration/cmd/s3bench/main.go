@@ -33,6 +33,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/s3mount/s3mount/integration/shaper"
 	"github.com/s3mount/s3mount/integration/world"
 )
 
@@ -64,10 +65,49 @@ var smoke = sizes{SeqFile: 16 << 20, ParFile: 8 << 20, RandSeconds: 2, WriteFile
 	SmallFiles: 20, SmallSize: 64 << 10, ListObjects: 200, ListScale: []int{50, 1000},
 	TTFBRuns: 3, Repeats: 2, Budget: 100}
 
+// sizesFor are the sizes of one profile's pass. Under s3like the seeded data (the read objects, the
+// listings) is the same as under loopback; only what the jobs create and how often they repeat
+// change, since every request there costs some 20 ms: fewer small files, and a budget of its own.
+func sizesFor(profile string, isSmoke bool, scale float64) sizes {
+	sz := full
+	if isSmoke {
+		sz = smoke
+	}
+	if scale > 0 {
+		sz = sz.scaled(scale)
+	}
+	if profile != "s3like" {
+		return sz
+	}
+	if isSmoke {
+		sz.Repeats, sz.TTFBRuns, sz.SmallFiles, sz.RandSeconds, sz.Budget = 1, 2, 10, 1, 60
+		return sz
+	}
+	sz.SmallFiles, sz.Budget = min(sz.SmallFiles, 200), 25*60
+	return sz
+}
+
+// scaled multiplies the amounts of data and files by f (-scale, for quick runs of a subset).
+func (sz sizes) scaled(f float64) sizes {
+	mul := func(n int64) int64 { return max(mib, int64(float64(n)*f)/mib*mib) }
+	cnt := func(n int) int { return max(1, int(float64(n)*f)) }
+	sz.SeqFile, sz.ParFile, sz.WriteFile, sz.WritersFile = mul(sz.SeqFile), mul(sz.ParFile), mul(sz.WriteFile), mul(sz.WritersFile)
+	sz.SmallFiles, sz.ListObjects = cnt(sz.SmallFiles), cnt(sz.ListObjects)
+	var ls []int
+	for _, n := range sz.ListScale {
+		ls = append(ls, cnt(n))
+	}
+	sz.ListScale = ls
+	return sz
+}
+
 // bench is one run.
 type bench struct {
 	w  *world.World
-	s3 *s3.Client // MinIO root keys: seeding and checking only
+	s3 *s3.Client // MinIO root keys, directly: seeding and checking only
+	// ep are the endpoints of the profile being measured (shaped or not); every measured column
+	// uses them, and so does the role's session below.
+	ep *world.Endpoints
 	// The role's session credentials (instance profile, then AssumeRole with the External ID), which
 	// every measured column uses: s3mount through its own chain, the ceiling (role, with the
 	// session cached) and the peers (a fresh session from roleCreds for each mount) from here.
@@ -86,6 +126,9 @@ type bench struct {
 	jobs         map[string]bool // -jobs: only these (all when empty)
 	putRate      float64         // small PUTs per second while seeding
 	logw         io.Writer
+	budget       time.Duration // -budget: overrides each profile's
+	scale        float64       // -scale
+	scaleSeeded  bool          // the largest lsscale directory exists
 
 	mu       sync.Mutex
 	mounts   map[*mount]bool
@@ -100,15 +143,23 @@ func main() {
 	nullfsBin := flag.String("nullfs", "bin/nullfs", "the FUSE floor's binary (integration/cmd/nullfs)")
 	only := flag.String("only", "", "measure only these filesystems, comma-separated (s3mount,s3fs,rclone-off,rclone-writes,floor)")
 	jobs := flag.String("jobs", "", "run only these jobs, comma-separated ("+strings.Join(jobNames(), ",")+")")
-	budget := flag.Duration("budget", 0, "override the run's time budget")
+	budget := flag.Duration("budget", 0, "override each profile's time budget")
+	profiles := flag.String("profile", "loopback,s3like", "network profiles to measure under, in order (loopback, s3like)")
+	scale := flag.Float64("scale", 0, "multiply the data sizes and file counts by this (e.g. 0.25 for a quick run)")
+	connMiB := flag.Float64("s3like-conn-mibps", shaper.DefaultConnMiBSec, "s3like: MiB/s per connection (the request rates scale with it)")
 	flag.Parse()
-	sz := full
-	if *smokeRun {
-		sz = smoke
+	var nets []shaper.Network
+	for _, name := range strings.Split(*profiles, ",") {
+		n, ok := shaper.ByName(strings.TrimSpace(name), *connMiB)
+		if !ok {
+			log.Fatalf("-profile: unknown profile %q (want loopback, s3like)", name)
+		}
+		nets = append(nets, n)
 	}
-	if *budget > 0 {
-		sz.Budget = int(budget.Seconds())
+	if len(nets) == 0 {
+		log.Fatal("-profile: name at least one profile (loopback, s3like)")
 	}
+	sz := sizesFor(nets[0].Name, *smokeRun, *scale)
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		log.Fatal(err)
 	}
@@ -120,7 +171,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	b := &bench{sz: sz, s3mountBin: bin, nullfsBin: floorBin, s3mountExtra: *s3mountExtra, jobs: set(*jobs), mounts: map[*mount]bool{}}
+	b := &bench{sz: sz, scale: *scale, budget: *budget, s3mountBin: bin, nullfsBin: floorBin, s3mountExtra: *s3mountExtra, jobs: set(*jobs), mounts: map[*mount]bool{}}
 	logf, err := os.Create(filepath.Join(*out, "run.log"))
 	if err != nil {
 		log.Fatal(err)
@@ -129,7 +180,7 @@ func main() {
 	b.logw = io.MultiWriter(os.Stderr, logf)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	code := b.run(ctx, *out, set(*only), *smokeRun)
+	code := b.run(ctx, *out, set(*only), *smokeRun, nets)
 	stop()
 	os.Exit(code)
 }
@@ -148,11 +199,13 @@ func (b *bench) logf(format string, args ...any) {
 	fmt.Fprintf(b.logw, "%s s3bench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
-// run does the whole run and returns the exit code: 0 when the report was written (in a smoke run,
-// also only if s3mount and the ceiling passed every job), 1 otherwise, 130 when interrupted.
-func (b *bench) run(ctx context.Context, out string, only map[string]bool, isSmoke bool) int {
+// run does the whole run and returns the exit code: 0 when the reports were written (in a smoke
+// run, also only if s3mount and the ceiling passed every job under every profile), 1 otherwise,
+// 130 when interrupted. The data is seeded once, directly; then each profile is one pass of every
+// job, with its own results under out/PROFILE and all of them in out/results.md.
+func (b *bench) run(ctx context.Context, out string, only map[string]bool, isSmoke bool, nets []shaper.Network) int {
 	b.start = time.Now()
-	b.deadline = b.start.Add(time.Duration(b.sz.Budget) * time.Second)
+	b.deadline = b.start.Add(b.budgetOf(b.sz))
 	tmp, err := os.MkdirTemp("", "s3bench-")
 	if err != nil {
 		b.logf("%v", err)
@@ -174,34 +227,15 @@ func (b *bench) run(ctx context.Context, out string, only map[string]bool, isSmo
 		return 1
 	}
 	b.w = w
-	b.s3 = newS3Client(w, nil)
-	b.roleCreds = b.roleCredentials()
-	b.role = newS3Client(w, aws.NewCredentialsCache(b.roleCreds))
+	b.s3 = newS3Client(w.MinIO.Endpoint, w, nil)
 
-	fss := b.filesystems()
-	var measured []*filesystem
-	for _, f := range fss {
-		if len(only) > 0 && !only[f.slug] && !only[f.name] {
-			continue
-		}
-		measured = append(measured, f)
+	if b.ep, err = w.Endpoints(shaper.Loopback()); err != nil {
+		b.logf("%v", err)
+		return 1
 	}
-	columns := []string{}
-	for _, f := range measured {
-		columns = append(columns, f.name)
-	}
-	columns = append(columns, colCeiling)
-	b.res = newResults(b.rows(), columns)
-	b.res.Smoke, b.res.Sizes = isSmoke, b.sz
-	b.res.CPUUnits, b.res.Cores = b.cpuRows(), runtime.NumCPU()
-	for _, f := range measured {
-		b.res.Options[f.name] = f.options
-	}
-	b.res.Options[colCeiling] = "aws-sdk-go-v2 feature/s3/manager Downloader/Uploader, 8 MiB parts, concurrency 8; single requests otherwise; the role's session credentials (keyless chain), like every column"
-
 	b.logf("seeding data through the S3 API")
 	var roots []string
-	for _, f := range measured {
+	for _, f := range b.measured(only) {
 		if !f.floor {
 			roots = append(roots, f.root())
 		}
@@ -220,36 +254,121 @@ func (b *bench) run(ctx context.Context, out string, only map[string]bool, isSmo
 	}
 	b.logf("fio's own CPU: %.2f s of the machine's with one job, %.2f s with four, %.2f s with %d",
 		b.fioStart[1].machine, b.fioStart[4].machine, b.fioStart[b.sz.Writers].machine, b.sz.Writers)
+
+	code := 0
+	var all []*results
+	for _, n := range nets {
+		if ctx.Err() != nil {
+			break
+		}
+		res, err := b.runProfile(ctx, n, only, isSmoke)
+		if err != nil {
+			b.logf("%s: %v", n.Name, err)
+			code = 1
+			continue
+		}
+		all = append(all, res)
+		dir := filepath.Join(out, n.Name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.logf("%v", err)
+			return 1
+		}
+		if err := res.write(dir); err != nil {
+			b.logf("writing the results: %v", err)
+			code = 1
+		}
+		res.mu.Lock()
+		fmt.Printf("\n## %s\n\n%s%s", n.Name, res.table(), res.failures())
+		res.mu.Unlock()
+		if isSmoke {
+			if bad := res.ownFailures(); len(bad) > 0 {
+				b.logf("smoke run, %s: s3mount or the ceiling did not complete every job:\n  %s", n.Name, strings.Join(bad, "\n  "))
+				code = 1
+			}
+		}
+	}
+	if err := writeCombined(filepath.Join(out, "results.md"), all); err != nil {
+		b.logf("writing the results: %v", err)
+		code = 1
+	}
+	b.logf("results in %s (results.md; per profile: results.md, results.json, throughput.png, latency.png); took %s",
+		out, time.Since(b.start).Round(time.Second))
+	if ctx.Err() != nil {
+		b.logf("interrupted")
+		return 130
+	}
+	return code
+}
+
+func (b *bench) budgetOf(sz sizes) time.Duration {
+	if b.budget > 0 {
+		return b.budget
+	}
+	return time.Duration(sz.Budget) * time.Second
+}
+
+// measured are the filesystems -only selects, mounted through the current endpoints.
+func (b *bench) measured(only map[string]bool) []*filesystem {
+	var measured []*filesystem
+	for _, f := range b.filesystems() {
+		if len(only) > 0 && !only[f.slug] && !only[f.name] {
+			continue
+		}
+		measured = append(measured, f)
+	}
+	return measured
+}
+
+// runProfile is one pass of every job under network n, with its sizes and budget.
+func (b *bench) runProfile(ctx context.Context, n shaper.Network, only map[string]bool, isSmoke bool) (*results, error) {
+	b.sz = sizesFor(n.Name, isSmoke, b.scale)
+	start := time.Now()
+	b.deadline = start.Add(b.budgetOf(b.sz))
+	ep, err := b.w.Endpoints(n)
+	if err != nil {
+		return nil, err
+	}
+	b.ep = ep
+	b.roleCreds = b.roleCredentials()
+	b.role = newS3Client(ep.S3, b.w, aws.NewCredentialsCache(b.roleCreds))
+	b.logf("profile %s", n.Summary())
+
+	if isSmoke && n.Shaped() && len(only) == 0 {
+		// The peers' code is the same under every profile (only their endpoint differs), and the
+		// smoke run checks s3mount and the ceiling: the shaped pass measures those alone.
+		only = map[string]bool{"s3mount": true}
+	}
+	measured := b.measured(only)
+	columns := []string{}
+	for _, f := range measured {
+		columns = append(columns, f.name)
+	}
+	columns = append(columns, colCeiling)
+	b.res = newResults(b.rows(), columns)
+	b.res.Profile, b.res.Network = n.Name, n.Summary()
+	b.res.Smoke, b.res.Sizes = isSmoke, b.sz
+	b.res.CPUUnits, b.res.Cores = b.cpuRows(), runtime.NumCPU()
+	for _, f := range measured {
+		b.res.Options[f.name] = f.options
+	}
+	b.res.Options[colCeiling] = fmt.Sprintf("aws-sdk-go-v2 feature/s3/manager Downloader/Uploader, 8 MiB parts, "+
+		"the best of concurrency %s (notes say which won); single requests otherwise; the role's session credentials (keyless chain), like every column",
+		joinInts(sweepConcurrency))
 	if b.want("ceiling") {
 		b.logf("ceiling: aws-sdk-go-v2 diagnostics")
 		b.diagnostics(ctx)
 	}
 	b.runJobs(ctx, measured)
-
+	b.res.sweepNotes()
+	if ep.S3Proxy != nil {
+		req, slow := ep.S3Proxy.Stats()
+		b.res.note(fmt.Sprintf("The shaper in front of MinIO saw %d requests in this pass and answered %d of them 503 SlowDown.", req, slow))
+	}
 	b.res.Date = time.Now().UTC().Format("2006-01-02 15:04 UTC")
-	b.res.Took = time.Since(b.start).Round(time.Second).String()
+	b.res.Took = time.Since(start).Round(time.Second).String()
 	b.res.Machine = machine()
 	b.res.Versions = versions(b.s3mountBin)
-	if err := b.res.write(out); err != nil {
-		b.logf("writing the results: %v", err)
-		return 1
-	}
-	b.res.mu.Lock()
-	fmt.Print(b.res.table())
-	fmt.Print(b.res.failures())
-	b.res.mu.Unlock()
-	b.logf("results in %s (results.md, results.json, throughput.png, latency.png); took %s", out, b.res.Took)
-	if ctx.Err() != nil {
-		b.logf("interrupted")
-		return 130
-	}
-	if isSmoke {
-		if bad := b.res.ownFailures(); len(bad) > 0 {
-			b.logf("smoke run: s3mount or the ceiling did not complete every job:\n  %s", strings.Join(bad, "\n  "))
-			return 1
-		}
-	}
-	return 0
+	return b.res, nil
 }
 
 // cleanup unmounts what is still mounted, stops MinIO and the emulator, and removes the temporary
@@ -299,17 +418,25 @@ func (r *results) ownFailures() []string {
 // attempt runs one measurement of a cell with a timeout inside the run's budget, and records its
 // sample or why there is none. It reports whether it produced a sample.
 func (b *bench) attempt(ctx context.Context, rowID, col string, timeout time.Duration, fn func(ctx context.Context) (float64, error)) bool {
+	v, cpu, err, ran := b.measure(ctx, rowID, col, timeout, fn)
+	return ran && b.record(rowID, col, v, cpu, err)
+}
+
+// measure runs one measurement of a cell, without recording it: its value, the machine's CPU
+// meanwhile (on the rows that report it) and its error. ran is false when it did not run (the
+// cell has failed before, or no time is left: recorded as the cell's skip).
+func (b *bench) measure(ctx context.Context, rowID, col string, timeout time.Duration, fn func(ctx context.Context) (float64, error)) (v float64, cpu *cpuSample, err error, ran bool) {
 	if b.res.failed(rowID, col) {
-		return false // one failure is the cell's answer; do not spend time on more runs
+		return 0, nil, nil, false // one failure is the cell's answer; do not spend time on more runs
 	}
 	left := time.Until(b.deadline)
 	if ctx.Err() != nil {
 		b.res.skip(rowID, col, "interrupted")
-		return false
+		return 0, nil, nil, false
 	}
 	if left < 5*time.Second {
 		b.res.skip(rowID, col, "time budget used up")
-		return false
+		return 0, nil, nil, false
 	}
 	// Each measurement starts with the disk's write-back done: MinIO's requests (its fsyncs, its
 	// O_DIRECT reads of large objects) wait behind write-back, which would charge one column for
@@ -323,19 +450,27 @@ func (b *bench) attempt(ctx context.Context, rowID, col string, timeout time.Dur
 		jctx = withMeter(jctx, m)
 		m.begin() // a mount measures again, around the work on it (onMount)
 	}
-	v, err := b.guard(jctx, fn)
+	v, err = b.guard(jctx, fn)
 	if m != nil && m.sample == nil {
 		m.end()
 	}
+	if m != nil {
+		cpu = m.sample
+	}
+	return v, cpu, err, true
+}
+
+// record adds a measurement to its cell (or the cell's failure) and logs it; it reports whether
+// there was a sample.
+func (b *bench) record(rowID, col string, v float64, s *cpuSample, err error) bool {
 	if err != nil {
 		b.res.fail(rowID, col, err.Error())
 		b.logf("  %s / %s: FAIL %v", rowID, col, err)
 		return false
 	}
 	b.res.add(rowID, col, v)
-	if m != nil && m.sample != nil {
-		b.res.addCPU(rowID, col, *m.sample)
-		s := m.sample
+	if s != nil {
+		b.res.addCPU(rowID, col, *s)
 		b.logf("  %s / %s: %s (CPU over %.2f s: machine %.2f s (stolen by the host %.2f), filesystem %.2f (in the kernel %.2f), MinIO %.2f, fio %.2f; filesystem page faults %.0f; reclaimed %.0f MiB directly, %.0f by kswapd; migrated %.0f MiB, %.0f compaction stalls; returned %.0f MiB to the host)",
 			rowID, col, num(v), s.Wall, s.Busy, s.Steal, s.FS, s.FSSys, s.MinIO, s.Program, s.FSFaults, s.DirectMiB, s.KswapdMiB, s.MigratedMiB, s.CompactStalls, s.ReturnedMiB)
 		return true

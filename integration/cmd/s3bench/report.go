@@ -15,8 +15,9 @@ func (r *results) markdown() string {
 	if r.Smoke {
 		kind = "SMOKE RUN (tiny sizes: the numbers mean nothing)"
 	}
-	fmt.Fprintf(&b, "# s3bench results: %s\n\n", kind)
-	fmt.Fprintf(&b, "- Date: %s; the run took %s\n", r.Date, r.Took)
+	fmt.Fprintf(&b, "# s3bench results, profile %s: %s\n\n", r.Profile, kind)
+	fmt.Fprintf(&b, "- Network: %s\n", r.Network)
+	fmt.Fprintf(&b, "- Date: %s; this profile's pass took %s\n", r.Date, r.Took)
 	fmt.Fprintf(&b, "- Machine: %s\n", r.machineLine())
 	b.WriteString("- Versions:\n")
 	for _, k := range sortedKeys(r.Versions) {

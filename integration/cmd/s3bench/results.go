@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -66,6 +67,8 @@ type results struct {
 	mu       sync.Mutex
 	Date     string                      `json:"date"`
 	Took     string                      `json:"took"`
+	Profile  string                      `json:"profile"` // the network profile (integration/shaper)
+	Network  string                      `json:"network"` // what it does, in one line
 	Smoke    bool                        `json:"smoke"`
 	Machine  map[string]string           `json:"machine"`
 	Versions map[string]string           `json:"versions"`
@@ -79,7 +82,9 @@ type results struct {
 	CPUUnits map[string]cpuUnit                `json:"cpu_units,omitempty"`
 	Cores    int                               `json:"cores"`
 	Notes    []string                          `json:"notes,omitempty"`
-	Diag     []string                          `json:"diagnostics,omitempty"`
+	// SweepWins counts, per row, the ceiling's repetitions each concurrency won.
+	SweepWins map[string]map[int]int `json:"ceiling_sweep_wins,omitempty"`
+	Diag      []string               `json:"diagnostics,omitempty"`
 }
 
 func newResults(rows []row, columns []string) *results {
@@ -166,6 +171,63 @@ func (r *results) note(s string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.Notes = append(r.Notes, s)
+}
+
+func (r *results) sweepWon(rowID string, conc int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.SweepWins == nil {
+		r.SweepWins = map[string]map[int]int{}
+	}
+	if r.SweepWins[rowID] == nil {
+		r.SweepWins[rowID] = map[int]int{}
+	}
+	r.SweepWins[rowID][conc]++
+}
+
+// sweepNotes says, per row, which concurrency gave the ceiling its best runs.
+func (r *results) sweepNotes() {
+	var parts []string
+	r.mu.Lock()
+	for _, rw := range r.Rows {
+		wins := r.SweepWins[rw.ID]
+		if len(wins) == 0 {
+			continue
+		}
+		var cs []string
+		for _, c := range sweepConcurrency {
+			if n := wins[c]; n > 0 {
+				cs = append(cs, fmt.Sprintf("%d in %d", c, n))
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%s: %s", rw.Label, strings.Join(cs, ", ")))
+	}
+	r.mu.Unlock()
+	if len(parts) > 0 {
+		r.note(fmt.Sprintf("The ceiling's concurrency sweep (%s parts in flight; each repetition's best is its sample) was won by: %s.",
+			joinInts(sweepConcurrency), strings.Join(parts, "; ")))
+	}
+}
+
+func joinInts(v []int) string {
+	var s []string
+	for _, x := range v {
+		s = append(s, fmt.Sprint(x))
+	}
+	return strings.Join(s, ", ")
+}
+
+// writeCombined writes every profile's report into one file, s3like first.
+func writeCombined(path string, all []*results) error {
+	var b strings.Builder
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Profile == "s3like" && all[j].Profile != "s3like" })
+	for _, r := range all {
+		r.mu.Lock()
+		b.WriteString(r.markdown())
+		r.mu.Unlock()
+		b.WriteString("\n")
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 func (r *results) diag(s string) {

@@ -36,7 +36,7 @@ func listDir(n int) string { return fmt.Sprintf("list-%d", n) }
 
 // newS3Client is an SDK client with creds (MinIO's root keys if nil) and room for many parallel
 // connections (the default transport keeps only 10 idle connections per host).
-func newS3Client(w *world.World, creds aws.CredentialsProvider) *s3.Client {
+func newS3Client(endpoint string, w *world.World, creds aws.CredentialsProvider) *s3.Client {
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 		t.MaxIdleConns, t.MaxIdleConnsPerHost = 256, 256
 	})
@@ -44,7 +44,7 @@ func newS3Client(w *world.World, creds aws.CredentialsProvider) *s3.Client {
 		creds = credentials.NewStaticCredentialsProvider(w.MinIO.RootUser, w.MinIO.RootPassword, "")
 	}
 	return s3.New(s3.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(w.MinIO.Endpoint), UsePathStyle: true,
+		Region: "us-east-1", BaseEndpoint: aws.String(endpoint), UsePathStyle: true,
 		Credentials: creds, HTTPClient: httpClient,
 	})
 }
@@ -78,9 +78,14 @@ func (b *bench) put(ctx context.Context, key string, body io.Reader) error {
 	return b.putWith(ctx, b.s3, key, body)
 }
 
-// putWith uploads with the Uploader the ceiling measures.
+// putWith uploads with the Uploader the ceiling measures, 8 parts at once.
 func (b *bench) putWith(ctx context.Context, c *s3.Client, key string, body io.Reader) error {
-	up := manager.NewUploader(c, func(u *manager.Uploader) { u.PartSize, u.Concurrency = partSize, 8 })
+	return putConc(ctx, c, key, body, 8)
+}
+
+// putConc uploads with the SDK's Uploader, conc parts at once.
+func putConc(ctx context.Context, c *s3.Client, key string, body io.Reader, conc int) error {
+	up := manager.NewUploader(c, func(u *manager.Uploader) { u.PartSize, u.Concurrency = partSize, conc })
 	_, err := up.Upload(ctx, &s3.PutObjectInput{Bucket: aws.String(world.Bucket), Key: aws.String(key), Body: body})
 	return err
 }
