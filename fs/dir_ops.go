@@ -59,6 +59,9 @@ func (d *Dir) Create(ctx context.Context, name string, flags, mode uint32, out *
 	if !validName(name) {
 		return nil, nil, 0, syscall.EINVAL
 	}
+	if !keyFits(childKey(d.key(), name)) {
+		return nil, nil, 0, syscall.ENAMETOOLONG
+	}
 	excl := flags&syscall.O_EXCL != 0
 	if !r.recentlyMissing(childKey(d.key(), name)) || excl {
 		e, ok, err := d.exists(ctx, name)
@@ -123,6 +126,9 @@ func (d *Dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.Ent
 	}
 	if !validName(name) {
 		return nil, syscall.EINVAL
+	}
+	if !keyFits(dirPrefix(childKey(d.key(), name))) {
+		return nil, syscall.ENAMETOOLONG // the marker "name/" is the longest key mkdir writes
 	}
 	if errno := d.mustBeNew(ctx, "mkdir", name); errno != 0 {
 		return nil, errno
@@ -276,6 +282,9 @@ func (d *Dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryO
 	r := d.root
 	if r.opts.ReadOnly {
 		return nil, syscall.EROFS
+	}
+	if !keyFits(childKey(d.key(), name)) {
+		return nil, syscall.ENAMETOOLONG
 	}
 	if errno := d.mustBeNew(ctx, "symlink", name); errno != 0 {
 		return nil, errno

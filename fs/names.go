@@ -13,6 +13,13 @@ func validName(name string) bool {
 		!strings.ContainsAny(name, "/\x00")
 }
 
+// maxKeyLen is S3's limit on the length of a key, in bytes of its UTF-8 form, prefix included.
+const maxKeyLen = 1024
+
+// keyFits reports whether S3 can hold an object named key. Operations that would make a longer key
+// fail with ENAMETOOLONG before anything is written, rather than at the commit.
+func keyFits(key string) bool { return len(key) <= maxKeyLen }
+
 // childKey returns the object key of name inside the directory whose key prefix is dirKey ("" or
 // ending in "/").
 func childKey(dirKey, name string) string { return dirKey + name }

@@ -34,6 +34,9 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 	// Both listings are forgotten before and again after the move: the lookups below may list
 	// either directory anew, before the objects move, and such a listing would answer for the
 	// listing TTL that the new name is absent and the old one present.
+	if !keyFits(childKey(dst.key(), newName)) {
+		return syscall.ENAMETOOLONG // a directory's longer keys are checked once they are listed
+	}
 	forget := func() { d.lc.forget(); dst.lc.forget() }
 	forget()
 	defer forget()
@@ -188,6 +191,9 @@ func (r *Root) renameDir(ctx context.Context, node *fusefs.Inode, srcKey, dstKey
 			return err
 		}
 	}
+	if !keyFits(dstPrefix) {
+		return syscall.ENAMETOOLONG
+	}
 	if node != nil {
 		if err := r.commitTree(ctx, node); err != nil {
 			return err
@@ -205,6 +211,11 @@ func (r *Root) renameDir(ctx context.Context, node *fusefs.Inode, srcKey, dstKey
 		}
 		if token = p.NextToken; token == "" {
 			break
+		}
+	}
+	for _, k := range append(keys, srcPrefix) {
+		if !keyFits(dstPrefix + strings.TrimPrefix(k, srcPrefix)) {
+			return syscall.ENAMETOOLONG // before anything is copied
 		}
 	}
 	if len(keys) == 0 || keys[0] != srcPrefix {
