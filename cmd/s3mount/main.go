@@ -82,6 +82,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if helpFor(args, stdout) {
+		return exitOK
+	}
 	if len(args) > 0 {
 		switch args[0] {
 		case "version", "--version":
