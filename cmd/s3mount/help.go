@@ -43,9 +43,11 @@ user who mounted can open (/run/s3mount for root, else $XDG_RUNTIME_DIR/s3mount)
 
   --json    print a JSON array, one object per mount
 
-Exit status: 0 every mount is live and its last commit succeeded; 1 a mount is dead (its daemon
-is gone or does not answer: "transport endpoint is not connected") or its last commit failed;
-2 bad usage; 3 no s3mount mount found (or not the one named).
+Exit status: 0 every mount asked is live and its last commit succeeded; 30 a mount is dead (its
+daemon is gone or does not answer; "transport endpoint is not connected": clean up with
+fusermount3 -uz MOUNTPOINT); 31 a mount's last commit failed (S3 does not have a file that was
+closed or fsync'ed); 32 no s3mount mount (or none at MOUNTPOINT); 2 bad usage. Mounts of other
+users are listed as not-yours and do not change the exit status.
 `,
 	"version": "Usage: s3mount version\n\nPrints the version of s3mount.\n",
 	"man":     "Usage: s3mount man\n\nWrites the s3mount(8) man page (roff) to standard output.\n",
