@@ -133,7 +133,8 @@ func (b *Built) diagnose(ctx context.Context, i int, err error) error {
 		e.Fix = "check the clock (timedatectl) and that the previous link refreshes; re-run with --debug to see expiry times"
 	case code == "InvalidClientTokenId":
 		e.Cause, e.Message = CauseInvalidToken, "STS does not recognise the credentials of the previous link"
-		e.Fix = "make sure the STS endpoint and region belong to the same partition as the source credentials"
+		e.Fix = "the access key of the previous link is unknown to STS: check for deleted, deactivated or mistyped keys (aws iam list-access-keys), " +
+			"and that the STS endpoint and region belong to the same partition as those credentials"
 	case code == "ValidationError" && strings.Contains(msg, "DurationSeconds"):
 		e.Cause, e.Message = CauseDuration, msg
 		e.Fix = fmt.Sprintf("lower the duration of %s (role chaining is limited to 1h; otherwise to the role's MaxSessionDuration)", hopFlag)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -63,5 +64,8 @@ func (r *Root) fail(op, path string, err error) syscall.Errno {
 		level = slog.LevelDebug
 	}
 	r.log.Log(context.Background(), level, "operation failed", "op", op, "path", path, "errno", errno.Error(), "err", err)
+	if level == slog.LevelWarn && err != nil {
+		r.events.addError(ErrorEvent{Time: time.Now(), Op: op, Path: path, Errno: errnoName(errno), Error: err.Error()})
+	}
 	return errno
 }

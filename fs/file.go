@@ -165,6 +165,9 @@ func (f *File) commit(ctx context.Context) error {
 		return nil
 	}
 	info, changed, err := d.commit(ctx)
+	if err != nil || changed {
+		f.root.noteCommit(f.key(), err)
+	}
 	if err != nil || !changed {
 		return err
 	}

@@ -60,6 +60,8 @@ type Root struct {
 	listings listingSet
 	// rootListed: ListRoot ran (Mount need not list the root again).
 	rootListed atomic.Bool
+	// events are the recent errors and the last commit, for Status.
+	events eventLog
 
 	mu      sync.Mutex           // protects the following
 	missing map[string]time.Time // keys recently found missing (see rememberMissing)

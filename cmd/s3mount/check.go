@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"time"
 
@@ -164,7 +165,11 @@ func checkS3(ctx context.Context, b *s3backend.Backend, c *config) ([]checkItem,
 		// fails, so the one below proves it.
 		err, region = nil, "not public; the listing below proves "+c.s3.Region
 	}
-	if !add("bucket region", err, region, fmt.Sprintf("pass --region %s (needs s3:GetBucketLocation on %s)", region, bucketARN)) && !errors.Is(err, backend.ErrPermission) {
+	regionFix := fmt.Sprintf("pass --region %s (needs s3:GetBucketLocation on %s)", region, bucketARN)
+	if unreachable(err) {
+		regionFix = unreachableFix(c)
+	}
+	if !add("bucket region", err, region, regionFix) && !errors.Is(err, backend.ErrPermission) {
 		return items, false
 	}
 	page, err := b.List(ctx, backend.ListInput{Prefix: c.prefix, MaxKeys: 1})
@@ -177,7 +182,11 @@ func checkS3(ctx context.Context, b *s3backend.Backend, c *config) ([]checkItem,
 		if err == nil {
 			body.Close()
 		}
-		if !add("read "+key, err, "GetObject allowed", "allow s3:GetObject on "+objects) {
+		fix := "allow s3:GetObject on " + objects
+		if err != nil && strings.Contains(strings.ToLower(err.Error()), "kms") {
+			fix = "allow kms:Decrypt on the KMS key the object is encrypted with (in the key's policy and the role's), as well as s3:GetObject on " + objects
+		}
+		if !add("read "+key, err, "GetObject allowed", fix) {
 			return items, false
 		}
 	} else {
@@ -190,7 +199,16 @@ func checkS3(ctx context.Context, b *s3backend.Backend, c *config) ([]checkItem,
 	_, _ = rand.Read(nonce[:])
 	probe := c.prefix + ".s3mount-check-" + hex.EncodeToString(nonce[:])
 	_, err = b.Put(ctx, probe, bytes.NewReader([]byte("probe")), 5, backend.PutOptions{})
-	if !add("write "+probe, err, "PutObject allowed", "allow s3:PutObject on "+objects+" (or mount read-only with --ro)") {
+	fix := "allow s3:PutObject on " + objects + " (or mount read-only with --ro)"
+	if err != nil && errors.Is(err, backend.ErrPermission) && (c.s3.SSE == "aws:kms" || strings.Contains(strings.ToLower(err.Error()), "kms")) {
+		key := c.s3.SSEKMSKeyID
+		if key == "" {
+			key = "the bucket's or account's S3 key"
+		}
+		fix = "with SSE-KMS, S3 needs the KMS key too: allow kms:GenerateDataKey and kms:Decrypt on " + key +
+			" (in the key's policy and the role's), as well as s3:PutObject on " + objects
+	}
+	if !add("write "+probe, err, "PutObject allowed", fix) {
 		return items, false
 	}
 	err = b.Delete(ctx, probe)
@@ -204,7 +222,7 @@ func checkS3(ctx context.Context, b *s3backend.Backend, c *config) ([]checkItem,
 			err = fmt.Errorf("abort: %w", err)
 		}
 	}
-	fix := "allow s3:PutObject and s3:AbortMultipartUpload on " + objects
+	fix = "allow s3:PutObject and s3:AbortMultipartUpload on " + objects
 	if err != nil && strings.Contains(err.Error(), "abort") {
 		fix = "allow s3:AbortMultipartUpload on " + objects
 	}
@@ -212,4 +230,26 @@ func checkS3(ctx context.Context, b *s3backend.Backend, c *config) ([]checkItem,
 		return items, false
 	}
 	return items, !failed
+}
+
+// unreachable reports whether err is a failure to reach the endpoint at all (refused, timed out,
+// no such host), rather than an answer.
+func unreachable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var op *net.OpError
+	var dns *net.DNSError
+	if errors.As(err, &op) || errors.As(err, &dns) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "dial tcp") || strings.Contains(msg, "i/o timeout") || strings.Contains(msg, "no such host")
+}
+
+// unreachableFix says what to check when S3 cannot be reached.
+func unreachableFix(c *config) string {
+	return fmt.Sprintf("S3 at %s cannot be reached: from a subnet without internet access add a gateway VPC endpoint for S3 "+
+		"to its route table, or use an interface endpoint with --endpoint https://bucket.vpce-ID.s3.REGION.vpce.amazonaws.com; "+
+		"check the security group, a proxy (HTTPS_PROXY, NO_PROXY) and --endpoint", endpointName(c))
 }

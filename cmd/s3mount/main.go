@@ -97,6 +97,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if helpFor(args, stdout) {
+		return exitOK
+	}
 	if len(args) > 0 {
 		switch args[0] {
 		case "version", "--version":
@@ -116,6 +119,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = checkCommand(args[1:], stdout)
 	case len(args) > 0 && args[0] == "policy":
 		err = policyCommand(args[1:], stdout)
+	case len(args) > 0 && args[0] == "status":
+		err = statusCommand(args[1:], stdout)
 	default:
 		err = mountCommand(args, stderr)
 	}
@@ -322,6 +327,7 @@ func mountAndServe(c *config, log *slog.Logger, n *notifier) error {
 	}
 	m := metrics.New()
 	c.chain.OnRefresh = credentialMetrics(m)
+	status := newMountStatus(c, m)
 	ctx, cancel := context.WithTimeout(context.Background(), c.retryTimeout+2*time.Minute)
 	defer cancel()
 	s3b, err := connect(ctx, c, log)
@@ -349,6 +355,12 @@ func mountAndServe(c *config, log *slog.Logger, n *notifier) error {
 	if err != nil {
 		root.Close() // as when the probe fails: no disk-cache directory left behind
 		return fail(exitMount, "mounting %s: %v", c.mountpoint, err)
+	}
+	status.root = root
+	if stop, err := status.listen(c.mountpoint, log); err != nil {
+		log.Warn("s3mount status will not reach this mount", "err", err)
+	} else {
+		defer stop()
 	}
 	log.Info("mounted", "source", c.fs.FsName, "mountpoint", c.mountpoint)
 	n.ready()

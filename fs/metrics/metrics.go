@@ -146,3 +146,17 @@ func (r *Registry) Summary() []string {
 	}
 	return out
 }
+
+// Sum returns the sum of every series of name, whatever its labels.
+func (r *Registry) Sum(name string) float64 {
+	if r == nil {
+		return 0
+	}
+	var sum float64
+	for _, s := range r.sorted() {
+		if s.name == name {
+			sum += math.Float64frombits(s.bits.Load())
+		}
+	}
+	return sum
+}
