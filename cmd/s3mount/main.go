@@ -46,6 +46,7 @@ type config struct {
 	retryTimeout               time.Duration
 	scopeDown                  bool
 	metricsAddr                string
+	source, mountpointOpt      string // source= and mountpoint= (see unitconf.go)
 }
 
 // cliError is an error with the exit code it should produce.
@@ -96,6 +97,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case "man":
 			writeManPage(stdout)
 			return exitOK
+		case "completion":
+			writeBashCompletion(stdout)
+			return exitOK
 		}
 	}
 	var err error
@@ -131,10 +135,11 @@ func parseConfig(args []string) (*config, error) {
 	if err := c.apply(settings); err != nil {
 		return nil, fail(exitUsage, "%v", err)
 	}
-	if len(positional) != 2 {
-		return nil, fail(exitUsage, "expected a bucket and a mountpoint, got %d arguments (usage: s3mount [options] s3://BUCKET[/PREFIX] MOUNTPOINT)", len(positional))
+	source, mountpoint, err := c.targets(positional)
+	if err != nil {
+		return nil, err
 	}
-	if c.bucket, c.prefix, err = parseTarget(positional[0]); err != nil {
+	if c.bucket, c.prefix, err = parseTarget(source); err != nil {
 		return nil, fail(exitUsage, "%v", err)
 	}
 	if c.fs.UploadConcurrency > c.s3.Concurrency {
@@ -156,7 +161,7 @@ func parseConfig(args []string) (*config, error) {
 	if c.fs.PartSize < 5<<20 || c.fs.ReadPartSize < 256<<10 {
 		return nil, fail(exitUsage, "part_size must be at least 5M (S3's minimum) and read_part_size at least 256K")
 	}
-	c.mountpoint = positional[1]
+	c.mountpoint = mountpoint
 	c.s3.Bucket = c.bucket
 	c.fs.Prefix = c.prefix
 	c.fs.FsName = "s3://" + c.bucket + "/" + c.prefix
