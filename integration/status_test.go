@@ -4,6 +4,8 @@ package integration
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -283,5 +285,20 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 	}
 	if err := dst.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestInteg_StatusWithoutSocket: a mount that works but whose daemon has no control socket (one
+// older than status, or a socket removed) is unreachable, not dead, and still not healthy (30).
+func TestInteg_StatusWithoutSocket(t *testing.T) {
+	prefix := testPrefix(t)
+	m := mount(t, "s3://"+world.Bucket+"/"+prefix, accessChain()...)
+	sum := sha256.Sum256([]byte(m.dir))
+	if err := os.Remove(filepath.Join("/run/s3mount", hex.EncodeToString(sum[:12])+".sock")); err != nil {
+		t.Fatal(err)
+	}
+	code, out, reports := runStatus(t, nil, binary, "--json", m.dir)
+	if code != 30 || len(reports) != 1 || reports[0].State != "unreachable" || !strings.Contains(reports[0].Problem, "no control socket") {
+		t.Errorf("status of a working mount without its socket: exit %d, want 30 and unreachable:\n%s", code, out)
 	}
 }

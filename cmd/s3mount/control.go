@@ -217,7 +217,7 @@ func (s *mountStatus) answer(conn *net.UnixConn, log *slog.Logger) {
 type mountReport struct {
 	Mountpoint string    `json:"mountpoint"`
 	Source     string    `json:"source"`
-	State      string    `json:"state"` // live, failing, dead, not-yours
+	State      string    `json:"state"` // live, failing, dead, unreachable, not-yours
 	Problem    string    `json:"problem,omitempty"`
 	PID        int       `json:"pid,omitempty"`
 	Version    string    `json:"version,omitempty"`

@@ -293,16 +293,17 @@ func mountAndServe(c *config, log *slog.Logger, n *notifier) error {
 	} else if n > 0 {
 		log.Info("aborted multipart uploads left by an earlier crashed mount", "count", n)
 	}
-	srv, err := fs.Mount(c.mountpoint, root)
-	if err != nil {
-		root.Close() // as when the probe fails: no disk-cache directory left behind
-		return fail(exitMount, "mounting %s: %v", c.mountpoint, err)
-	}
+	// The control socket is there before the mount appears, for status to find.
 	status.root = root
 	if stop, err := status.listen(c.mountpoint, log); err != nil {
 		log.Warn("s3mount status will not reach this mount", "err", err)
 	} else {
 		defer stop()
+	}
+	srv, err := fs.Mount(c.mountpoint, root)
+	if err != nil {
+		root.Close() // as when the probe fails: no disk-cache directory left behind
+		return fail(exitMount, "mounting %s: %v", c.mountpoint, err)
 	}
 	log.Info("mounted", "source", c.fs.FsName, "mountpoint", c.mountpoint)
 	n.ready()

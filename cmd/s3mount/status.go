@@ -98,7 +98,7 @@ func statusCommand(args []string, stdout io.Writer) error {
 	for _, m := range mounts {
 		r := queryMount(m)
 		switch {
-		case r.State == "dead":
+		case r.State == "dead" || r.State == "unreachable":
 			code = exitStatusDead
 		case r.State == "failing" && code == exitOK:
 			code = exitStatusFailing
@@ -155,7 +155,14 @@ func queryMount(m fuseMount) mountReport {
 	}
 	path := filepath.Join(controlDirFor(uid, own), socketName(m.dir))
 	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
-		return dead("no control socket at " + path + ": the daemon is gone, or is an s3mount without status")
+		r = dead("no control socket at " + path + ": the daemon is gone")
+		if r.State == "dead" && !strings.Contains(r.Problem, "not connected") && kernelAnswers(m.dir) {
+			// The kernel still reaches a daemon: one older than s3mount status, or whose socket
+			// was removed. Status cannot vouch for it.
+			r.State, r.Problem = "unreachable", "the mount answers, but its daemon has no control socket at "+path+
+				": it predates s3mount status (remount to upgrade it), or the socket was removed"
+		}
+		return r
 	}
 	conn, err := net.DialTimeout("unix", path, statusTimeout)
 	if err != nil {
@@ -184,6 +191,21 @@ func queryMount(m fuseMount) mountReport {
 		return r
 	}
 	return got
+}
+
+// kernelAnswers reports whether the kernel gets an answer from dir's daemon within statusTimeout.
+func kernelAnswers(dir string) bool {
+	done := make(chan error, 1)
+	go func() {
+		var st syscall.Statfs_t
+		done <- syscall.Statfs(dir, &st)
+	}()
+	select {
+	case err := <-done:
+		return err == nil
+	case <-time.After(statusTimeout):
+		return false
+	}
 }
 
 // kernelSaysDead reports whether the kernel answers ENOTCONN for dir (its daemon is gone). A
