@@ -141,6 +141,7 @@ func TestInteg_StatusLiveAndBusy(t *testing.T) {
 	// The text form says the same, without the secret.
 	code, out, _ = runStatus(t, nil, binary, m.dir)
 	noSecrets(t, out)
+	t.Logf("s3mount status %s:\n%s", m.dir, out)
 	for _, want := range []string{m.dir, "live", world.AccessRole, "with an External ID", "expires", "last commit: " + prefix + "big ok", "writing: 0 file(s)", "cache:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status text lacks %q:\n%s", want, out)

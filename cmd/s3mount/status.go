@@ -278,7 +278,7 @@ func printReport(w io.Writer, r mountReport) {
 			fmt.Fprintf(w, "  last commit: %s FAILED %s ago: %s\n", c.Key, ago(c.Time), c.Error)
 		}
 	}
-	fmt.Fprintf(w, "  errors in the last %s: %d\n", statusWindow, s.ErrorCount)
+	fmt.Fprintf(w, "  errors in the last %d min: %d\n", int(statusWindow.Minutes()), s.ErrorCount)
 	for _, e := range s.Errors {
 		fmt.Fprintf(w, "    %s %s %s %s: %s\n", e.Time.Format(time.TimeOnly), e.Op, e.Path, e.Errno, e.Error)
 	}
