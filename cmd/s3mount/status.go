@@ -290,7 +290,11 @@ func printReport(w io.Writer, r mountReport) {
 	if s.DiskCacheMax > 0 {
 		disk = bytesText(s.DiskCacheUsed) + " of " + bytesText(s.DiskCacheMax)
 	}
-	fmt.Fprintf(w, "  cache: memory %s; disk %s; staging %s of %s\n", cache, disk, bytesText(s.StagingUsed), bytesText(s.StagingLimit))
+	fmt.Fprintf(w, "  cache: memory %s; disk %s; staging %s of %s", cache, disk, bytesText(s.StagingUsed), bytesText(s.StagingLimit))
+	if t := r.Traffic; t != nil {
+		fmt.Fprintf(w, "; blocks from memory %d, from disk %d, from S3 %d", t.CacheHits, t.DiskCacheHits, t.CacheMisses)
+	}
+	fmt.Fprintln(w)
 }
 
 func ago(t time.Time) time.Duration { return time.Since(t).Round(time.Second) }
