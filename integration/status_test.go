@@ -158,6 +158,7 @@ func TestInteg_StatusDeadMount(t *testing.T) {
 	prefix := testPrefix(t)
 	m := mount(t, "s3://"+world.Bucket+"/"+prefix, accessChain()...)
 	t.Cleanup(func() { _ = exec.Command("fusermount3", "-uz", m.dir).Run() }) // runs before m.unmount
+	t.Cleanup(func() { os.Remove(controlSocket(m.dir)) })                     // the killed daemon's
 	if err := m.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -294,12 +295,17 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 func TestInteg_StatusWithoutSocket(t *testing.T) {
 	prefix := testPrefix(t)
 	m := mount(t, "s3://"+world.Bucket+"/"+prefix, accessChain()...)
-	sum := sha256.Sum256([]byte(m.dir))
-	if err := os.Remove(filepath.Join("/run/s3mount", hex.EncodeToString(sum[:12])+".sock")); err != nil {
+	if err := os.Remove(controlSocket(m.dir)); err != nil {
 		t.Fatal(err)
 	}
 	code, out, reports := runStatus(t, nil, binary, "--json", m.dir)
 	if code != 30 || len(reports) != 1 || reports[0].State != "unreachable" || !strings.Contains(reports[0].Problem, "no control socket") {
 		t.Errorf("status of a working mount without its socket: exit %d, want 30 and unreachable:\n%s", code, out)
 	}
+}
+
+// controlSocket is the path of the control socket of root's mount at dir.
+func controlSocket(dir string) string {
+	sum := sha256.Sum256([]byte(dir))
+	return filepath.Join("/run/s3mount", hex.EncodeToString(sum[:12])+".sock")
 }
