@@ -6,7 +6,7 @@ TOOLS_BIN = $(shell bash scripts/install-deps.sh --print)
 export PATH := $(TOOLS_BIN):$(PATH)
 
 PREFIX ?= /usr/local
-.PHONY: all build deps test unit fuzz integration bench bench-smoke vet demo demo-stop clean install uninstall reliability-report
+.PHONY: all build deps test unit fuzz integration bench bench-smoke vet demo demo-stop clean install uninstall reliability-report deb dist
 
 all: build
 
@@ -66,7 +66,7 @@ demo-stop:
 	bash scripts/demo.sh --stop
 
 clean:
-	rm -rf bin .demo
+	rm -rf bin .demo build
 
 # Installs the binary, the mount(8) helper for fstab lines of type fuse.s3mount, and the man page.
 install: build
@@ -77,3 +77,33 @@ install: build
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/s3mount $(DESTDIR)/sbin/mount.fuse.s3mount $(DESTDIR)$(PREFIX)/share/man/man8/s3mount.8
+
+# Releases: a static binary (no cgo), versioned from git as a Debian version (scripts/deb-version.sh).
+DEB_VERSION = $(shell bash scripts/deb-version.sh)
+ARCH = $(shell $(GO) env GOARCH)
+STATIC_BUILD = CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(DEB_VERSION)"
+
+# build/s3mount_VERSION-1_ARCH.deb: the binary, the mount.fuse.s3mount helper, the man page, the
+# s3mount@.service template unit, /etc/s3mount/example.conf (0600) and bash completion. nFPM is
+# pinned in tools/go.mod, apart from s3mount's own dependencies.
+deb:
+	rm -rf build/deb && mkdir -p build/deb
+	$(STATIC_BUILD) -o build/deb/s3mount ./cmd/s3mount
+	build/deb/s3mount man | gzip -9n > build/deb/s3mount.8.gz
+	build/deb/s3mount completion bash > build/deb/s3mount.bash
+	rm -f build/s3mount_*.deb
+	S3MOUNT_DEB_VERSION=$(DEB_VERSION) S3MOUNT_DEB_ARCH=$(ARCH) \
+		$(GO) tool -modfile=tools/go.mod nfpm package --config packaging/nfpm.yaml --packager deb --target build/
+
+# build/dist/s3mount-VERSION-linux-ARCH.tar.gz and its .sha256: the static binary with the man
+# page, completion, unit and example config, for hosts without dpkg.
+DIST = s3mount-$(DEB_VERSION)-linux-$(ARCH)
+dist:
+	rm -rf build/dist && mkdir -p build/dist/$(DIST)
+	$(STATIC_BUILD) -o build/dist/$(DIST)/s3mount ./cmd/s3mount
+	build/dist/$(DIST)/s3mount man > build/dist/$(DIST)/s3mount.8
+	build/dist/$(DIST)/s3mount completion bash > build/dist/$(DIST)/s3mount.bash
+	cp README.md docs/CREDENTIALS.md packaging/s3mount@.service packaging/example.conf build/dist/$(DIST)/
+	tar -C build/dist --sort=name --owner=0 --group=0 --numeric-owner --mtime=@$$(git log -1 --format=%ct) \
+		-czf build/dist/$(DIST).tar.gz $(DIST)
+	cd build/dist && sha256sum $(DIST).tar.gz > $(DIST).tar.gz.sha256

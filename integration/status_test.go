@@ -4,6 +4,8 @@ package integration
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -139,6 +141,7 @@ func TestInteg_StatusLiveAndBusy(t *testing.T) {
 	// The text form says the same, without the secret.
 	code, out, _ = runStatus(t, nil, binary, m.dir)
 	noSecrets(t, out)
+	t.Logf("s3mount status %s:\n%s", m.dir, out)
 	for _, want := range []string{m.dir, "live", world.AccessRole, "with an External ID", "expires", "last commit: " + prefix + "big ok", "writing: 0 file(s)", "cache:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status text lacks %q:\n%s", want, out)
@@ -155,6 +158,7 @@ func TestInteg_StatusDeadMount(t *testing.T) {
 	prefix := testPrefix(t)
 	m := mount(t, "s3://"+world.Bucket+"/"+prefix, accessChain()...)
 	t.Cleanup(func() { _ = exec.Command("fusermount3", "-uz", m.dir).Run() }) // runs before m.unmount
+	t.Cleanup(func() { os.Remove(controlSocket(m.dir)) })                     // the killed daemon's
 	if err := m.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -284,4 +288,24 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 	if err := dst.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestInteg_StatusWithoutSocket: a mount that works but whose daemon has no control socket (one
+// older than status, or a socket removed) is unreachable, not dead, and still not healthy (30).
+func TestInteg_StatusWithoutSocket(t *testing.T) {
+	prefix := testPrefix(t)
+	m := mount(t, "s3://"+world.Bucket+"/"+prefix, accessChain()...)
+	if err := os.Remove(controlSocket(m.dir)); err != nil {
+		t.Fatal(err)
+	}
+	code, out, reports := runStatus(t, nil, binary, "--json", m.dir)
+	if code != 30 || len(reports) != 1 || reports[0].State != "unreachable" || !strings.Contains(reports[0].Problem, "no control socket") {
+		t.Errorf("status of a working mount without its socket: exit %d, want 30 and unreachable:\n%s", code, out)
+	}
+}
+
+// controlSocket is the path of the control socket of root's mount at dir.
+func controlSocket(dir string) string {
+	sum := sha256.Sum256([]byte(dir))
+	return filepath.Join("/run/s3mount", hex.EncodeToString(sum[:12])+".sock")
 }

@@ -217,7 +217,7 @@ func (s *mountStatus) answer(conn *net.UnixConn, log *slog.Logger) {
 type mountReport struct {
 	Mountpoint string    `json:"mountpoint"`
 	Source     string    `json:"source"`
-	State      string    `json:"state"` // live, failing, dead, not-yours
+	State      string    `json:"state"` // live, failing, dead, unreachable, not-yours
 	Problem    string    `json:"problem,omitempty"`
 	PID        int       `json:"pid,omitempty"`
 	Version    string    `json:"version,omitempty"`
@@ -250,6 +250,9 @@ type traffic struct {
 	BytesRead     int64 `json:"bytes_read"`
 	BytesWritten  int64 `json:"bytes_written"`
 	FuseOps       int64 `json:"fuse_ops"`
+	CacheHits     int64 `json:"cache_hits"`      // blocks served from memory (or a fetch in flight)
+	DiskCacheHits int64 `json:"disk_cache_hits"` // blocks served from the disk cache
+	CacheMisses   int64 `json:"cache_misses"`    // blocks fetched from S3
 }
 
 func (s *mountStatus) report() mountReport {
@@ -296,6 +299,9 @@ func (s *mountStatus) report() mountReport {
 		BytesRead:     int64(s.m.Sum("s3mount_s3_bytes_read_total")),
 		BytesWritten:  int64(s.m.Sum("s3mount_s3_bytes_written_total")),
 		FuseOps:       int64(s.m.Sum("s3mount_fuse_ops_total")),
+		CacheHits:     int64(s.m.Sum("s3mount_cache_hits_total")),
+		DiskCacheHits: int64(s.m.Sum("s3mount_disk_cache_hits_total")),
+		CacheMisses:   int64(s.m.Sum("s3mount_cache_misses_total")),
 	}
 	if s.root != nil {
 		st := s.root.Status(statusWindow)

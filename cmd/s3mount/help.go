@@ -45,12 +45,14 @@ user who mounted can open (/run/s3mount for root, else $XDG_RUNTIME_DIR/s3mount)
 
 Exit status: 0 every mount asked is live and its last commit succeeded; 30 a mount is dead (its
 daemon is gone or does not answer; "transport endpoint is not connected": clean up with
-fusermount3 -uz MOUNTPOINT); 31 a mount's last commit failed (S3 does not have a file that was
+fusermount3 -uz MOUNTPOINT) or unreachable (it works, but its daemon has no control socket: one
+older than status); 31 a mount's last commit failed (S3 does not have a file that was
 closed or fsync'ed); 32 no s3mount mount (or none at MOUNTPOINT); 2 bad usage. Mounts of other
 users are listed as not-yours and do not change the exit status.
 `,
-	"version": "Usage: s3mount version\n\nPrints the version of s3mount.\n",
-	"man":     "Usage: s3mount man\n\nWrites the s3mount(8) man page (roff) to standard output.\n",
+	"version":    "Usage: s3mount version\n\nPrints the version of s3mount.\n",
+	"man":        "Usage: s3mount man\n\nWrites the s3mount(8) man page (roff) to standard output.\n",
+	"completion": "Usage: s3mount completion bash\n\nWrites a bash completion script for s3mount to standard output.\n",
 }
 
 // wantsHelp reports whether args (a subcommand's arguments) ask for help: --help or -h before

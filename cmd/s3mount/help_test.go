@@ -24,6 +24,9 @@ func TestHelpEverywhere(t *testing.T) {
 		{[]string{"policy", "--help"}, "Usage: s3mount policy"},
 		{[]string{"policy", "-h"}, "Usage: s3mount policy"},
 		{[]string{"policy", "--read-only", "s3://bucket", "-h"}, "Usage: s3mount policy"},
+		{[]string{"status", "--help"}, "Usage: s3mount status"},
+		{[]string{"status", "--json", "/mnt", "-h"}, "Usage: s3mount status"},
+		{[]string{"completion", "-h"}, "Usage: s3mount completion"},
 		{[]string{"version", "--help"}, "Usage: s3mount version"},
 		{[]string{"man", "-h"}, "Usage: s3mount man"},
 	}

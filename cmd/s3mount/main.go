@@ -48,8 +48,9 @@ type config struct {
 	retryTimeout               time.Duration
 	scopeDown                  bool
 	metricsAddr                string
-	pprof                      bool // serve /debug/pprof/ beside the metrics
-	allowHTTP                  bool // accept http:// endpoints on other hosts
+	pprof                      bool   // serve /debug/pprof/ beside the metrics
+	allowHTTP                  bool   // accept http:// endpoints on other hosts
+	source, mountpointOpt      string // source= and mountpoint= (see unitconf.go)
 }
 
 // cliError is an error with the exit code it should produce.
@@ -111,6 +112,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case "man":
 			writeManPage(stdout)
 			return exitOK
+		case "completion":
+			writeBashCompletion(stdout)
+			return exitOK
 		}
 	}
 	var err error
@@ -146,10 +150,11 @@ func parseConfig(args []string) (*config, error) {
 	if err := c.apply(settings); err != nil {
 		return nil, fail(exitUsage, "%v", err)
 	}
-	if len(positional) != 2 {
-		return nil, fail(exitUsage, "expected a bucket and a mountpoint, got %d arguments (usage: s3mount [options] s3://BUCKET[/PREFIX] MOUNTPOINT)", len(positional))
+	source, mountpoint, err := c.targets(positional)
+	if err != nil {
+		return nil, err
 	}
-	if c.bucket, c.prefix, err = parseTarget(positional[0]); err != nil {
+	if c.bucket, c.prefix, err = parseTarget(source); err != nil {
 		return nil, fail(exitUsage, "%v", err)
 	}
 	if err := c.resolvePermissions(); err != nil {
@@ -180,7 +185,7 @@ func parseConfig(args []string) (*config, error) {
 	if c.fs.PartSize < 5<<20 || c.fs.ReadPartSize < 256<<10 {
 		return nil, fail(exitUsage, "part_size must be at least 5M (S3's minimum) and read_part_size at least 256K")
 	}
-	c.mountpoint = positional[1]
+	c.mountpoint = mountpoint
 	c.s3.Bucket = c.bucket
 	c.fs.Prefix = c.prefix
 	c.fs.FsName = "s3://" + c.bucket + "/" + c.prefix
@@ -351,16 +356,17 @@ func mountAndServe(c *config, log *slog.Logger, n *notifier) error {
 	} else if n > 0 {
 		log.Info("aborted multipart uploads left by an earlier crashed mount", "count", n)
 	}
-	srv, err := fs.Mount(c.mountpoint, root)
-	if err != nil {
-		root.Close() // as when the probe fails: no disk-cache directory left behind
-		return fail(exitMount, "mounting %s: %v", c.mountpoint, err)
-	}
+	// The control socket is there before the mount appears, for status to find.
 	status.root = root
 	if stop, err := status.listen(c.mountpoint, log); err != nil {
 		log.Warn("s3mount status will not reach this mount", "err", err)
 	} else {
 		defer stop()
+	}
+	srv, err := fs.Mount(c.mountpoint, root)
+	if err != nil {
+		root.Close() // as when the probe fails: no disk-cache directory left behind
+		return fail(exitMount, "mounting %s: %v", c.mountpoint, err)
 	}
 	log.Info("mounted", "source", c.fs.FsName, "mountpoint", c.mountpoint)
 	n.ready()

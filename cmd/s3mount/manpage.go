@@ -18,7 +18,7 @@ s3mount \- mount an S3 bucket as a directory, with keyless credentials
 [\fIoptions\fR] \fBs3://\fIBUCKET\fR[\fB/\fIPREFIX\fR] \fIMOUNTPOINT\fR
 .br
 .B s3mount
-\fBcheck\fR|\fBpolicy\fR|\fBversion\fR ...
+\fBcheck\fR|\fBpolicy\fR|\fBstatus\fR|\fBversion\fR ...
 .SH DESCRIPTION
 s3mount presents the objects under a prefix of an S3 bucket as files and directories. Credentials
 come from the EC2 instance profile (IMDSv2) or the standard AWS chain, followed by any number of
@@ -54,6 +54,17 @@ nodev, noexec, ...) are accepted and ignored.
 .SH EXIT STATUS
 0 success; 1 other error; 2 bad usage; 10 mountpoint problem; 11 credential chain failed;
 12 bucket or prefix unreachable; 13 the kernel mount failed; 14 unmounted with files not written to S3.
+\fBs3mount check\fR: 21 the credential source failed, 22 an AssumeRole hop, 23 S3.
+\fBs3mount status\fR: 30 a mount is dead, 31 a mount's last commit failed, 32 no such mount.
+.SH FILES
+.TP
+.I /etc/s3mount/NAME.conf
+one mount (\fBsource=\fR, \fBmountpoint=\fR and options, one a line), for \fBconfig=\fR in fstab
+and for \fBs3mount@NAME.service\fR; keep it mode 0600 when it holds an External ID.
+.TP
+.I /run/s3mount/
+the control sockets \fBs3mount status\fR asks (root's mounts; other users':
+$XDG_RUNTIME_DIR/s3mount/).
 .SH SEE ALSO
 fusermount3(1), mount(8), fstab(5)
 `)

@@ -493,6 +493,7 @@ func usage() string {
 	b.WriteString(`Usage: s3mount [options] s3://BUCKET[/PREFIX] MOUNTPOINT
        s3mount check [--json] [options] s3://BUCKET[/PREFIX]    prove every piece works, or say which is wrong
        s3mount policy [--read-only] [--principal ARN] [--external-id ID] s3://BUCKET[/PREFIX]
+       s3mount status [--json] [MOUNTPOINT]                     what each mount is doing, and whether it is dead
        s3mount version
 
 Mounts an S3 bucket (or a prefix of it) as a directory, with credentials from the EC2 instance

@@ -98,7 +98,7 @@ func statusCommand(args []string, stdout io.Writer) error {
 	for _, m := range mounts {
 		r := queryMount(m)
 		switch {
-		case r.State == "dead":
+		case r.State == "dead" || r.State == "unreachable":
 			code = exitStatusDead
 		case r.State == "failing" && code == exitOK:
 			code = exitStatusFailing
@@ -155,7 +155,14 @@ func queryMount(m fuseMount) mountReport {
 	}
 	path := filepath.Join(controlDirFor(uid, own), socketName(m.dir))
 	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
-		return dead("no control socket at " + path + ": the daemon is gone, or is an s3mount without status")
+		r = dead("no control socket at " + path + ": the daemon is gone")
+		if r.State == "dead" && !strings.Contains(r.Problem, "not connected") && kernelAnswers(m.dir) {
+			// The kernel still reaches a daemon: one older than s3mount status, or whose socket
+			// was removed. Status cannot vouch for it.
+			r.State, r.Problem = "unreachable", "the mount answers, but its daemon has no control socket at "+path+
+				": it predates s3mount status (remount to upgrade it), or the socket was removed"
+		}
+		return r
 	}
 	conn, err := net.DialTimeout("unix", path, statusTimeout)
 	if err != nil {
@@ -184,6 +191,21 @@ func queryMount(m fuseMount) mountReport {
 		return r
 	}
 	return got
+}
+
+// kernelAnswers reports whether the kernel gets an answer from dir's daemon within statusTimeout.
+func kernelAnswers(dir string) bool {
+	done := make(chan error, 1)
+	go func() {
+		var st syscall.Statfs_t
+		done <- syscall.Statfs(dir, &st)
+	}()
+	select {
+	case err := <-done:
+		return err == nil
+	case <-time.After(statusTimeout):
+		return false
+	}
 }
 
 // kernelSaysDead reports whether the kernel answers ENOTCONN for dir (its daemon is gone). A
@@ -256,7 +278,7 @@ func printReport(w io.Writer, r mountReport) {
 			fmt.Fprintf(w, "  last commit: %s FAILED %s ago: %s\n", c.Key, ago(c.Time), c.Error)
 		}
 	}
-	fmt.Fprintf(w, "  errors in the last %s: %d\n", statusWindow, s.ErrorCount)
+	fmt.Fprintf(w, "  errors in the last %d min: %d\n", int(statusWindow.Minutes()), s.ErrorCount)
 	for _, e := range s.Errors {
 		fmt.Fprintf(w, "    %s %s %s %s: %s\n", e.Time.Format(time.TimeOnly), e.Op, e.Path, e.Errno, e.Error)
 	}
@@ -268,7 +290,11 @@ func printReport(w io.Writer, r mountReport) {
 	if s.DiskCacheMax > 0 {
 		disk = bytesText(s.DiskCacheUsed) + " of " + bytesText(s.DiskCacheMax)
 	}
-	fmt.Fprintf(w, "  cache: memory %s; disk %s; staging %s of %s\n", cache, disk, bytesText(s.StagingUsed), bytesText(s.StagingLimit))
+	fmt.Fprintf(w, "  cache: memory %s; disk %s; staging %s of %s", cache, disk, bytesText(s.StagingUsed), bytesText(s.StagingLimit))
+	if t := r.Traffic; t != nil {
+		fmt.Fprintf(w, "; blocks from memory %d, from disk %d, from S3 %d", t.CacheHits, t.DiskCacheHits, t.CacheMisses)
+	}
+	fmt.Fprintln(w)
 }
 
 func ago(t time.Time) time.Duration { return time.Since(t).Round(time.Second) }
