@@ -79,7 +79,8 @@ func reachable(t *testing.T, dir string) {
 	}
 }
 
-// TestInteg_OtherUserUnderAllowOther: under allow_other a second local user reaches the mount
+// TestInteg_OtherUserUnderAllowOther: without allow_other a second local user cannot reach the
+// mount at all. Under allow_other it reaches the mount
 // only as the modes and owners shown allow: it cannot read, overwrite, delete or chown root's
 // 0600 file, nor give its own file to root, and it can read a 0644 one. With
 // no_default_permissions nothing checks it (the documented opt-out): all of that succeeds.
@@ -134,6 +135,17 @@ func TestInteg_OtherUserUnderAllowOther(t *testing.T) {
 		t.Errorf("root's file after the attempts: %v %v", st.Mode(), err)
 	}
 	record(t, "security", "allow_other: another user reads, overwrites, deletes, chowns root's 0600 file", "each refused (EACCES/EPERM); a 0644 file is readable")
+
+	t.Run("without allow_other", func(t *testing.T) {
+		private := mount(t, target, accessChain()...)
+		reachable(t, private.dir)
+		if out, err := other.run("cat", private.path("public")); err == nil {
+			t.Errorf("without allow_other another user read a file: %q", out)
+		}
+		if out, err := other.run("stat", private.dir); err == nil {
+			t.Errorf("without allow_other another user could stat the mount: %s", out)
+		}
+	})
 
 	t.Run("no_default_permissions", func(t *testing.T) {
 		open := mount(t, target, append(accessChain(), "-o", "allow_other,no_default_permissions", "--metadata-ttl", "0")...)
