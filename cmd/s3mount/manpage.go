@@ -46,14 +46,21 @@ hop options that follow it apply to that hop.
 	}
 	fmt.Fprint(w, `.SH FSTAB
 .nf
-s3://bucket/prefix /mnt/backup fuse.s3mount _netdev,nofail,allow_other,role_arn=arn:aws:iam::222222222222:role/backup,external_id=ab12 0 0
+s3://bucket/prefix /mnt/backup fuse.s3mount _netdev,nofail,role_arn=arn:aws:iam::222222222222:role/backup,external_id=ab12 0 0
 .fi
 .PP
-Options for mount(8) and systemd (_netdev, nofail, noauto, user, defaults, x\-systemd.*, nosuid,
-nodev, noexec, ...) are accepted and ignored.
+Options for mount(8) and systemd (_netdev, nofail, noauto, user, defaults, x\-systemd.*, dev,
+nodev, noexec, ...) are accepted and ignored. suid and nosuid are s3mount's own.
+.SH OTHER USERS
+Only the mounting user reaches the mount unless allow_other or allow_root is given; they imply
+default_permissions: the kernel checks every access against the modes and owners stored on the
+files. no_default_permissions lets every admitted user do anything the role can, whatever the
+modes say. Setuid and setgid bits are hidden and the mount is nosuid,nodev unless suid is given.
+The staging, cache and log paths must not be writable by other users (exit status 15).
 .SH EXIT STATUS
 0 success; 1 other error; 2 bad usage; 10 mountpoint problem; 11 credential chain failed;
-12 bucket or prefix unreachable; 13 the kernel mount failed; 14 unmounted with files not written to S3.
+12 bucket or prefix unreachable; 13 the kernel mount failed; 14 unmounted with files not written to S3;
+15 a staging, cache or log path another user could redirect.
 \fBs3mount check\fR: 21 the credential source failed, 22 an AssumeRole hop, 23 S3.
 \fBs3mount status\fR: 30 a mount is dead, 31 a mount's last commit failed, 32 no such mount.
 .SH FILES

@@ -131,7 +131,7 @@ var optionTable = []option{
 	{"cache_size", "SIZE", "Caching", "memory for cached object content, e.g. 256M (0 turns the cache off)", func(c *config, v string) error { return parseSize(v, &c.fs.CacheSize) }},
 	{"listing_attrs", "", "Caching", "take file attributes from listings alone, without a HEAD per file: fast ls -l of large directories; stored modes, owners, times and symlinks show only on lookups by name", func(c *config, v string) error { c.fs.ListingAttrs = true; return nil }},
 	{"lookup_head", "", "Caching", "look names up with HEAD instead of a GET of their first 256K (which the read that usually follows then finds in memory): less transfer when files are stat'ed but not read", func(c *config, v string) error { c.fs.LookupHead = true; return nil }},
-	{"cache_dir", "DIR", "Caching", "directory for the disk cache (default: STAGING_DIR/cache)", func(c *config, v string) error { c.fs.DiskCacheDir = v; return nil }},
+	{"cache_dir", "DIR", "Caching", "directory for the disk cache (default: STAGING_DIR/cache); like staging_dir, refused (exit 15) unless it and every directory above it are owned by you or root and not writable by others", func(c *config, v string) error { c.fs.DiskCacheDir = v; return nil }},
 	{"disk_cache_size", "SIZE", "Caching", "local disk for whole objects read at random, at most half the free space (default 2G; 0 turns it off)", func(c *config, v string) error { return parseSize(v, &c.fs.DiskCacheSize) }},
 	{"metadata_ttl", "DURATION", "Caching", "how long names and attributes are cached (default 1s)", func(c *config, v string) error {
 		d, err := parseDuration(v)
@@ -155,11 +155,11 @@ var optionTable = []option{
 		c.fs.ReadConcurrency, c.fs.UploadConcurrency, c.s3.Concurrency = n, n, n
 		return nil
 	}},
-	{"staging_dir", "DIR", "Writing", "local directory for files being written (default /var/cache/s3mount or ~/.cache/s3mount)", func(c *config, v string) error { c.stagingRoot = v; return nil }},
+	{"staging_dir", "DIR", "Writing", "local directory for files being written (default /var/cache/s3mount or ~/.cache/s3mount); refused (exit 15) if a symbolic link, or if it or a directory above it is another user's or writable by others", func(c *config, v string) error { c.stagingRoot = v; return nil }},
 	{"staging_size", "SIZE", "Writing", "bound on the local space used for files being written (default 4G)", func(c *config, v string) error { return parseSize(v, &c.fs.StagingSize) }},
 	{"foreground", "", "Mount", "stay in the foreground (-f); by default s3mount returns once the mount is live and runs in the background", func(c *config, v string) error { c.foreground = true; return nil }},
 	{"debug", "", "Mount", "log debug messages (never secrets)", func(c *config, v string) error { c.debug = true; return nil }},
-	{"log_file", "PATH", "Mount", "in the background, log here instead of to syslog", func(c *config, v string) error { c.logFile = v; return nil }},
+	{"log_file", "PATH", "Mount", "in the background, log here instead of to syslog; refused (exit 15) if a symbolic link, another user's, or in a directory others can write", func(c *config, v string) error { c.logFile = v; return nil }},
 	{"retry_timeout", "DURATION", "Mount", "at start, keep retrying an unreachable network, IMDS or STS for this long (default 30s; for boot)", func(c *config, v string) error {
 		d, err := parseDuration(v)
 		c.retryTimeout = d

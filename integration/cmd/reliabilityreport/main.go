@@ -27,6 +27,7 @@ var titles = map[string]string{
 	"bad-input": "Bad input",
 	"load":      "Load",
 	"tool":      "Real tools through the mount",
+	"security":  "Other local users and untrusted writers",
 }
 
 func main() {
