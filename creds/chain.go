@@ -159,7 +159,8 @@ func (c Chain) Build(ctx context.Context) (*Built, error) {
 	if cfg.Region == "" && c.Source == SourceIMDS {
 		out, err := imdsClient.GetRegion(ctx, nil)
 		if err != nil {
-			return nil, &StepError{Step: "instance profile (IMDS)", Err: err, Fix: fixIMDS(err)}
+			return nil, &StepError{Step: "instance profile (IMDS)", Cause: CauseIMDS, Err: err, Fix: fixIMDS(err),
+				Message: fmt.Sprintf("the instance metadata service did not tell the instance's region (where STS is called): %v", err)}
 		}
 		cfg.Region = out.Region
 	}

@@ -5,13 +5,17 @@ package integration
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -281,4 +285,138 @@ func unmountAndWait(t *testing.T, dir string, done chan error, cmd *exec.Cmd) {
 			p.Kill()
 		}
 	}
+}
+
+// TestInteg_ConfigFileRefused: a config file others may change, or that shows its External ID to
+// everyone, stops the mount before anything starts, naming the file and the fix.
+func TestInteg_ConfigFileRefused(t *testing.T) {
+	target := "s3://" + world.Bucket + "/" + testPrefix(t)
+	dir := t.TempDir()
+	conf := func(mode os.FileMode) string {
+		p := filepath.Join(dir, fmt.Sprintf("mount-%o.conf", mode))
+		if err := os.WriteFile(p, []byte("role_arn="+world.AccessRole+"\nexternal_id="+world.AccessExtID+"\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, c := range []struct {
+		mode os.FileMode
+		fix  string
+	}{{0o644, "chmod 600"}, {0o666, "chmod go-w"}} {
+		p := conf(c.mode)
+		for _, fg := range []bool{true, false} {
+			args := append(append(w.MountArgs(), "--config", p), target)
+			if fg {
+				args = append(args, "-f")
+			}
+			code, out := runFailing(t, args...)
+			if code != 2 || !strings.Contains(out, p) || !strings.Contains(out, c.fix) || strings.Contains(out, world.AccessExtID) {
+				t.Errorf("config file mode %04o (foreground %v): exit %d, output %q; want 2, naming the file and %q, without the External ID", c.mode, fg, code, out, c.fix)
+			}
+		}
+	}
+}
+
+// TestInteg_DaemonNotDumpable: an s3mount process of an ordinary user is not dumpable from its
+// start: its /proc/PID files belong to root, and another process of the same user cannot read its
+// environment or memory (nor ptrace it). FUSE mounts by users other than root are not possible in
+// the test's sandbox (fusermount3 cannot open /dev/fuse), so the process is held before mounting,
+// holding the instance profile's credentials and waiting for an STS that never answers.
+func TestInteg_DaemonNotDumpable(t *testing.T) {
+	name := fmt.Sprintf("s3ms%d", time.Now().UnixNano()%1e6)
+	if out, err := exec.Command("useradd", "-m", name).CombinedOutput(); err != nil {
+		t.Fatalf("useradd: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("userdel", "-r", name).Run() })
+	uid, gid, home := lookupUser(t, name)
+	top, err := os.MkdirTemp("", "s3ms-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(top) })
+	os.Chmod(top, 0o755)
+	bin := filepath.Join(top, "s3mount")
+	data, err := os.ReadFile(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(top, "mnt")
+	os.Mkdir(dir, 0o755)
+	os.Chown(dir, uid, gid)
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	asUser := func(cmd *exec.Cmd) *exec.Cmd {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		cmd.Env = append(world.CleanEnv(), "HOME="+home)
+		cmd.Dir = home
+		return cmd
+	}
+	cmd := asUser(exec.Command(bin, "--imds-endpoint", w.Emu.IMDSEndpoint(), "--sts-endpoint", "http://"+ln.Addr().String(),
+		"--role-arn", world.AccessRole, "-f", "s3://"+world.Bucket+"/x", dir))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	pid := cmd.Process.Pid
+	var st syscall.Stat_t
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if err := syscall.Stat(fmt.Sprintf("/proc/%d/environ", pid), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Uid == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if st.Uid != 0 {
+		t.Errorf("/proc/%d/environ belongs to uid %d after 10s: the process is dumpable", pid, st.Uid)
+	}
+	alive := func() {
+		t.Helper()
+		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if !strings.Contains(string(status), "\nState:\tS") && !strings.Contains(string(status), "\nState:\tR") {
+			t.Fatalf("s3mount is no longer running, the test proves nothing: %s", status)
+		}
+	}
+	alive()
+	for _, f := range []string{"environ", "mem"} {
+		out, err := asUser(exec.Command("dd", "if="+fmt.Sprintf("/proc/%d/%s", pid, f), "of=/dev/null", "bs=1", "count=1")).CombinedOutput()
+		if err == nil {
+			t.Errorf("another process of the same user read /proc/%d/%s: %s", pid, f, out)
+		}
+	}
+	alive()
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if !strings.Contains(string(status), fmt.Sprintf("\nUid:\t%d\t", uid)) {
+		t.Errorf("the process does not run as %s (uid %d): %s", name, uid, status)
+	}
+}
+
+// lookupUser returns a local user's uid, gid and home directory.
+func lookupUser(t *testing.T, name string) (uid, gid int, home string) {
+	t.Helper()
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return uid, gid, u.HomeDir
 }

@@ -8,13 +8,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -208,7 +205,8 @@ func TestInteg_StatusFailingUploads(t *testing.T) {
 func TestInteg_StatusOtherUserCannotConnect(t *testing.T) {
 	prefix := testPrefix(t)
 	m := mount(t, "s3://"+world.Bucket+"/"+prefix, accessChain()...)
-	cred := localUser(t)
+	u := newLocalUser(t)
+	cred := &syscall.Credential{Uid: u.uid, Gid: u.gid}
 	// A copy of the binary the other user may run.
 	binDir, err := os.MkdirTemp("", "s3mount-status-bin-")
 	if err != nil {
@@ -248,27 +246,6 @@ func TestInteg_StatusOtherUserCannotConnect(t *testing.T) {
 	if !strings.Contains(m.stderr.String(), "refused a connection from another user") {
 		t.Errorf("the daemon did not log the refused connection:\n%s", m.stderr)
 	}
-}
-
-// localUser creates a local user (removed when the test ends) and returns its credentials.
-func localUser(t *testing.T) *syscall.Credential {
-	t.Helper()
-	name := fmt.Sprintf("s3mo%d", time.Now().UnixNano()%1e8)
-	if out, err := exec.Command("useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name).CombinedOutput(); err != nil {
-		t.Fatalf("useradd %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("userdel", "-r", name).CombinedOutput(); err != nil && !strings.Contains(string(out), "not found") {
-			t.Logf("userdel -r %s: %v: %s", name, err, out)
-		}
-	})
-	u, err := user.Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 }
 
 func copyFile(t *testing.T, from, to string, mode os.FileMode) {

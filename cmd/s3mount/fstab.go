@@ -8,11 +8,13 @@ import (
 
 // fstab and mount(8). An /etc/fstab line
 //
-//	s3://bucket/prefix /mnt/backup fuse.s3mount _netdev,nofail,role_arn=...,external_id=... 0 0
+//	s3://bucket/prefix /mnt/backup fuse.s3mount _netdev,nofail,config=/etc/s3mount/backup.conf 0 0
 //
 // reaches s3mount through /sbin/mount.fuse.s3mount, a link to s3mount that make install puts
 // there: mount(8) runs helpers with a fixed PATH, so it would not find s3mount in /usr/local/bin
 // through mount.fuse3. The options field holds fstab-only options next to ours; those are dropped.
+// /etc/fstab is readable by everyone and mount(8) puts the field on the helper's command line, so
+// an External ID belongs in the config file (0600), not in the field.
 
 // fstabOnly are options for mount(8), systemd or the kernel that s3mount accepts and ignores.
 // s3mount's mounts are always nodev (no object shows as a device file); suid and nosuid are s3mount's

@@ -53,7 +53,7 @@ var optionTable = []option{
 		c.chain.Source, c.chain.Profile = creds.SourceDefault, v
 		return nil
 	}},
-	{"imdsv1", "", "Credentials", "allow falling back to IMDSv1 when no IMDSv2 token can be had (off by default)", func(c *config, v string) error { c.chain.AllowIMDSv1 = true; return nil }},
+	{"imdsv1", "", "Credentials", "allow falling back to IMDSv1 when no IMDSv2 token can be had, also in credential_source=default (off by default)", func(c *config, v string) error { c.chain.AllowIMDSv1 = true; return nil }},
 	{"credentials_file", "PATH", "Credentials", "long-term keys (aws_access_key_id/aws_secret_access_key) from this file, which must be yours and mode 0600; never on the command line", func(c *config, v string) error {
 		c.chain.Source, c.chain.CredentialsFile = creds.SourceFile, v
 		return nil
@@ -172,7 +172,7 @@ var optionTable = []option{
 		c.shutdownGrace = d
 		return err
 	}},
-	{"debug_fuse", "", "Mount", "log every FUSE request", func(c *config, v string) error { c.fs.Debug = true; return nil }},
+	{"debug_fuse", "", "Mount", "log every FUSE request (with sizes, never file data)", func(c *config, v string) error { c.fs.Debug = true; return nil }},
 	{"allow_other", "", "Mount", "let other users access the mount, as the modes and owners shown allow (implies default_permissions)", func(c *config, v string) error { c.fs.AllowOther = true; return nil }},
 	{"nonempty", "", "Mount", "allow mounting over a non-empty directory", func(c *config, v string) error { c.nonEmpty = true; return nil }},
 }

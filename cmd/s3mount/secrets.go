@@ -106,7 +106,8 @@ func scrubList(list string) {
 				rest = strings.TrimPrefix(rest[end+1:], ",")
 				continue
 			}
-			mask(rest) // unterminated: everything after it
+			mask(value) // unterminated: everything from it on
+			mask(rest)
 			return
 		}
 		mask(value)
