@@ -46,8 +46,11 @@ hop options that follow it apply to that hop.
 	}
 	fmt.Fprint(w, `.SH FSTAB
 .nf
-s3://bucket/prefix /mnt/backup fuse.s3mount _netdev,nofail,role_arn=arn:aws:iam::222222222222:role/backup,external_id=ab12 0 0
+s3://bucket/prefix /mnt/backup fuse.s3mount _netdev,nofail,config=/etc/s3mount/backup.conf 0 0
 .fi
+.PP
+with role_arn= and external_id= in /etc/s3mount/backup.conf, mode 0600: /etc/fstab is readable
+by every user.
 .PP
 Options for mount(8) and systemd (_netdev, nofail, noauto, user, defaults, x\-systemd.*, dev,
 nodev, noexec, ...) are accepted and ignored. suid and nosuid are s3mount's own.
