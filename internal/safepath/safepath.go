@@ -10,7 +10,17 @@
 // when it is not the last one: nobody else can rename or remove what uid or root made in it, so
 // its entry must be owned by uid or root. A symbolic link on the way is followed only where it
 // stands in such a directory (and, in a sticky one, is owned by uid or root): only uid or root
-// could have put it there. The last component itself must never be a symbolic link.
+// could have put it there. The directory itself (the last component given to MkdirAll or
+// OpenDir) must never be a symbolic link. For a file (CheckFile, OpenFile) its directory may be
+// a sticky one, and the file must be a regular file, not a link, owned by uid or root.
+//
+// # Use
+//
+// s3mount's staging, journal and disk cache directories are opened with MkdirAll and every file
+// under them is made through the Dir; the log file is opened with OpenFile; cmd/s3mount checks
+// them all before mounting (exit code 15 for an *Error). A loader of a file that holds secrets
+// (a config or credentials file) calls CheckFile, then checks the file's mode itself, or opens
+// it with OpenFile(path, os.O_RDONLY, 0) and checks the mode with Stat on what it opened.
 //
 // # No race after the check
 //
@@ -22,7 +32,8 @@
 //
 // A refusal is an *Error naming the path, what is wrong and the fix.
 //
-// The package imports neither go-fuse nor the AWS SDK; it has no locks.
+// The package imports neither go-fuse nor the AWS SDK. Each Dir has one lock (see Dir.mu); the
+// package holds no other.
 package safepath
 
 import (
