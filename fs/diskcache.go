@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/s3mount/s3mount/fs/backend"
 	"github.com/s3mount/s3mount/internal/safepath"
@@ -106,8 +107,8 @@ func openDiskCache(parent string, limit int64, log *slog.Logger) (*diskCache, er
 		return nil, fmt.Errorf("cache directory: %w", err)
 	}
 	dir := filepath.Join(parent, name)
-	var st syscall.Statfs_t
-	if syscall.Fstatfs(d.Fd(), &st) == nil {
+	var st unix.Statfs_t
+	if d.Statfs(&st) == nil {
 		// Never take more than half of the space that is free now.
 		if free := int64(st.Bavail) * st.Bsize / 2; free < limit {
 			log.Info("disk cache smaller than configured: half the free space", "dir", parent, "bytes", free)

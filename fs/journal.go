@@ -89,17 +89,23 @@ func (j *journal) remove(key, id string) {
 }
 
 // close removes this mount's journal directory; uploads still recorded are left for recovery.
+// Adding after close fails (logged), removing still works.
 func (j *journal) close() {
 	if j.dir == nil {
 		return
 	}
 	entries, _ := j.dir.ReadDirNames()
-	if len(entries) <= 1 {
+	removed := len(entries) <= 1
+	if removed {
 		_ = j.root.RemoveAll(j.name)
 	}
 	_ = j.lock.Close()
-	_ = j.dir.Close()
-	_ = j.root.Close()
+	if removed {
+		_ = j.dir.Close()
+		_ = j.root.Close()
+	}
+	// Otherwise uploads still in flight (their commits or aborts end after the unmount) may still
+	// remove their entries: the handles stay open for them, and the next mount recovers the rest.
 }
 
 // recover aborts the uploads recorded by dead mounts under root and removes their directories.

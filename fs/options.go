@@ -23,7 +23,8 @@ type Options struct {
 	// FileMode and DirMode are the permission bits of files and directories without stored modes.
 	FileMode, DirMode uint32
 	// AllowOther lets users other than the mounting one access the mount (needs user_allow_other
-	// in /etc/fuse.conf for non-root mounts). AllowRoot is like AllowOther but for root only.
+	// in /etc/fuse.conf for non-root mounts). AllowRoot is libfuse's allow_root, which
+	// fusermount3 refuses (cmd/s3mount drops it for a mount by root and refuses it otherwise).
 	AllowOther, AllowRoot bool
 	// DefaultPermissions makes the kernel check permission bits against UID, GID and the modes.
 	// Without it nothing checks the caller: whoever AllowOther or AllowRoot lets in may do

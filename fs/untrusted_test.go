@@ -50,6 +50,14 @@ func TestSetuidAndDevicesFromMetadata(t *testing.T) {
 				t.Errorf("Suid=%v: %s has mode %v, want the permission bits kept", suid, name, st.Mode())
 			}
 		}
+		// chmod stores the bits whether or not they show (a backup keeps them).
+		b.PutBytes("tool", []byte("x"))
+		if err := os.Chmod(filepath.Join(mnt, "tool"), os.ModeSetuid|0o755); err != nil {
+			t.Fatal(err)
+		}
+		if info, err := b.Head(context.Background(), "tool"); err != nil || info.Meta["mode"] != strconv.Itoa(syscall.S_IFREG|syscall.S_ISUID|0o755) {
+			t.Errorf("Suid=%v: stored mode after chmod 4755: %q (%v)", suid, info.Meta["mode"], err)
+		}
 		for _, name := range []string{"chr", "blk", "fifo", "sock"} {
 			st, err := os.Lstat(filepath.Join(mnt, name))
 			if err != nil || !st.Mode().IsRegular() {

@@ -147,6 +147,17 @@ func TestInteg_OtherUserUnderAllowOther(t *testing.T) {
 		}
 	})
 
+	t.Run("allow_root by root", func(t *testing.T) {
+		rootOnly := mount(t, target, append(accessChain(), "-o", "allow_root")...)
+		reachable(t, rootOnly.dir)
+		if out, err := other.run("cat", rootOnly.path("public")); err == nil {
+			t.Errorf("allow_root let another user read a file: %q", out)
+		}
+		if data, err := os.ReadFile(rootOnly.path("public")); err != nil || string(data) != "for all" {
+			t.Errorf("allow_root: root reads %q, %v", data, err)
+		}
+	})
+
 	t.Run("no_default_permissions", func(t *testing.T) {
 		open := mount(t, target, append(accessChain(), "-o", "allow_other,no_default_permissions", "--metadata-ttl", "0")...)
 		reachable(t, open.dir)

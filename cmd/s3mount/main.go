@@ -157,7 +157,7 @@ func parseConfig(args []string) (*config, error) {
 	if c.bucket, c.prefix, err = parseTarget(source); err != nil {
 		return nil, fail(exitUsage, "%v", err)
 	}
-	if err := c.resolvePermissions(); err != nil {
+	if err := c.resolvePermissions(os.Geteuid()); err != nil {
 		return nil, fail(exitUsage, "%v", err)
 	}
 	if c.fs.UploadConcurrency > c.s3.Concurrency {
@@ -206,8 +206,18 @@ const (
 // Without it, nothing checks the caller: every user that allow_other or allow_root lets in could
 // read, change and delete every file with the role's power, so letting them in implies it, and
 // only no_default_permissions turns it off.
-func (c *config) resolvePermissions() error {
+//
+// allow_root is libfuse's: the library lets in root besides the mounting user. fusermount3 does
+// not know it, and go-fuse has no such filter, so for a mount by root (who is let in already) it
+// changes nothing, and for any other user it is refused.
+func (c *config) resolvePermissions(euid int) error {
 	shared := c.fs.AllowOther || c.fs.AllowRoot
+	if c.fs.AllowRoot {
+		if euid != 0 {
+			return fmt.Errorf("allow_root is not supported for a mount by a user other than root (fusermount3 does not know it); use allow_other, which lets every user in as the modes and owners allow, or mount as root")
+		}
+		c.fs.AllowRoot = false // root mounts it, and so has access already
+	}
 	switch c.permissions {
 	case permsOn:
 		c.fs.DefaultPermissions = true

@@ -55,7 +55,7 @@ by every user.
 Options for mount(8) and systemd (_netdev, nofail, noauto, user, defaults, x\-systemd.*, dev,
 nodev, noexec, ...) are accepted and ignored. suid and nosuid are s3mount's own.
 .SH OTHER USERS
-Only the mounting user reaches the mount unless allow_other or allow_root is given; they imply
+Only the mounting user reaches the mount unless allow_other is given; it implies
 default_permissions: the kernel checks every access against the modes and owners stored on the
 files. no_default_permissions lets every admitted user do anything the role can, whatever the
 modes say. Setuid and setgid bits are hidden and the mount is nosuid,nodev unless suid is given.

@@ -116,7 +116,7 @@ var optionTable = []option{
 	{"gid", "GID", "Mount", "group of files and directories without a stored group", func(c *config, v string) error { return parseUint32(v, &c.fs.GID) }},
 	{"file_mode", "MODE", "Mount", "permissions of files without a stored mode, octal (default 0644)", func(c *config, v string) error { return parseMode(v, &c.fs.FileMode) }},
 	{"dir_mode", "MODE", "Mount", "permissions of directories without a stored mode, octal (default 0755)", func(c *config, v string) error { return parseMode(v, &c.fs.DirMode) }},
-	{"allow_root", "", "Mount", "let root access the mount too (implies default_permissions)", func(c *config, v string) error { c.fs.AllowRoot = true; return nil }},
+	{"allow_root", "", "Mount", "let root access the mount too (implies default_permissions; a mount by root has it already, other users' mounts cannot have it: use allow_other)", func(c *config, v string) error { c.fs.AllowRoot = true; return nil }},
 	{"default_permissions", "", "Mount", "have the kernel check modes and owners before every access (the default with allow_other or allow_root)", func(c *config, v string) error {
 		c.permissions = permsOn
 		return nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -24,6 +25,9 @@ func TestSharedMountsCheckPermissions(t *testing.T) {
 		{"listing_attrs", false, false},
 	}
 	for _, c := range cases {
+		if strings.Contains(c.opts, "allow_root") && os.Geteuid() != 0 {
+			continue // refused for other users' mounts (TestAllowRoot)
+		}
 		cfg, err := parseConfig([]string{"-o", c.opts, "s3://bucket/p", "/mnt"})
 		if c.fails {
 			if err == nil || !strings.Contains(err.Error(), "listing_attrs") {
@@ -38,6 +42,21 @@ func TestSharedMountsCheckPermissions(t *testing.T) {
 		if cfg.fs.DefaultPermissions != c.want {
 			t.Errorf("%s: default_permissions %v, want %v", c.opts, cfg.fs.DefaultPermissions, c.want)
 		}
+	}
+}
+
+// TestAllowRoot: allow_root changes nothing for a mount by root (who is let in anyway) and is
+// refused for another user's mount, which fusermount3 would fail late.
+func TestAllowRoot(t *testing.T) {
+	c := &config{}
+	c.fs.AllowRoot = true
+	if err := c.resolvePermissions(0); err != nil || c.fs.AllowRoot || !c.fs.DefaultPermissions {
+		t.Errorf("as root: %v, AllowRoot %v, DefaultPermissions %v; want nil, false, true", err, c.fs.AllowRoot, c.fs.DefaultPermissions)
+	}
+	c = &config{}
+	c.fs.AllowRoot = true
+	if err := c.resolvePermissions(1000); err == nil || !strings.Contains(err.Error(), "use allow_other") {
+		t.Errorf("as uid 1000: %v, want refused", err)
 	}
 }
 

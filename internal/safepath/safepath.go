@@ -10,7 +10,17 @@
 // when it is not the last one: nobody else can rename or remove what uid or root made in it, so
 // its entry must be owned by uid or root. A symbolic link on the way is followed only where it
 // stands in such a directory (and, in a sticky one, is owned by uid or root): only uid or root
-// could have put it there. The last component itself must never be a symbolic link.
+// could have put it there. The directory itself (the last component given to MkdirAll or
+// OpenDir) must never be a symbolic link. For a file (CheckFile, OpenFile) its directory may be
+// a sticky one, and the file must be a regular file, not a link, owned by uid or root.
+//
+// # Use
+//
+// s3mount's staging, journal and disk cache directories are opened with MkdirAll and every file
+// under them is made through the Dir; the log file is opened with OpenFile; cmd/s3mount checks
+// them all before mounting (exit code 15 for an *Error). A loader of a file that holds secrets
+// (a config or credentials file) calls CheckFile, then checks the file's mode itself, or opens
+// it with OpenFile(path, os.O_RDONLY, 0) and checks the mode with Stat on what it opened.
 //
 // # No race after the check
 //
@@ -22,7 +32,8 @@
 //
 // A refusal is an *Error naming the path, what is wrong and the fix.
 //
-// The package imports neither go-fuse nor the AWS SDK; it has no locks.
+// The package imports neither go-fuse nor the AWS SDK. Each Dir has one lock (see Dir.mu); the
+// package holds no other.
 package safepath
 
 import (
@@ -35,6 +46,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -51,20 +63,46 @@ func (e *Error) Error() string { return fmt.Sprintf("%s %s; %s", e.Path, e.Probl
 // maxLinks bounds the symbolic links followed on one walk, as the kernel's 40.
 const maxLinks = 40
 
-// Dir is an open, checked directory. It is safe for concurrent use.
+// Dir is an open, checked directory. It is safe for concurrent use, and every method after Close
+// fails with os.ErrClosed (never touching a descriptor number the process has reused).
 type Dir struct {
-	f    *os.File
 	path string
+
+	mu sync.RWMutex // held for reading while fd is in use; Close takes it for writing
+	fd int          // -1 once closed
 }
+
+func newDir(fd int, path string) *Dir { return &Dir{fd: fd, path: path} }
 
 // Path returns the path the directory was opened by (for messages; never for access).
 func (d *Dir) Path() string { return d.path }
 
-// Fd returns the directory's file descriptor, valid until Close.
-func (d *Dir) Fd() int { return int(d.f.Fd()) }
+// do runs f with the directory's descriptor, which stays open meanwhile.
+func (d *Dir) do(f func(fd int) error) error {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.fd < 0 {
+		return &os.PathError{Op: "use", Path: d.path, Err: os.ErrClosed}
+	}
+	return f(d.fd)
+}
 
-// Close releases the handle.
-func (d *Dir) Close() error { return d.f.Close() }
+// Close releases the handle; closing twice does nothing.
+func (d *Dir) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.fd < 0 {
+		return nil
+	}
+	err := unix.Close(d.fd)
+	d.fd = -1
+	return err
+}
+
+// Statfs reports on the filesystem that holds the directory.
+func (d *Dir) Statfs(st *unix.Statfs_t) error {
+	return d.do(func(fd int) error { return unix.Fstatfs(fd, st) })
+}
 
 // MkdirAll opens the directory path, creating it and any missing parents with mode 0700, after
 // checking every directory on its way for the effective user (see the package doc).
@@ -93,7 +131,7 @@ func CheckFile(path string) error {
 	}
 	defer d.Close()
 	var st unix.Stat_t
-	err = unix.Fstatat(d.Fd(), filepath.Base(path), &st, unix.AT_SYMLINK_NOFOLLOW)
+	err = d.do(func(fd int) error { return unix.Fstatat(fd, filepath.Base(path), &st, unix.AT_SYMLINK_NOFOLLOW) })
 	if errors.Is(err, unix.ENOENT) {
 		return nil
 	}
@@ -152,7 +190,11 @@ func (d *Dir) OpenFile(name string, flag int, perm os.FileMode) (*os.File, error
 	if err := plainName(name); err != nil {
 		return nil, err
 	}
-	fd, err := unix.Openat(d.Fd(), name, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
+	var fd int
+	err := d.do(func(dfd int) (err error) {
+		fd, err = unix.Openat(dfd, name, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
+		return err
+	})
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: filepath.Join(d.path, name), Err: err}
 	}
@@ -180,7 +222,11 @@ func (d *Dir) CreateTemp(prefix string) (*os.File, string, error) {
 // TempFile returns a new anonymous file in d (O_TMPFILE where the filesystem has it, else a
 // file created and unlinked at once): nothing is left behind by a crash.
 func (d *Dir) TempFile() (*os.File, error) {
-	fd, err := unix.Openat(d.Fd(), ".", unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	var fd int
+	err := d.do(func(dfd int) (err error) {
+		fd, err = unix.Openat(dfd, ".", unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+		return err
+	})
 	if err == nil {
 		return os.NewFile(uintptr(fd), filepath.Join(d.path, "(anonymous)")), nil
 	}
@@ -208,7 +254,7 @@ func (d *Dir) Mkdir(name string) (*Dir, error) {
 func (d *Dir) MkdirTemp(prefix string) (*Dir, string, error) {
 	for i := 0; ; i++ {
 		name := prefix + randomSuffix()
-		err := unix.Mkdirat(d.Fd(), name, 0o700)
+		err := d.do(func(fd int) error { return unix.Mkdirat(fd, name, 0o700) })
 		if errors.Is(err, unix.EEXIST) && i < 100 {
 			continue
 		}
@@ -240,7 +286,11 @@ func (d *Dir) ReadFile(name string) ([]byte, error) {
 
 // ReadDirNames lists the names in d.
 func (d *Dir) ReadDirNames() ([]string, error) {
-	fd, err := unix.Openat(d.Fd(), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	var fd int
+	err := d.do(func(dfd int) (err error) {
+		fd, err = unix.Openat(dfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -255,11 +305,13 @@ func (d *Dir) Remove(name string) error {
 	if err := plainName(name); err != nil {
 		return err
 	}
-	err := unix.Unlinkat(d.Fd(), name, 0)
-	if errors.Is(err, unix.EISDIR) {
-		err = unix.Unlinkat(d.Fd(), name, unix.AT_REMOVEDIR)
-	}
-	return err
+	return d.do(func(fd int) error {
+		err := unix.Unlinkat(fd, name, 0)
+		if errors.Is(err, unix.EISDIR) {
+			err = unix.Unlinkat(fd, name, unix.AT_REMOVEDIR)
+		}
+		return err
+	})
 }
 
 // RemoveAll removes name in d and everything below it, through the handle: no symbolic link is
@@ -270,7 +322,7 @@ func (d *Dir) RemoveAll(name string) error {
 	}
 	// /proc/self/fd/N is the directory the handle holds, wherever it is now; os.RemoveAll walks
 	// below it with openat and O_NOFOLLOW.
-	return os.RemoveAll("/proc/self/fd/" + strconv.Itoa(d.Fd()) + "/" + name)
+	return d.do(func(fd int) error { return os.RemoveAll("/proc/self/fd/" + strconv.Itoa(fd) + "/" + name) })
 }
 
 // plainName refuses a name that is not a single path component.
@@ -295,19 +347,27 @@ func trustedOwner(uid uint32) bool { return uid == 0 || int(uid) == os.Geteuid()
 // component (which may not be writable by others even with the sticky bit).
 func (d *Dir) step(name string, create, last bool) (*Dir, error) {
 	path := filepath.Join(d.path, name)
-	fd, err := unix.Openat(d.Fd(), name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.ENOENT) && create {
-		if err = unix.Mkdirat(d.Fd(), name, 0o700); err == nil || errors.Is(err, unix.EEXIST) {
-			fd, err = unix.Openat(d.Fd(), name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	var fd int
+	var isLink bool
+	err := d.do(func(dfd int) (err error) {
+		fd, err = unix.Openat(dfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.ENOENT) && create {
+			if err = unix.Mkdirat(dfd, name, 0o700); err == nil || errors.Is(err, unix.EEXIST) {
+				fd, err = unix.Openat(dfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			}
 		}
-	}
-	if errors.Is(err, unix.EACCES) {
-		// A directory we may pass through but not list: hold it as a path only.
-		fd, err = unix.Openat(d.Fd(), name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	}
+		if errors.Is(err, unix.EACCES) {
+			// A directory we may pass through but not list: hold it as a path only.
+			fd, err = unix.Openat(dfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		}
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+			var st unix.Stat_t
+			isLink = unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK
+		}
+		return err
+	})
 	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
-		var st unix.Stat_t
-		if unix.Fstatat(d.Fd(), name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		if isLink {
 			return nil, &Error{path, "is a symbolic link", "give the directory it points to, after checking who made the link"}
 		}
 		return nil, &Error{path, "is not a directory", "give a directory"}
@@ -315,7 +375,7 @@ func (d *Dir) step(name string, create, last bool) (*Dir, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	sub := &Dir{f: os.NewFile(uintptr(fd), path), path: path}
+	sub := newDir(fd, path)
 	if err := sub.check(last); err != nil {
 		sub.Close()
 		return nil, err
@@ -326,7 +386,7 @@ func (d *Dir) step(name string, create, last bool) (*Dir, error) {
 // check applies the rule to the open directory d.
 func (d *Dir) check(last bool) error {
 	var st unix.Stat_t
-	if err := unix.Fstat(d.Fd(), &st); err != nil {
+	if err := d.do(func(fd int) error { return unix.Fstat(fd, &st) }); err != nil {
 		return err
 	}
 	if !trustedOwner(st.Uid) {
@@ -343,7 +403,7 @@ func (d *Dir) check(last bool) error {
 // sticky reports whether d has the sticky bit and is writable by others (like /tmp).
 func (d *Dir) sticky() bool {
 	var st unix.Stat_t
-	return unix.Fstat(d.Fd(), &st) == nil && st.Mode&unix.S_ISVTX != 0 && st.Mode&0o022 != 0
+	return d.do(func(fd int) error { return unix.Fstat(fd, &st) }) == nil && st.Mode&unix.S_ISVTX != 0 && st.Mode&0o022 != 0
 }
 
 // walk opens path from / one component at a time (see the package doc), creating missing
@@ -359,7 +419,7 @@ func walk(path string, create, forFile bool) (*Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	root := &Dir{f: os.NewFile(uintptr(rootFd), "/"), path: "/"}
+	root := newDir(rootFd, "/")
 	if err := root.check(abs == "/"); err != nil {
 		root.Close()
 		return nil, err
@@ -387,7 +447,7 @@ func walk(path string, create, forFile bool) (*Dir, error) {
 		}
 		last := len(todo) == 0 && !forFile
 		var st unix.Stat_t
-		if err := unix.Fstatat(cur.Fd(), name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		if err := cur.do(func(fd int) error { return unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) }); err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
 			if len(todo) == 0 && !forFile {
 				closeAll(nil)
 				return nil, &Error{filepath.Join(cur.path, name), "is a symbolic link", "give the directory it points to, after checking who made the link"}
@@ -402,7 +462,11 @@ func walk(path string, create, forFile bool) (*Dir, error) {
 				return nil, &Error{abs, "has too many symbolic links", "give a path without them"}
 			}
 			buf := make([]byte, unix.PathMax)
-			n, err := unix.Readlinkat(cur.Fd(), name, buf)
+			var n int
+			err := cur.do(func(fd int) (err error) {
+				n, err = unix.Readlinkat(fd, name, buf)
+				return err
+			})
 			if err != nil {
 				closeAll(nil)
 				return nil, &os.PathError{Op: "readlink", Path: filepath.Join(cur.path, name), Err: err}
