@@ -1,5 +1,7 @@
 // Command s3bench measures s3mount side by side with the direct-SDK ceiling and with s3fs and
-// rclone mount, in one run, on one local MinIO, and writes a markdown table, JSON and PNG charts.
+// rclone mount, in one run, on one local MinIO, under each network profile asked for (-profile:
+// loopback as it is, s3like through integration/shaper), and writes a markdown table, JSON and
+// PNG charts per profile.
 // `make bench` runs it in full (docs/PERFORMANCE.md), `make bench-smoke` with tiny sizes (part of
 // `make test`, so that the suite cannot rot).
 //
@@ -9,8 +11,8 @@
 // goes on; whatever happens, s3bench unmounts what it mounted and stops what it started.
 //
 // Files: main.go (flags, the run, its budget), seed.go (data through the S3 API), ceiling.go (the
-// SDK), fsys.go (mounting the filesystems), jobs.go and fio.go (the jobs), results.go, report.go
-// and charts.go (the output).
+// SDK), fsys.go (mounting the filesystems), jobs.go, fio.go and userjobs.go (the jobs),
+// results.go, report.go and charts.go (the output).
 package main
 
 import (
