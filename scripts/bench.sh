@@ -5,7 +5,7 @@
 # (results.md, results.json, throughput.png, latency.png) and the logs, under bench-results/
 # (bench-results/smoke/ for --smoke).
 #
-#   scripts/bench.sh                 the full run (some 45 minutes on 2 cores; not part of CI)
+#   scripts/bench.sh                 the full run (some 70 minutes on 2 cores; not part of CI)
 #   scripts/bench.sh --smoke         tiny sizes, under 3 minutes (part of make test)
 #   scripts/bench.sh [--smoke] ARGS  more s3bench flags, e.g. -only s3mount,s3fs -jobs seqread,ls
 #                                    -profile s3like -scale 0.25

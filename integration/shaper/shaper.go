@@ -8,6 +8,10 @@
 // client connection (pace.go), so a client gets more throughput only by opening more connections,
 // as from S3. The original Host header is forwarded, so SigV4 signatures stay valid.
 //
+// Toxiproxy's toxics act on TCP streams (latency per chunk, bandwidth per link), so a request's
+// latency on a keep-alive connection and 503 SlowDown per prefix would need an HTTP layer on top
+// of it anyway; this one, on the standard library, does all three.
+//
 // Locks: Proxy.mu guards the random source; the throttle has its own lock (throttle.go); each
 // pacer its own. None is held while another is taken.
 package shaper

@@ -111,6 +111,7 @@ func (b *bench) ceilingJobs() map[string]func(ctx context.Context, rep int) {
 				return b.sdkList(ctx, b.role, listPrefix(ceilingRoot, b.sz.ListObjects), b.sz.ListObjects)
 			})
 		},
+		"restic": b.ceilingRestic,
 		// The latency of a single 1-byte GET, as many times as the filesystems open a fresh mount.
 		"ttfb": func(ctx context.Context, _ int) {
 			for i := 0; i < b.sz.TTFBRuns; i++ {

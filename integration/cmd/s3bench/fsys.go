@@ -37,19 +37,7 @@ func (f *filesystem) root() string { return "team-a/bench-" + f.slug }
 
 func (b *bench) filesystems() []*filesystem {
 	endpoint := b.ep.S3
-	// The peers get a copy of the role's session credentials in their environment (what a keyless
-	// host would hand them), a fresh session for every mount (valid for 15 minutes, longer than
-	// any one job).
-	session := func() []string {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := b.roleCreds.Retrieve(ctx)
-		if err != nil {
-			b.logf("the role's session credentials for a peer: %v", err)
-			return nil
-		}
-		return []string{"AWS_ACCESS_KEY_ID=" + c.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + c.SecretAccessKey, "AWS_SESSION_TOKEN=" + c.SessionToken}
-	}
+	session := b.sessionEnv
 	missing := func(bin string) string {
 		if _, err := exec.LookPath(bin); err != nil {
 			return bin + " is not installed"
@@ -116,6 +104,19 @@ func (b *bench) filesystems() []*filesystem {
 		return exec.Command(b.nullfsBin, append(args, dir)...)
 	}
 	return []*filesystem{s3mount, s3fs, rclone("off", colRcOff), rclone("writes", colRcWr), floor}
+}
+
+// sessionEnv is a fresh copy of the role's session credentials for a peer's environment (what a
+// keyless host would hand it), valid for 15 minutes, longer than any one job.
+func (b *bench) sessionEnv() []string {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := b.roleCreds.Retrieve(ctx)
+	if err != nil {
+		b.logf("the role's session credentials for a peer: %v", err)
+		return nil
+	}
+	return []string{"AWS_ACCESS_KEY_ID=" + c.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + c.SecretAccessKey, "AWS_SESSION_TOKEN=" + c.SessionToken}
 }
 
 // floorJobs are the jobs the FUSE floor runs: those whose bound is FUSE itself. Random reads are

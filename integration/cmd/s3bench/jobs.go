@@ -33,12 +33,15 @@ func (b *bench) fsJobs() []fsJob {
 		{"smallfiles", r, b.jobSmallFiles},
 		{"ls", r, b.jobList},
 		{"ttfb", 1, b.jobTTFB},
+		{"tar", 1, b.jobTar},
+		{"rsync", 1, b.jobRsync},
+		{"restic", 1, b.jobRestic},
 	}
 }
 
 // jobNames are the names -jobs accepts.
 func jobNames() []string {
-	return []string{"ceiling", "seqread", "seqread4", "randread", "seqwrite", "writers", "smallfiles", "ls", "ttfb", "lsscale"}
+	return []string{"ceiling", "seqread", "seqread4", "randread", "seqwrite", "writers", "smallfiles", "ls", "ttfb", "tar", "rsync", "restic", "lsscale"}
 }
 
 func (b *bench) want(job string) bool { return len(b.jobs) == 0 || b.jobs[job] }
@@ -70,6 +73,11 @@ func (b *bench) rows() []row {
 		row{rowRSS, "8. peak RSS of the filesystem process, jobs 1–4", "MiB", false, "latency", "peak RSS (MiB)"},
 		row{rowWritersS3, fmt.Sprintf("9a. %d writers × %s at once, fsync on close: until in S3", sz.Writers, bytesStr(sz.WritersFile)), "MiB/s", true, "throughput", "MiB/s"},
 		row{rowWritersRSS, fmt.Sprintf("9b. peak RSS of the filesystem process, %d writers at once", sz.Writers), "MiB", false, "latency", "peak RSS (MiB)"},
+		row{rowResticBackup, fmt.Sprintf("10a. restic backup (no cache) of %d × %s + %s × %s: until in S3 (ceiling: restic's S3 backend)",
+			sz.ResticBig, bytesStr(sz.ResticBigSize), countStr(sz.ResticSmall), bytesStr(int64(sz.ResticSmallSize))), "s", false, "latency", "programs users run (s)"},
+		row{rowResticRestore, "10b. restic restore of it to local disk, fresh mount", "s", false, "latency", "programs users run (s)"},
+		row{rowTarX, fmt.Sprintf("11. tar x of a source tree, %s files of 1–24 KiB: until in S3", countStr(sz.TarFiles)), "s", false, "latency", "programs users run (s)"},
+		row{rowRsync, fmt.Sprintf("12. rsync -a of %s files of 4 KiB: until in S3", countStr(sz.RsyncFiles)), "s", false, "latency", "programs users run (s)"},
 	)
 }
 
@@ -88,7 +96,7 @@ func (b *bench) runJobs(ctx context.Context, fss []*filesystem) {
 	runs := func(f *filesystem, job string) bool { return f.missing == "" && (!f.floor || floorJobs[job]) }
 	for _, f := range fss {
 		if f.floor {
-			for _, id := range []string{rowRandRead, rowSmallRead, rowList, rowWritersS3, rowWritersRSS} {
+			for _, id := range []string{rowRandRead, rowSmallRead, rowList, rowWritersS3, rowWritersRSS, rowResticBackup, rowResticRestore, rowTarX, rowRsync} {
 				b.res.skip(id, f.name, "stores nothing")
 			}
 		}

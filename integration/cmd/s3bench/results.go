@@ -24,21 +24,25 @@ type row struct {
 
 // Row IDs.
 const (
-	rowSeqRead     = "seq_read"
-	rowParRead     = "seq_read_4t"
-	rowRandRead    = "rand_read"
-	rowWriteS3     = "seq_write_in_s3"
-	rowWriteRet    = "seq_write_returned"
-	rowCreateS3    = "small_create_in_s3"
-	rowCreateRet   = "small_create_returned"
-	rowSmallRead   = "small_read"
-	rowList        = "ls_l"
-	rowTTFB        = "ttfb"
-	rowRSS         = "peak_rss"
-	rowWritersS3   = "writers_in_s3"
-	rowWritersRSS  = "writers_peak_rss"
-	rowListLA      = "ls_l_listing_attrs" // job 6 with s3mount -o listing_attrs
-	rowListScaleID = "ls_l_%d"            // s3mount-only scaling rows (listing_attrs), by object count
+	rowSeqRead       = "seq_read"
+	rowParRead       = "seq_read_4t"
+	rowRandRead      = "rand_read"
+	rowWriteS3       = "seq_write_in_s3"
+	rowWriteRet      = "seq_write_returned"
+	rowCreateS3      = "small_create_in_s3"
+	rowCreateRet     = "small_create_returned"
+	rowSmallRead     = "small_read"
+	rowList          = "ls_l"
+	rowTTFB          = "ttfb"
+	rowRSS           = "peak_rss"
+	rowWritersS3     = "writers_in_s3"
+	rowWritersRSS    = "writers_peak_rss"
+	rowListLA        = "ls_l_listing_attrs" // job 6 with s3mount -o listing_attrs
+	rowResticBackup  = "restic_backup"
+	rowResticRestore = "restic_restore"
+	rowTarX          = "tar_x"
+	rowRsync         = "rsync"
+	rowListScaleID   = "ls_l_%d" // s3mount-only scaling rows (listing_attrs), by object count
 )
 
 // Columns.
