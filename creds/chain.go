@@ -218,6 +218,9 @@ func (c Chain) Build(ctx context.Context) (*Built, error) {
 type lateIMDSClient struct{ client *imds.Client }
 
 func (l *lateIMDSClient) GetMetadata(ctx context.Context, in *imds.GetMetadataInput, opts ...func(*imds.Options)) (*imds.GetMetadataOutput, error) {
+	if l.client == nil {
+		return nil, fmt.Errorf("instance metadata asked for while the AWS configuration was loading")
+	}
 	return l.client.GetMetadata(ctx, in, opts...)
 }
 
@@ -233,7 +236,10 @@ func (b *Built) add(name string, h *Hop, p aws.CredentialsProvider) {
 }
 
 var (
-	roleARNPattern     = regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$`)
+	// The role's path and name may be 512 characters: checked apart from the pattern, since a
+	// {1,512} repetition compiles into a program so large that it would slow every start of
+	// s3mount by milliseconds, while the command line shows its secrets (see cmd/s3mount).
+	roleARNPattern     = regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:role/([\w+=,.@/-]+)$`)
 	externalIDPattern  = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
 	sessionNamePattern = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
 )
@@ -255,7 +261,7 @@ func (c Chain) Validate() error {
 		return fmt.Errorf("unknown credential source %q (want %q, %q, %q or %q)", c.Source, SourceIMDS, SourceDefault, SourceFile, SourceNone)
 	}
 	for i, h := range c.Hops {
-		if !roleARNPattern.MatchString(h.RoleARN) {
+		if m := roleARNPattern.FindStringSubmatch(h.RoleARN); m == nil || len(m[1]) > 512 {
 			return fmt.Errorf("hop %d: %q is not a role ARN (want arn:aws:iam::<12-digit account>:role/<name>)", i+1, h.RoleARN)
 		}
 		if id := h.ExternalID.Reveal(); id != "" && (len(id) < 2 || len(id) > 1224 || !externalIDPattern.MatchString(id)) {

@@ -230,6 +230,7 @@ func TestValidate(t *testing.T) {
 	}{
 		{Hop{RoleARN: "arn:aws:iam::1234:role/x"}, "not a role ARN"},
 		{Hop{RoleARN: "arn:aws:iam::123456789012:user/x"}, "not a role ARN"},
+		{Hop{RoleARN: "arn:aws:iam::123456789012:role/" + strings.Repeat("r", 513)}, "not a role ARN"},
 		{Hop{RoleARN: "arn:aws:iam::123456789012:role/x", ExternalID: "é-non-ascii"}, "External ID"},
 		{Hop{RoleARN: "arn:aws:iam::123456789012:role/x", ExternalID: Secret(long)}, "External ID"},
 		{Hop{RoleARN: "arn:aws:iam::123456789012:role/x", SessionName: "has space"}, "session name"},
@@ -242,6 +243,9 @@ func TestValidate(t *testing.T) {
 		if err != nil && c.hop.ExternalID != "" && strings.Contains(err.Error(), string(c.hop.ExternalID)) {
 			t.Errorf("error shows the External ID: %v", err)
 		}
+	}
+	if err := (Chain{Source: SourceIMDS, Hops: []Hop{{RoleARN: "arn:aws:iam::123456789012:role/" + strings.Repeat("r", 512)}}}).Validate(); err != nil {
+		t.Errorf("a role path and name of 512 characters: %v", err)
 	}
 	if err := (Chain{Source: SourceIMDS, Hops: []Hop{{RoleARN: "arn:aws:iam::123456789012:role/path/x", ExternalID: "a,b=c@d"}}}).Validate(); err != nil {
 		t.Errorf("valid chain: %v", err)

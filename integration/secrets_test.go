@@ -202,7 +202,9 @@ func TestInteg_SecretsNeverInProcessList(t *testing.T) {
 			t.Run(sp.name+"/"+mode, func(t *testing.T) {
 				dir := t.TempDir()
 				p := startPoller(id, dir)
-				var live time.Time
+				var live time.Time // when the test saw the mount live; zero if it never did
+				// Registered first, so it runs last: after the unmount, also when the test fails.
+				t.Cleanup(func() { p.finish(t, live, mode != "foreground" && !live.IsZero()) })
 				switch mode {
 				case "foreground":
 					cmd := command(append(append(append(w.MountArgs(), sp.args...), "-f"), target, dir)...)
@@ -248,7 +250,6 @@ func TestInteg_SecretsNeverInProcessList(t *testing.T) {
 					t.Errorf("read through the mount: %q, %v", data, err)
 				}
 				time.Sleep(50 * time.Millisecond) // the poller's passes over the live mount
-				p.finish(t, live, mode != "foreground")
 				assertNoSecretInProc(t, dir)
 			})
 		}

@@ -20,8 +20,9 @@ import (
 
 // The daemon. By default s3mount runs in the background: the command starts a copy of itself
 // (marked by childEnv, with a pipe on fd 3 for the outcome and one on fd 4 for its arguments,
-// which stay out of its command line: see secrets.go) and waits until that copy reports the mount live
-// ("OK") or failed ("ERR <exit code> <message>"); only then does it exit, with the child's code.
+// which stay out of its command line: see secrets.go) and waits until that copy reports the
+// mount live ("OK") or failed ("ERR <exit code> <message>"); only then does it exit, with the
+// child's code.
 // Under systemd (Type=notify, with -f) the process also tells systemd READY=1 once mounted.
 const childEnv = "S3MOUNT_DAEMON_CHILD"
 

@@ -67,14 +67,14 @@ func fail(code int, format string, args ...any) error {
 }
 
 func main() {
-	// First of all, before anything holds a secret: no ptrace, no /proc/PID/mem, no core dump
-	// (see notDumpable), and no secret left in our command line (see secrets.go).
+	// First of all: no secret left in our command line (see secrets.go), and before anything
+	// holds one, no ptrace, no /proc/PID/mem, no core dump (see notDumpable).
+	args := cloneArgs(os.Args[1:])
+	scrubArgs(os.Args[1:])
 	if err := notDumpable(); err != nil {
 		fmt.Fprintln(os.Stderr, "s3mount: cannot make the process non-dumpable:", err)
 		os.Exit(exitError)
 	}
-	args := cloneArgs(os.Args[1:])
-	scrubArgs(os.Args[1:])
 	switch {
 	case os.Getenv(childEnv) != "":
 		// The background child: its command line is the masked copy; the real one comes over a pipe.

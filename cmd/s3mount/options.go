@@ -294,6 +294,10 @@ func splitOptionList(s string) ([]setting, error) {
 // unknownOption names an option that does not exist, and the nearest one that does. It never
 // shows a value: a mistyped external_id is still a secret.
 func unknownOption(name string) error {
+	if strings.TrimLeft(strings.ToLower(name), "abcdefghijklmnopqrstuvwxyz0123456789_-") != "" {
+		// Not an option's name but something else, a line of a config file say: not shown.
+		return fmt.Errorf("an option is unknown, and not shown since it does not look like an option name (it may hold a secret); check the spelling of each name=value (see s3mount --help)")
+	}
 	if s := suggestOption(name); s != "" {
 		return fmt.Errorf("unknown option %q; did you mean %s? (see s3mount --help)", name, s)
 	}

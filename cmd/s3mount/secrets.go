@@ -203,20 +203,30 @@ func openConfigFile(path string) (*os.File, os.FileInfo, error) {
 	if err == nil {
 		err = trustedByOwner(real, st, "file")
 	}
-	for dir := filepath.Dir(real); err == nil; dir = filepath.Dir(dir) {
-		var dst os.FileInfo
-		if dst, err = os.Lstat(dir); err == nil {
-			err = trustedByOwner(dir, dst, "directory")
-		}
-		if dir == "/" {
-			break
-		}
+	if err == nil {
+		err = trustedDirs(real)
+	}
+	if given, aerr := filepath.Abs(path); err == nil && aerr == nil && given != real {
+		err = trustedDirs(given) // whoever may replace a symlink chooses the file
 	}
 	if err != nil {
 		f.Close()
 		return nil, nil, err
 	}
 	return f, st, nil
+}
+
+// trustedDirs checks every directory above path with trustedByOwner.
+func trustedDirs(path string) error {
+	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
+		st, err := os.Lstat(dir)
+		if err == nil {
+			err = trustedByOwner(dir, st, "directory")
+		}
+		if err != nil || dir == "/" || dir == "." {
+			return err
+		}
+	}
 }
 
 // trustedByOwner refuses a file or directory that someone other than the mounting user or root

@@ -75,6 +75,10 @@ func TestChildArgsRoundTrip(t *testing.T) {
 // TestUnknownOptionNeverEchoesValue: a mistyped option is named, with a suggestion, without its
 // value; so are malformed -o lists and bad External IDs.
 func TestUnknownOptionNeverEchoesValue(t *testing.T) {
+	typo := filepath.Join(t.TempDir(), "typo.conf") // a line without its '='
+	if err := os.WriteFile(typo, []byte("role_arn="+testRole+"\nexternal_id "+testSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		args    []string
 		mention string
@@ -83,6 +87,7 @@ func TestUnknownOptionNeverEchoesValue(t *testing.T) {
 		{[]string{"--role-arn", testRole, "--extrnal_id", testSecret}, "did you mean --external-id?"},
 		{[]string{"-o", "role_arn=" + testRole + ",externalid=" + testSecret}, "did you mean external_id?"},
 		{[]string{"-o", "=x,external_id=" + testSecret}, "without a name"},
+		{[]string{"--config", typo}, "does not look like an option name"},
 		{[]string{"--role-arn", testRole, "--external-id", testSecret + "!!"}, "External ID must be"},
 		{[]string{"--role-arn", testRole, "--external-id", "é" + testSecret}, "External ID must be"},
 	} {
@@ -201,6 +206,10 @@ func TestConfigFilePermissions(t *testing.T) {
 	if err := os.Symlink(write(good, "target.conf", secret, 0o600), link); err != nil {
 		t.Fatal(err)
 	}
+	openLink := filepath.Join(open, "link.conf") // anyone may point it elsewhere
+	if err := os.Symlink(filepath.Join(good, "target.conf"), openLink); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name, path string
 		refused    string // "" accepted; else the fix the message gives
@@ -215,6 +224,7 @@ func TestConfigFilePermissions(t *testing.T) {
 		{"in a sticky directory", write(sticky, "h.conf", secret, 0o600), ""},
 		{"owned by another user", foreign, "chown"},
 		{"a symlink to a good file", link, ""},
+		{"a symlink in a world-writable directory", openLink, "chmod go-w " + open},
 	} {
 		_, err := parseConfig([]string{"--config", c.path, "s3://bucket/p", "/mnt"})
 		switch {
