@@ -5,11 +5,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"unsafe"
 
+	"github.com/s3mount/s3mount/internal/safepath"
 	"golang.org/x/sys/unix"
 )
 
@@ -182,65 +181,23 @@ func notDumpable() error {
 // openConfigFile opens an options file after checking that only its owner (the mounting user or
 // root) can have written what it says, as ssh's StrictModes does: the file and every directory
 // above it belong to the mounting user or root and are not writable by group or others (a sticky
-// directory, like /tmp, excepted: there others cannot replace our entries). The caller checks the
-// read permission once it knows whether the file holds a secret (see checkSecretFile).
+// directory, like /tmp, excepted: there others cannot replace our entries); the file is not a
+// symbolic link (internal/safepath). The caller checks the read permission once it knows whether
+// the file holds a secret (see checkSecretFile).
 func openConfigFile(path string) (*os.File, os.FileInfo, error) {
-	real, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	if real, err = filepath.Abs(real); err != nil {
-		return nil, nil, err
-	}
-	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, err := safepath.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, nil, err
 	}
 	st, err := f.Stat()
-	if err == nil && !st.Mode().IsRegular() {
-		err = fmt.Errorf("%s is not a regular file", real)
-	}
-	if err == nil {
-		err = trustedByOwner(real, st, "file")
-	}
-	if err == nil {
-		err = trustedDirs(real)
-	}
-	if given, aerr := filepath.Abs(path); err == nil && aerr == nil && given != real {
-		err = trustedDirs(given) // whoever may replace a symlink chooses the file
+	if err == nil && st.Mode().Perm()&0o022 != 0 {
+		err = fmt.Errorf("refusing it: %s is writable by group or others (mode %04o), who could change what the mount does; fix: chmod go-w %s", path, st.Mode().Perm(), path)
 	}
 	if err != nil {
 		f.Close()
 		return nil, nil, err
 	}
 	return f, st, nil
-}
-
-// trustedDirs checks every directory above path with trustedByOwner.
-func trustedDirs(path string) error {
-	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
-		st, err := os.Lstat(dir)
-		if err == nil {
-			err = trustedByOwner(dir, st, "directory")
-		}
-		if err != nil || dir == "/" || dir == "." {
-			return err
-		}
-	}
-}
-
-// trustedByOwner refuses a file or directory that someone other than the mounting user or root
-// owns or may write.
-func trustedByOwner(path string, st os.FileInfo, what string) error {
-	uid := os.Geteuid()
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != uid && sys.Uid != 0 {
-		return fmt.Errorf("refusing it: %s %s belongs to uid %d, not to the mounting user (uid %d) or root, who alone may decide what a mount does; fix: chown %d %s", what, path, sys.Uid, uid, uid, path)
-	}
-	perm := st.Mode().Perm()
-	if perm&0o022 != 0 && !(st.IsDir() && st.Mode()&os.ModeSticky != 0) {
-		return fmt.Errorf("refusing it: %s %s is writable by group or others (mode %04o), who could change what the mount does; fix: chmod go-w %s", what, path, perm, path)
-	}
-	return nil
 }
 
 // checkSecretFile refuses an options file that holds a secret and that others may read: a
