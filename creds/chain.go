@@ -11,6 +11,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/user"
 	"regexp"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
@@ -78,6 +81,13 @@ type Chain struct {
 	// RefreshWindow is how long before expiry credentials are refreshed, at most a third of their
 	// lifetime, plus jitter of up to half of that, so that many mounts do not refresh at once.
 	RefreshWindow time.Duration
+	// RequestTimeout bounds each attempt of a request to STS (and IAM, and the standard chain's
+	// endpoints): connecting, TLS, and the wait for the answer's headers. IMDS keeps the SDK's
+	// own, shorter ones. 0 uses DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// RefreshTimeout bounds one refresh of one link, retries included: past it the refresh is
+	// abandoned and the next one starts afresh. 0 uses DefaultRefreshTimeout.
+	RefreshTimeout time.Duration
 	// Logger gets debug lines on refreshes (expiry times, never secrets); nil discards.
 	Logger *slog.Logger
 	// OnRefresh, if set, is told of every refresh of a link: its name, the new expiry (zero if
@@ -85,8 +95,12 @@ type Chain struct {
 	OnRefresh func(step string, expires time.Time, err error)
 }
 
-// DefaultRefreshWindow is used when Chain.RefreshWindow is zero.
-const DefaultRefreshWindow = 5 * time.Minute
+// Defaults for the zero values of Chain's durations.
+const (
+	DefaultRefreshWindow  = 5 * time.Minute
+	DefaultRequestTimeout = 15 * time.Second
+	DefaultRefreshTimeout = 45 * time.Second
+)
 
 // step is one link of a built chain.
 type step struct {
@@ -130,6 +144,7 @@ func (c Chain) Build(ctx context.Context) (*Built, error) {
 	if c.IMDSEndpoint != "" {
 		opts = append(opts, config.WithEC2IMDSEndpoint(c.IMDSEndpoint))
 	}
+	opts = append(opts, config.WithHTTPClient(httpClient(orDefault(c.RequestTimeout, DefaultRequestTimeout))))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("loading AWS configuration: %w", err)
@@ -199,9 +214,29 @@ func (b *Built) add(name string, h *Hop, p aws.CredentialsProvider) {
 		window = DefaultRefreshWindow
 	}
 	// The refresher decides when to refresh (see refresh.go); the cache only serves and dedupes.
-	cache := aws.NewCredentialsCache(&refresher{inner: p, name: name, window: window, log: b.chain.Logger, notify: b.chain.OnRefresh},
+	r := &refresher{inner: p, name: name, window: window, timeout: orDefault(b.chain.RefreshTimeout, DefaultRefreshTimeout),
+		log: b.chain.Logger, notify: b.chain.OnRefresh}
+	cache := aws.NewCredentialsCache(r,
 		func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = 0 })
 	b.steps = append(b.steps, step{name: name, hop: h, provider: cache})
+}
+
+// httpClient is the SDK's client with every wait bounded: without a response deadline, an
+// endpoint that accepts a connection and never answers holds a refresh forever.
+func httpClient(timeout time.Duration) *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = timeout }).
+		WithTransportOptions(func(t *http.Transport) {
+			t.TLSHandshakeTimeout = timeout
+			t.ResponseHeaderTimeout = timeout
+		})
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }
 
 var (
