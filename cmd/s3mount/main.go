@@ -333,9 +333,9 @@ func openRoot(ctx context.Context, c *config, s3b *s3backend.Backend, m *metrics
 
 // serve runs until the filesystem is unmounted, or a signal asks to unmount it. On SIGTERM or
 // SIGINT it refuses new writers, gives open files the grace period to be closed (and so
-// committed), cancels the requests still in flight (stopRequests), unmounts, and reports every
-// file whose changes did not reach S3. Every wait is bounded: at most the grace period, then one
-// op_timeout for the last commits, then 10 s for the kernel to let go.
+// committed), then op_timeout for the last commits before it cancels the requests still in flight
+// (stopRequests), unmounts, and reports every file whose changes did not reach S3. Every wait is
+// bounded: the grace period, op_timeout, then 10 s for the kernel to let go.
 func serve(srv *fs.Server, root *fs.Root, c *config, log *slog.Logger, stopRequests context.CancelFunc) error {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -350,10 +350,12 @@ func serve(srv *fs.Server, root *fs.Root, c *config, log *slog.Logger, stopReque
 		root.Close()
 	case s := <-sigs:
 		log.Info("signal received: finishing writes, then unmounting", "signal", s.String(), "grace", c.shutdownGrace)
+		// Commits still running op_timeout after the grace period (a large body on a slow link)
+		// are cancelled, so that the files' release, and so the unmount, can go on.
 		ctx, cancel := context.WithTimeout(context.Background(), c.shutdownGrace+c.s3.OpTimeout)
+		context.AfterFunc(ctx, stopRequests)
 		lost = root.Shutdown(ctx, c.shutdownGrace)
 		cancel()
-		stopRequests() // what still waits on S3 fails now, so the kernel can let go
 		if err := srv.Unmount(); err != nil {
 			log.Warn("unmount failed (files still open); detaching", "err", err)
 			_ = syscall.Unmount(c.mountpoint, syscall.MNT_DETACH)
