@@ -1,7 +1,8 @@
 // Package creds builds the credential chain of a mount: a source (the EC2 instance profile through
 // IMDSv2, or the SDK's standard chain) followed by any number of STS AssumeRole hops, each with its
 // own role, optional External ID and session name. The result is one aws.CredentialsProvider,
-// refreshed before it expires, which is all the S3 backend sees.
+// refreshed in the background before it expires, each refresh bounded in time (refresh.go), which
+// is all the S3 backend sees.
 //
 // Verify retrieves every link in order and turns failures into *StepError values that name the
 // link, the principal and the likely fix.

@@ -19,14 +19,17 @@ import (
 
 // Deadlines. No call waits on the network without bound:
 //
-//   - each attempt of a request fails once no byte has moved on its connection, either way, for
+//   - each attempt of a request fails once nothing has moved on its connection for
 //     Config.RequestTimeout (dialing, TLS, sending, waiting for the answer, reading it: see
 //     bodyConn); the SDK's retryer then tries again;
 //   - each call fails with backend.ErrTimeout once it has waited Config.OpTimeout in all for S3 to
-//     answer (credentials, connecting, retries and their backoff), not counting the time its request
-//     body is being sent nor the time an answer is being read: those move, and a stall in them is an
-//     attempt's RequestTimeout. A large part on a slow link is never cut while it moves.
+//     answer (credentials, connecting, retries and their backoff), not counting the time its
+//     request body is being sent, nor while the kernel still sends what it was handed, nor the time
+//     an answer is being read: those move, and a stall in them is an attempt's RequestTimeout. A
+//     large part on a slow link is never cut while it moves;
 //   - when Config.Shutdown ends, every call in flight fails at once.
+//
+// Lock order: watch.mu is taken alone (bodyConn has no lock).
 
 // errShutdown is the cause of a call cancelled because the mount shuts down.
 var errShutdown = errors.New("the mount is shutting down")

@@ -1,6 +1,6 @@
 // Package s3backend implements backend.Backend on Amazon S3 (and S3-compatible servers) with
 // aws-sdk-go-v2. It knows nothing of FUSE: it turns backend calls into S3 requests and S3 errors into
-// the backend sentinels (see classify).
+// the backend sentinels (see classify). No call waits on the network without bound (deadline.go).
 package s3backend
 
 import (
