@@ -1,7 +1,8 @@
 // Package creds builds the credential chain of a mount: a source (the EC2 instance profile through
 // IMDSv2, or the SDK's standard chain) followed by any number of STS AssumeRole hops, each with its
 // own role, optional External ID and session name. The result is one aws.CredentialsProvider,
-// refreshed before it expires, which is all the S3 backend sees.
+// refreshed in the background before it expires, each refresh bounded in time (refresh.go), which
+// is all the S3 backend sees.
 //
 // Verify retrieves every link in order and turns failures into *StepError values that name the
 // link, the principal and the likely fix.
@@ -11,6 +12,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/user"
 	"regexp"
@@ -18,6 +21,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
@@ -85,6 +89,13 @@ type Chain struct {
 	// RefreshWindow is how long before expiry credentials are refreshed, at most a third of their
 	// lifetime, plus jitter of up to half of that, so that many mounts do not refresh at once.
 	RefreshWindow time.Duration
+	// RequestTimeout bounds each attempt of a request to STS (and IAM, and the standard chain's
+	// endpoints): connecting, TLS, and the wait for the answer's headers. IMDS keeps the SDK's
+	// own, shorter ones. 0 uses DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// RefreshTimeout bounds one refresh of one link, retries included: past it the refresh is
+	// abandoned and the next one starts afresh. 0 uses DefaultRefreshTimeout.
+	RefreshTimeout time.Duration
 	// Logger gets debug lines on refreshes (expiry times, never secrets); nil discards.
 	Logger *slog.Logger
 	// OnRefresh, if set, is told of every refresh of a link: its name, the new expiry (zero if
@@ -92,8 +103,12 @@ type Chain struct {
 	OnRefresh func(step string, expires time.Time, err error)
 }
 
-// DefaultRefreshWindow is used when Chain.RefreshWindow is zero.
-const DefaultRefreshWindow = 5 * time.Minute
+// Defaults for the zero values of Chain's durations.
+const (
+	DefaultRefreshWindow  = 5 * time.Minute
+	DefaultRequestTimeout = 15 * time.Second
+	DefaultRefreshTimeout = 45 * time.Second
+)
 
 // step is one link of a built chain.
 type step struct {
@@ -140,6 +155,8 @@ func (c Chain) Build(ctx context.Context) (*Built, error) {
 	}
 	if c.HTTPClient != nil {
 		opts = append(opts, config.WithHTTPClient(c.HTTPClient))
+	} else {
+		opts = append(opts, config.WithHTTPClient(httpClient(orDefault(c.RequestTimeout, DefaultRequestTimeout))))
 	}
 	// The SDK's standard chain ends with the instance profile, on a client of its own that falls
 	// back to IMDSv1 unless told otherwise: it gets ours (set below, before any request).
@@ -230,9 +247,29 @@ func (b *Built) add(name string, h *Hop, p aws.CredentialsProvider) {
 		window = DefaultRefreshWindow
 	}
 	// The refresher decides when to refresh (see refresh.go); the cache only serves and dedupes.
-	cache := aws.NewCredentialsCache(&refresher{inner: p, name: name, window: window, log: b.chain.Logger, notify: b.chain.OnRefresh},
+	r := &refresher{inner: p, name: name, window: window, timeout: orDefault(b.chain.RefreshTimeout, DefaultRefreshTimeout),
+		log: b.chain.Logger, notify: b.chain.OnRefresh}
+	cache := aws.NewCredentialsCache(r,
 		func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = 0 })
 	b.steps = append(b.steps, step{name: name, hop: h, provider: cache})
+}
+
+// httpClient is the SDK's client with every wait bounded: without a response deadline, an
+// endpoint that accepts a connection and never answers holds a refresh forever.
+func httpClient(timeout time.Duration) *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = timeout }).
+		WithTransportOptions(func(t *http.Transport) {
+			t.TLSHandshakeTimeout = timeout
+			t.ResponseHeaderTimeout = timeout
+		})
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }
 
 var (

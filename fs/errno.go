@@ -29,6 +29,8 @@ func toErrno(err error) syscall.Errno {
 		return syscall.EEXIST
 	case errors.Is(err, backend.ErrStale):
 		return syscall.ESTALE
+	case errors.Is(err, backend.ErrTimeout):
+		return syscall.ETIMEDOUT
 	case errors.Is(err, backend.ErrPermission), errors.Is(err, backend.ErrCredentials):
 		return syscall.EACCES
 	case errors.Is(err, context.Canceled):

@@ -35,7 +35,7 @@ func TestBodyConn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := c.(bodyConn); !ok {
+	if _, ok := c.(*bodyConn); !ok {
 		t.Fatalf("the transport dials a %T, want a bodyConn", c)
 	}
 	body := make([]byte, 100<<10+7) // over three buffers

@@ -1,6 +1,7 @@
 package s3backend
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -28,9 +29,17 @@ type Config struct {
 	MaxAttempts int
 	// Concurrency is the expected number of parallel requests; it sizes the connection pool.
 	Concurrency int
-	// RequestTimeout bounds one request's time to response headers, so a dead connection is
-	// retried rather than hanging a reader or writer forever.
+	// RequestTimeout fails an attempt of a request once no byte has moved on its connection for
+	// this long: connecting, sending, waiting for the answer (which starts once the whole body is
+	// sent, so it needs no scaling with the body's size) or reading it. The attempt is retried.
+	// 0: no bound.
 	RequestTimeout time.Duration
+	// OpTimeout fails a call with backend.ErrTimeout once it has waited this long in all for an
+	// answer, across attempts, backoff and credentials; time spent moving a body is not counted.
+	// 0: no bound.
+	OpTimeout time.Duration
+	// Shutdown, when done, fails every call in flight at once (the mount is going away); nil: never.
+	Shutdown context.Context
 
 	// SSE is the server-side encryption of new objects: "" (the bucket's default), "AES256" or
 	// "aws:kms" (with SSEKMSKeyID, or the account's default KMS key).
@@ -46,13 +55,23 @@ type Config struct {
 	ChecksumAlgorithm string
 }
 
+// Default deadlines (see docs/SECURITY.md, "The network"). A request S3 answers at all is
+// answered in well under a second; 15 s without a byte is a dead connection, not a slow one. 45 s
+// in all lets a call try three times against a connection that died and still fail in tens of
+// seconds, not minutes.
+const (
+	DefaultRequestTimeout = 15 * time.Second
+	DefaultOpTimeout      = 45 * time.Second
+)
+
 // NewConfig returns a Config with the defaults filled in.
 func NewConfig() Config {
 	return Config{
 		Region:         "us-east-1",
 		MaxAttempts:    5,
 		Concurrency:    16,
-		RequestTimeout: 60 * time.Second,
+		RequestTimeout: DefaultRequestTimeout,
+		OpTimeout:      DefaultOpTimeout,
 	}
 }
 

@@ -51,6 +51,9 @@ type credentialError struct{ err error }
 
 func (e *credentialError) Error() string { return "credentials: " + e.err.Error() }
 func (e *credentialError) Unwrap() []error {
+	if isTimeout(e.err) { // STS or IMDS did not answer: not a rejection
+		return []error{backend.ErrTimeout, e.err}
+	}
 	return []error{backend.ErrCredentials, e.err}
 }
 
@@ -82,11 +85,20 @@ func (b *Backend) classify(op, key string, err error, preconditionKind error) er
 		e.Status = re.HTTPStatusCode()
 	}
 	var ce *credentialError
+	var te *timeoutError
 	switch {
+	case errors.As(err, &te):
+		if isTimeout(te) {
+			e.Kind = backend.ErrTimeout
+		}
+	case errors.As(err, &ce) && isTimeout(ce.err):
+		e.Kind = backend.ErrTimeout
 	case errors.As(err, &ce):
 		e.Kind = backend.ErrCredentials
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		e.Kind = nil // surfaced as-is; fs maps cancellation to EINTR
+		e.Kind = nil // surfaced as-is; fs maps cancellation to EINTR, a deadline to ETIMEDOUT
+	case isTimeout(err):
+		e.Kind = backend.ErrTimeout
 	case e.Code == "NoSuchKey", e.Code == "NotFound", e.Code == "NoSuchBucket", e.Code == "NoSuchUpload", e.Status == 404:
 		e.Kind = backend.ErrNotExist
 	case e.Code == "PreconditionFailed", e.Status == 412:

@@ -1,6 +1,6 @@
 // Package s3backend implements backend.Backend on Amazon S3 (and S3-compatible servers) with
 // aws-sdk-go-v2. It knows nothing of FUSE: it turns backend calls into S3 requests and S3 errors into
-// the backend sentinels (see classify).
+// the backend sentinels (see classify). No call waits on the network without bound (deadline.go).
 package s3backend
 
 import (
@@ -12,9 +12,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -23,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"golang.org/x/sys/unix"
 
 	"github.com/s3mount/s3mount/fs/backend"
 )
@@ -80,7 +83,7 @@ func New(cfg Config) (*Backend, error) {
 		}
 		o.UsePathStyle = cfg.PathStyle
 		o.DisableLogOutputChecksumValidationSkipped = true
-		o.APIOptions = append(o.APIOptions, bucketHeaders(cfg))
+		o.APIOptions = append(o.APIOptions, bucketHeaders(cfg), deadlines(cfg))
 	})
 	return NewWithAPI(cfg, client), nil
 }
@@ -92,35 +95,97 @@ func NewWithAPI(cfg Config, client API) *Backend {
 
 func newHTTPClient(cfg Config) aws.HTTPClient {
 	return awshttp.NewBuildableClient().
-		WithDialerOptions(func(d *net.Dialer) { d.Timeout = 10 * time.Second }).
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = cfg.RequestTimeout }).
 		WithTransportOptions(func(t *http.Transport) { // after the dialer, which sets DialContext
 			t.MaxIdleConns = 2 * cfg.Concurrency
 			t.MaxIdleConnsPerHost = 2 * cfg.Concurrency
-			t.ResponseHeaderTimeout = cfg.RequestTimeout
+			// No ResponseHeaderTimeout: the wait for an answer starts when the last byte of a
+			// body is handed to the kernel, which may take long to send it on a slow link;
+			// bodyConn bounds that wait by progress instead.
+			t.TLSHandshakeTimeout = cfg.RequestTimeout
 			if dial := t.DialContext; dial != nil {
 				t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 					c, err := dial(ctx, network, addr)
 					if err != nil {
 						return nil, err
 					}
-					return bodyConn{c}, nil
+					return &bodyConn{c, cfg.RequestTimeout}, nil
 				}
 			}
 		})
 }
 
-// bodyConn copies request bodies to the connection through recycled buffers. The SDK wraps each
+// bodyConn is a connection of the HTTP client. A read or write fails once nothing has moved for
+// idle: no byte read or written, and no byte of what was written acknowledged by the peer (a
+// large body still leaving the send queue on a slow link is progress). So a server that accepts
+// and never answers, or stops reading or sending midway, ends the attempt, which is retried, and
+// a body that moves is never cut. A connection left idle in the pool that long is closed.
+//
+// It also copies request bodies to the connection through recycled buffers. The SDK wraps each
 // body, so net/http's copy into a plain connection allocates a new 32 KiB buffer per request:
 // garbage that, on a fresh heap, is new memory and page faults (8 per PUT of a small file).
-type bodyConn struct{ net.Conn }
+type bodyConn struct {
+	net.Conn
+	idle time.Duration // 0: no deadline
+}
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
+func (c *bodyConn) Read(p []byte) (int, error) {
+	if c.idle <= 0 {
+		return c.Conn.Read(p)
+	}
+	unsent := -1
+	for {
+		_ = c.Conn.SetDeadline(time.Now().Add(c.idle))
+		n, err := c.Conn.Read(p)
+		if n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) || !c.acknowledged(&unsent) {
+			return n, err
+		}
+	}
+}
+
+func (c *bodyConn) Write(p []byte) (int, error) {
+	if c.idle > 0 {
+		_ = c.Conn.SetDeadline(time.Now().Add(c.idle))
+	}
+	return c.Conn.Write(p)
+}
+
 // ReadFrom implements io.ReaderFrom, which net/http uses to send a request's body.
-func (c bodyConn) ReadFrom(r io.Reader) (int64, error) {
+func (c *bodyConn) ReadFrom(r io.Reader) (int64, error) {
 	b := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(b)
-	return io.CopyBuffer(struct{ io.Writer }{c.Conn}, r, *b)
+	return io.CopyBuffer(struct{ io.Writer }{c}, r, *b)
+}
+
+// acknowledged reports whether the peer acknowledged bytes of the send queue since the last
+// call with the same *last (-1 the first time: then any bytes still queued count, once).
+func (c *bodyConn) acknowledged(last *int) bool {
+	n := unsentBytes(c.Conn)
+	progressed := n >= 0 && (*last < 0 && n > 0 || n < *last)
+	*last = n
+	return progressed
+}
+
+// unsentBytes is what conn's send queue holds that the peer has not acknowledged (Linux's
+// SIOCOUTQ), or -1 if that cannot be known.
+func unsentBytes(conn net.Conn) int {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return -1
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	n := -1
+	_ = raw.Control(func(fd uintptr) {
+		if v, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); err == nil {
+			n = v
+		}
+	})
+	return n
 }
 
 // Region is the region the backend signs its requests for.

@@ -146,6 +146,7 @@ func parseConfig(args []string) (*config, error) {
 		return nil, fail(exitUsage, "%v", err)
 	}
 	c := &config{s3: s3backend.NewConfig(), fs: fs.DefaultOptions(), chain: creds.Chain{Source: creds.SourceIMDS}, shutdownGrace: defaultShutdownGrace, retryTimeout: 30 * time.Second}
+	c.chain.RequestTimeout, c.chain.RefreshTimeout = c.s3.RequestTimeout, c.s3.OpTimeout
 	c.s3.Region = ""
 	if err := c.apply(settings); err != nil {
 		return nil, fail(exitUsage, "%v", err)
@@ -343,6 +344,9 @@ func mountAndServe(c *config, log *slog.Logger, n *notifier) error {
 	m := metrics.New()
 	c.chain.OnRefresh = credentialMetrics(m)
 	status := newMountStatus(c, m)
+	var stopRequests context.CancelFunc
+	c.s3.Shutdown, stopRequests = context.WithCancel(context.Background())
+	defer stopRequests()
 	ctx, cancel := context.WithTimeout(context.Background(), c.retryTimeout+2*time.Minute)
 	defer cancel()
 	s3b, err := connect(ctx, c, log)
@@ -380,7 +384,7 @@ func mountAndServe(c *config, log *slog.Logger, n *notifier) error {
 	}
 	log.Info("mounted", "source", c.fs.FsName, "mountpoint", c.mountpoint)
 	n.ready()
-	return serve(srv, root, c, log)
+	return serve(srv, root, c, log, stopRequests)
 }
 
 // openRoot builds the filesystem on s3b and proves the bucket. A bucket found in another region
@@ -424,8 +428,10 @@ func openRoot(ctx context.Context, c *config, s3b *s3backend.Backend, m *metrics
 
 // serve runs until the filesystem is unmounted, or a signal asks to unmount it. On SIGTERM or
 // SIGINT it refuses new writers, gives open files the grace period to be closed (and so
-// committed), unmounts, and reports every file whose changes did not reach S3.
-func serve(srv *fs.Server, root *fs.Root, c *config, log *slog.Logger) error {
+// committed), then op_timeout for the last commits before it cancels the requests still in flight
+// (stopRequests), unmounts, and reports every file whose changes did not reach S3. Every wait is
+// bounded: the grace period, op_timeout, then 10 s for the kernel to let go.
+func serve(srv *fs.Server, root *fs.Root, c *config, log *slog.Logger, stopRequests context.CancelFunc) error {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -435,10 +441,14 @@ func serve(srv *fs.Server, root *fs.Root, c *config, log *slog.Logger) error {
 	select {
 	case <-done:
 		lost = root.Shutdown(context.Background(), 0)
+		stopRequests()
 		root.Close()
 	case s := <-sigs:
 		log.Info("signal received: finishing writes, then unmounting", "signal", s.String(), "grace", c.shutdownGrace)
-		ctx, cancel := context.WithTimeout(context.Background(), c.shutdownGrace+time.Minute)
+		// Commits still running op_timeout after the grace period (a large body on a slow link)
+		// are cancelled, so that the files' release, and so the unmount, can go on.
+		ctx, cancel := context.WithTimeout(context.Background(), c.shutdownGrace+c.s3.OpTimeout)
+		context.AfterFunc(ctx, stopRequests)
 		lost = root.Shutdown(ctx, c.shutdownGrace)
 		cancel()
 		if err := srv.Unmount(); err != nil {

@@ -175,6 +175,22 @@ var optionTable = []option{
 	{"debug_fuse", "", "Mount", "log every FUSE request (with sizes, never file data)", func(c *config, v string) error { c.fs.Debug = true; return nil }},
 	{"allow_other", "", "Mount", "let other users access the mount, as the modes and owners shown allow (implies default_permissions)", func(c *config, v string) error { c.fs.AllowOther = true; return nil }},
 	{"nonempty", "", "Mount", "allow mounting over a non-empty directory", func(c *config, v string) error { c.nonEmpty = true; return nil }},
+	{"request_timeout", "DURATION", "Network", "an attempt of a request to S3 or STS fails, and is retried, once it has waited this long to connect, for the answer or for a transfer to move (default 15s)", func(c *config, v string) error {
+		d, err := parseDuration(v)
+		if err == nil && d == 0 {
+			err = fmt.Errorf("want a duration above 0 (a network wait is always bounded), like 10s")
+		}
+		c.s3.RequestTimeout, c.chain.RequestTimeout = d, d
+		return err
+	}},
+	{"op_timeout", "DURATION", "Network", "an operation that has waited this long in all on S3 or on credentials (retries included; time moving data does not count) fails with ETIMEDOUT; a credential refresh is abandoned after as long (default 45s)", func(c *config, v string) error {
+		d, err := parseDuration(v)
+		if err == nil && d == 0 {
+			err = fmt.Errorf("want a duration above 0 (a network wait is always bounded), like 30s")
+		}
+		c.s3.OpTimeout, c.chain.RefreshTimeout = d, d
+		return err
+	}},
 }
 
 // aliases maps short flags to option names.

@@ -35,6 +35,9 @@ var (
 	ErrStale = errors.New("object was mutated remotely")
 	// ErrCredentials: no valid credentials could be obtained (expired, revoked source, STS down).
 	ErrCredentials = errors.New("credentials unavailable")
+	// ErrTimeout: the server (or STS, or IMDS for credentials) did not answer in time, through all
+	// retries.
+	ErrTimeout = errors.New("no answer in time")
 	// ErrThrottled: the server kept answering SlowDown/503 after all retries.
 	ErrThrottled = errors.New("request throttled by the server")
 )

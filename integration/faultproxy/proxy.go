@@ -65,6 +65,13 @@ func Start(target string) (*Proxy, error) {
 	}
 	p := &Proxy{ln: ln, rp: httputil.NewSingleHostReverseProxy(u), closed: make(chan struct{})}
 	p.rp.ErrorLog = nil
+	// No X-Forwarded-For: IMDS refuses token requests that carry one (as a guard against
+	// being reached through a proxy), and the proxy stands in for the network, not a proxy.
+	director := p.rp.Director
+	p.rp.Director = func(r *http.Request) {
+		director(r)
+		r.Header["X-Forwarded-For"] = nil
+	}
 	p.rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 		w.WriteHeader(http.StatusBadGateway)
 	}
