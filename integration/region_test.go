@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/s3mount/s3mount/integration/awsemu"
+	"github.com/s3mount/s3mount/integration/world"
 )
 
 // TestInteg_BucketInAnotherRegion: against an S3 server in eu-west-1 (MinIO with a site region,
@@ -32,7 +33,7 @@ func TestInteg_BucketInAnotherRegion(t *testing.T) {
 	defer mi.Stop()
 	admin := s3.New(s3.Options{Region: "eu-west-1", BaseEndpoint: aws.String(mi.Endpoint), UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider(mi.RootUser, mi.RootPassword, "")})
-	if _, err := admin.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("far")}); err != nil {
+	if err := world.CreateBucket(ctx, admin, "far"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := admin.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("far"), Key: aws.String("data/hello"), Body: strings.NewReader("hi")}); err != nil {

@@ -91,6 +91,9 @@ func runChecks(ctx context.Context, c *config) ([]checkItem, int) {
 		var se *creds.StepError
 		if errors.As(err, &se) {
 			item.Detail, item.Fix, item.Cause = se.Message, se.Fix, string(se.Cause)
+			if se.Step != "" {
+				item.Name = se.Step // the link that failed, e.g. the instance profile asked for the region
+			}
 		}
 		return []checkItem{item}, exitCheckSource
 	}

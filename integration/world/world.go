@@ -153,7 +153,7 @@ func Start(ctx context.Context, o Options) (_ *World, err error) {
 		UsePathStyle: true,
 		Credentials:  credentials.NewStaticCredentialsProvider(w.MinIO.RootUser, w.MinIO.RootPassword, ""),
 	})
-	if _, err := w.Admin.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(Bucket)}); err != nil {
+	if err := CreateBucket(ctx, w.Admin, Bucket); err != nil {
 		return nil, fmt.Errorf("creating bucket %s: %w", Bucket, err)
 	}
 	return w, nil
@@ -220,4 +220,17 @@ func CleanEnv() []string {
 		}
 	}
 	return env
+}
+
+// CreateBucket creates a bucket, waiting (up to 30 s) for a MinIO that reports itself live but not
+// yet initialized (503 XMinioServerNotInitialized), as a loaded machine's MinIO sometimes does.
+func CreateBucket(ctx context.Context, c *s3.Client, bucket string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+		if err == nil || !strings.Contains(err.Error(), "XMinioServerNotInitialized") || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
