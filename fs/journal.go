@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -20,16 +22,24 @@ import (
 // one small file each, so that the next mount can abort what a crash (SIGKILL, power loss) left
 // behind without touching uploads of other programs. Each mount process owns one directory,
 // locked with flock while it runs; a directory whose lock is free belongs to a dead mount.
+//
+// It also records sweeps: a request that starts an upload can fail on the client (a timeout, a
+// reset) and still be carried out by S3, so the mount never learns the upload's ID. A sweep names
+// the key and the time window in which such uploads may have started; it is done (see sweep.go)
+// once S3 answers, and by the next mount if this one ends first.
 type journal struct {
 	dir  string // this process's directory, "" when journaling is off
 	lock *os.File
 	log  *slog.Logger
+
+	mu   sync.Mutex          // protects live
+	live map[string]struct{} // IDs of the uploads recorded and not yet removed
 }
 
 // openJournal creates this mount's journal directory under root.
 func openJournal(root string, log *slog.Logger) (*journal, error) {
 	if root == "" {
-		return &journal{log: log}, nil
+		return &journal{log: log, live: map[string]struct{}{}}, nil
 	}
 	dir := filepath.Join(root, fmt.Sprintf("mount-%d-%d", os.Getpid(), time.Now().UnixNano()))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -43,7 +53,7 @@ func openJournal(root string, log *slog.Logger) (*journal, error) {
 		lock.Close()
 		return nil, fmt.Errorf("journal: locking %s: %w", dir, err)
 	}
-	return &journal{dir: dir, lock: lock, log: log}, nil
+	return &journal{dir: dir, lock: lock, log: log, live: map[string]struct{}{}}, nil
 }
 
 func entryName(key, id string) string {
@@ -53,6 +63,9 @@ func entryName(key, id string) string {
 
 // add records an upload that has been created.
 func (j *journal) add(key, id string) {
+	j.mu.Lock()
+	j.live[id] = struct{}{}
+	j.mu.Unlock()
 	if j.dir == "" {
 		return
 	}
@@ -63,9 +76,54 @@ func (j *journal) add(key, id string) {
 
 // remove forgets an upload that was completed or aborted.
 func (j *journal) remove(key, id string) {
+	j.mu.Lock()
+	delete(j.live, id)
+	j.mu.Unlock()
 	if j.dir != "" {
 		_ = os.Remove(filepath.Join(j.dir, entryName(key, id)))
 	}
+}
+
+// isLive reports whether id is an upload this mount started and still uses.
+func (j *journal) isLive(id string) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	_, ok := j.live[id]
+	return ok
+}
+
+// addSweep records a sweep of key's uploads started in [w.from, w.to] and returns its name.
+func (j *journal) addSweep(key string, w window) string {
+	if j.dir == "" {
+		return ""
+	}
+	name := "sweep-" + entryName(key, fmt.Sprint(w.from.UnixNano()))[len("upload-"):]
+	data := fmt.Sprintf("%s\n%d\n%d", key, w.from.UnixNano(), w.to.UnixNano())
+	if err := os.WriteFile(filepath.Join(j.dir, name), []byte(data), 0o600); err != nil {
+		j.log.Warn("journal: cannot record a sweep; a crash would leave its uploads behind", "key", key, "err", err)
+	}
+	return name
+}
+
+// removeSweep forgets a sweep that was done.
+func (j *journal) removeSweep(name string) {
+	if j.dir != "" && name != "" {
+		_ = os.Remove(filepath.Join(j.dir, name))
+	}
+}
+
+// readSweep parses a sweep entry.
+func readSweep(data []byte) (key string, w window, ok bool) {
+	parts := strings.Split(string(data), "\n")
+	if len(parts) != 3 {
+		return "", window{}, false
+	}
+	from, err1 := strconv.ParseInt(parts[1], 10, 64)
+	to, err2 := strconv.ParseInt(parts[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return "", window{}, false
+	}
+	return parts[0], window{time.Unix(0, from), time.Unix(0, to)}, true
 }
 
 // close removes this mount's journal directory; uploads still recorded are left for recovery.
@@ -111,6 +169,23 @@ func recoverJournals(ctx context.Context, root string, b backend.Backend, log *s
 		entries, _ := os.ReadDir(dir)
 		clean := true
 		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), "sweep-") {
+				data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+				key, w, ok := readSweep(data)
+				if err != nil || !ok {
+					continue
+				}
+				n, err := sweepUploads(ctx, b, key, w, func(string) bool { return false })
+				aborted += n
+				if err != nil {
+					log.Warn("could not sweep the multipart uploads a crashed mount may have left", "key", key, "err", err)
+					clean = false
+				}
+				if time.Now().Before(w.to) {
+					clean = false // S3 may still carry out a request of the dead mount: sweep again later
+				}
+				continue
+			}
 			if !strings.HasPrefix(e.Name(), "upload-") {
 				continue
 			}

@@ -1,13 +1,19 @@
 package fs
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/s3mount/s3mount/fs/backend"
 	"github.com/s3mount/s3mount/fs/backend/memback"
 )
 
@@ -74,5 +80,101 @@ func TestKeysS3RefusesFailEarly(t *testing.T) {
 	}
 	if _, ok := b.Bytes(opts.Prefix + strings.TrimPrefix(filepath.Join(dir, fits), mnt+"/")); !ok {
 		t.Errorf("the file at the limit is not in S3")
+	}
+}
+
+// An upload S3 started for a request whose answer was lost is aborted once S3 answers: the mount
+// sweeps the key for uploads begun within its request's window that it does not use. An upload
+// whose abort failed is aborted again until S3 answers.
+func TestUnconfirmedUploadsAreAborted(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		fails int32
+		fault func(b *memback.Backend, failing *atomic.Int32)
+	}{
+		{"answer of create lost", 1, func(b *memback.Backend, failing *atomic.Int32) {
+			b.SetLateFault(func(op memback.Op, key string) error {
+				if failing.Add(-1) >= 0 {
+					return errInjected
+				}
+				return nil
+			})
+			var lists atomic.Int32
+			b.SetFault(func(op memback.Op, key string) error {
+				if op == memback.OpList && key == "f" && lists.Add(1) <= 2 {
+					return errInjected // nor does S3 list the key's uploads, at first
+				}
+				return nil
+			})
+		}},
+		{"complete and aborts fail", 2, func(b *memback.Backend, failing *atomic.Int32) {
+			b.SetFault(func(op memback.Op, key string) error {
+				if (op == memback.OpComplete || op == memback.OpAbort) && failing.Add(-1) >= 0 {
+					return errInjected
+				}
+				return nil
+			})
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := memback.New()
+			b.PutBytes("f", []byte("previous"))
+			mnt := testMount(t, b, writeOptions())
+			var failing atomic.Int32
+			failing.Store(c.fails)
+			c.fault(b, &failing)
+			err := os.WriteFile(filepath.Join(mnt, "f"), randomData(2, 12<<20), 0o644)
+			if !errorIs(err, syscall.EIO) {
+				t.Errorf("writing while S3 fails: %v, want EIO", err)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for b.PendingUploads() != 0 && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if n := b.PendingUploads(); n != 0 {
+				t.Errorf("%d multipart uploads left behind", n)
+			}
+			if got := objectBytes(t, b, "f"); string(got) != "previous" {
+				t.Errorf("object = %d bytes, want the previous version intact", len(got))
+			}
+			data := randomData(3, 12<<20)
+			if err := os.WriteFile(filepath.Join(mnt, "f"), data, 0o644); err != nil {
+				t.Fatalf("write once S3 answers: %v", err)
+			}
+			if got := objectBytes(t, b, "f"); !bytes.Equal(got, data) {
+				t.Errorf("object after recovery: %d bytes, want the new content", len(got))
+			}
+		})
+	}
+}
+
+// A sweep the mount could not finish is recorded in its journal and done by the next mount: it
+// aborts the key's uploads begun within the window, and no other upload.
+func TestNextMountFinishesASweep(t *testing.T) {
+	ctx := context.Background()
+	b := memback.New()
+	other, err := b.NewUpload(ctx, "p/other", backend.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	j, err := openJournal(root, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	orphan, err := b.NewUpload(ctx, "p/f", backend.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.addSweep("p/f", requestWindow(start))
+	j.lock.Close() // the mount dies
+	n, err := recoverJournals(ctx, root, b, slog.Default())
+	if err != nil || n != 1 {
+		t.Fatalf("recovery aborted %d uploads (%v), want 1", n, err)
+	}
+	ups, _ := b.ListUploads(ctx, "p/")
+	if len(ups) != 1 || ups[0].UploadID != other.ID() {
+		t.Errorf("uploads left: %v, want only %s (not %s)", ups, other.ID(), orphan.ID())
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
@@ -21,6 +22,9 @@ type upload struct {
 	key  string
 	id   string
 	opts backend.PutOptions // what the object is created with
+	// retried: CreateMultipartUpload was sent more than once, so S3 may hold another upload that
+	// an earlier attempt started.
+	retried bool
 
 	mu    sync.Mutex // protects parts
 	parts map[int32]part
@@ -46,8 +50,13 @@ func (b *Backend) NewUpload(ctx context.Context, key string, opts backend.PutOpt
 	if err != nil {
 		return nil, b.classify("CreateMultipartUpload", key, err, nil)
 	}
-	return &upload{b: b, key: key, id: aws.ToString(out.UploadId), opts: opts, parts: map[int32]part{}}, nil
+	attempts, _ := retry.GetAttemptResults(out.ResultMetadata)
+	return &upload{b: b, key: key, id: aws.ToString(out.UploadId), opts: opts, parts: map[int32]part{},
+		retried: len(attempts.Results) > 1}, nil
 }
+
+// Retried implements backend.Retrier.
+func (u *upload) Retried() bool { return u.retried }
 
 func (u *upload) ID() string { return u.id }
 
