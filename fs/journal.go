@@ -179,7 +179,7 @@ func recoverJournals(ctx context.Context, root string, b backend.Backend, log *s
 				aborted += n
 				if err != nil {
 					log.Warn("could not sweep the multipart uploads a crashed mount may have left", "key", key, "err", err)
-					clean = false
+					clean = clean && errors.Is(err, backend.ErrPermission) // not allowed: left to a lifecycle rule
 				}
 				if time.Now().Before(w.to) {
 					clean = false // S3 may still carry out a request of the dead mount: sweep again later

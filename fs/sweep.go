@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/s3mount/s3mount/fs/backend"
@@ -74,6 +75,12 @@ func (r *Root) sweep(key string, start time.Time) {
 				}
 				if err == nil {
 					break
+				}
+				if errors.Is(err, backend.ErrPermission) {
+					r.log.Warn("cannot list multipart uploads to abort those whose start S3 did not confirm; "+
+						"allow s3:ListBucketMultipartUploads, or rely on a lifecycle rule (s3mount policy)", "key", key, "err", err)
+					r.journal.removeSweep(name)
+					return
 				}
 				r.log.Debug("sweeping multipart uploads failed; trying again", "key", key, "err", err)
 				if !r.sleepUntil(time.Now().Add(delay)) {
