@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -176,5 +177,55 @@ func TestNextMountFinishesASweep(t *testing.T) {
 	ups, _ := b.ListUploads(ctx, "p/")
 	if len(ups) != 1 || ups[0].UploadID != other.ID() {
 		t.Errorf("uploads left: %v, want only %s (not %s)", ups, other.ID(), orphan.ID())
+	}
+}
+
+// A new open of a file that another client replaced, while this mount still had the old version
+// in its caches, reads one version whole: the new one, or an old one its caches still hold
+// whole (within the TTL, here a long one); never ESTALE, which belongs to handles that already
+// read the old version.
+func TestFreshOpenAfterRemoteReplaceIsNotStale(t *testing.T) {
+	for _, cacheSize := range []int64{DefaultOptions().CacheSize, 0} {
+		t.Run(fmt.Sprintf("cache %d", cacheSize), func(t *testing.T) { testFreshOpenAfterRemoteReplace(t, cacheSize) })
+	}
+}
+
+func testFreshOpenAfterRemoteReplace(t *testing.T, cacheSize int64) {
+	b := memback.New()
+	old := randomData(4, 1<<20)
+	b.PutBytes("f", old)
+	opts := DefaultOptions()
+	opts.CacheSize = cacheSize // 0: every read asks S3, so every replacement is found by a read
+	opts.EntryTTL, opts.AttrTTL = time.Minute, time.Minute // the old version stays cached throughout
+	mnt := testMount(t, b, opts)
+	path := filepath.Join(mnt, "f")
+	if _, err := os.ReadDir(mnt); err != nil { // the listing caches the old version too
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	}
+	versions := [][]byte{old}
+	for i := 0; i < 4; i++ {
+		next := randomData(byte(10+i), (1<<20)+i*300000) // larger and smaller than before
+		b.PutBytes("f", next)
+		versions = append(versions, next)
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("replacement %d: reading a fresh open: %v", i+1, err)
+		}
+		whole := false
+		for _, v := range versions { // the kernel's and the mount's caches may hold any of them
+			whole = whole || bytes.Equal(got, v)
+		}
+		if cacheSize == 0 && !bytes.Equal(got, next) {
+			t.Errorf("replacement %d: read %d bytes, want the new version's %d (nothing caches the old)", i+1, len(got), len(next))
+		}
+		if !whole {
+			for j, v := range versions {
+				t.Logf("version %d: %d bytes, prefix of it: %v", j, len(v), bytes.HasPrefix(v, got))
+			}
+			t.Fatalf("replacement %d: read %d bytes, neither the new version nor the one before whole", i+1, len(got))
+		}
 	}
 }
