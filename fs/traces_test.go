@@ -195,7 +195,7 @@ func testFreshOpenAfterRemoteReplace(t *testing.T, cacheSize int64) {
 	old := randomData(4, 1<<20)
 	b.PutBytes("f", old)
 	opts := DefaultOptions()
-	opts.CacheSize = cacheSize // 0: every read asks S3, so every replacement is found by a read
+	opts.CacheSize = cacheSize                             // 0: every read asks S3, so every replacement is found by a read
 	opts.EntryTTL, opts.AttrTTL = time.Minute, time.Minute // the old version stays cached throughout
 	mnt := testMount(t, b, opts)
 	path := filepath.Join(mnt, "f")
