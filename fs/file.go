@@ -152,6 +152,7 @@ func (f *File) dirtyState() (*dirtyFile, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.unlinked = f.unlinked // removed: its content lives on for its handles, never committed
 	f.dirty = d
 	f.root.track(f, true)
 	return d, nil
@@ -208,7 +209,35 @@ func (f *File) releaseHandle() {
 		d.release()
 		f.dirty = nil
 		f.root.track(f, false)
+		if f.localOnly && !f.unlinked {
+			// Its first commit failed: S3 does not have the file, so neither does the mount.
+			go f.dropUncommitted()
+		}
 	}
+}
+
+// dropUncommitted removes a file created here whose content was dropped before any commit
+// succeeded, so that this mount shows what S3 and other mounts show: no such file. It runs
+// outside the request that released the file, since it notifies the kernel (which may hold the
+// directory's lock in a request in flight).
+func (f *File) dropUncommitted() {
+	name, parent := f.Parent()
+	if parent == nil {
+		return
+	}
+	f.mu.Lock()
+	if f.opens > 0 || f.dirty != nil || !f.localOnly || f.unlinked {
+		f.mu.Unlock()
+		return // opened again meanwhile: its next close commits
+	}
+	f.unlinked = true // a handle opened through a name the kernel still had commits nothing
+	f.mu.Unlock()
+	if parent.GetChild(name) != &f.Inode {
+		return
+	}
+	f.root.retire(&f.Inode)
+	parent.RmChild(name)
+	_ = parent.NotifyEntry(name)
 }
 
 var _ = (fusefs.NodeGetattrer)((*File)(nil))

@@ -229,3 +229,67 @@ func testFreshOpenAfterRemoteReplace(t *testing.T, cacheSize int64) {
 		}
 	}
 }
+
+// A new file whose first commit failed is gone from the mount once its last handle is closed,
+// as it is from S3 and from other mounts; the writer had its error at close. A file that S3
+// holds (an existing one, or one created with O_EXCL) shows S3's version.
+func TestNewFileWhoseCommitFailedIsGone(t *testing.T) {
+	b := memback.New()
+	b.PutBytes("old", []byte("previous"))
+	var failing atomic.Bool
+	b.SetFault(func(op memback.Op, key string) error {
+		if failing.Load() && (op == memback.OpPut || op == memback.OpCreateMP) && key != "excl" {
+			return errInjected
+		}
+		return nil
+	})
+	mnt := testMount(t, b, DefaultOptions()) // with the kernel's caches: the name must be dropped there too
+	failing.Store(true)
+	for _, name := range []string{"new", "old"} {
+		if err := os.WriteFile(filepath.Join(mnt, name), []byte("lost"), 0o644); !errorIs(err, syscall.EIO) {
+			t.Errorf("%s: write while S3 fails: %v, want EIO", name, err)
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(mnt, "excl"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failing.Store(false)
+	b.SetFault(func(op memback.Op, key string) error {
+		if op == memback.OpPut && key == "excl" {
+			return errInjected
+		}
+		return nil
+	})
+	f.Write([]byte("lost"))
+	if err := f.Close(); !errorIs(err, syscall.EIO) {
+		t.Errorf("excl: close while S3 fails: %v, want EIO", err)
+	}
+	b.SetFault(nil)
+	deadline := time.Now().Add(5 * time.Second) // the name is dropped after the release, which is asynchronous
+	for {
+		_, err := os.Stat(filepath.Join(mnt, "new"))
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stat of the new file whose commit failed: %v, want ENOENT", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := names(t, mnt); !equal(got, []string{"excl", "old"}) {
+		t.Errorf("listing: %q, want excl and old as S3 has them", got)
+	}
+	for name, want := range map[string]string{"old": "previous", "excl": ""} {
+		if got, err := os.ReadFile(filepath.Join(mnt, name)); err != nil || string(got) != want {
+			t.Errorf("%s: %q (%v), want %q as S3 has it", name, got, err, want)
+		}
+	}
+	// The name is free again: a new file of that name is written as any other.
+	if err := os.WriteFile(filepath.Join(mnt, "new"), []byte("second try"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := objectBytes(t, b, "new"); string(got) != "second try" {
+		t.Errorf("S3 holds %q", got)
+	}
+}
