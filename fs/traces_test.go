@@ -293,3 +293,49 @@ func TestNewFileWhoseCommitFailedIsGone(t *testing.T) {
 		t.Errorf("S3 holds %q", got)
 	}
 }
+
+// Visibility of another client's changes: ls shows a new name at its next listing; stat by name
+// shows a new name, a replaced file's size and a removal within the life of the directory's
+// listing (5 × metadata TTL), even with a long negative TTL, since a "no such file" taken from a
+// listing is not cached by the kernel.
+func TestVisibilityBoundsFollowTheMetadataTTL(t *testing.T) {
+	b := memback.New()
+	b.PutBytes("d/f", []byte("first"))
+	opts := DefaultOptions()
+	const ttl = 200 * time.Millisecond
+	opts.EntryTTL, opts.AttrTTL, opts.NegativeTTL = ttl, ttl, time.Hour
+	mnt := testMount(t, b, opts)
+	dir := filepath.Join(mnt, "d")
+	within := func(what string, bound time.Duration, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(bound + time.Second) // the bound, and slack for a loaded machine
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Errorf("%s: not within %v", what, bound)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if _, err := os.ReadDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "n")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stat of a name not yet created: %v", err)
+	}
+	b.PutBytes("d/n", []byte("new")) // another client creates n
+	within("a new name by stat", 5*ttl, func() bool { _, err := os.Stat(filepath.Join(dir, "n")); return err == nil })
+	b.PutBytes("d/m", []byte("new"))
+	if got := names(t, dir); !equal(got, []string{"f", "m", "n"}) {
+		t.Errorf("ls right after another client's create: %q", got)
+	}
+	b.PutBytes("d/f", []byte("replaced, longer"))
+	within("a replaced file's size", 5*ttl, func() bool {
+		st, err := os.Stat(filepath.Join(dir, "f"))
+		return err == nil && st.Size() == int64(len("replaced, longer"))
+	})
+	if err := b.Delete(context.Background(), "d/n"); err != nil {
+		t.Fatal(err)
+	}
+	within("a removed name", 5*ttl, func() bool { _, err := os.Stat(filepath.Join(dir, "n")); return errors.Is(err, os.ErrNotExist) })
+}
