@@ -508,8 +508,13 @@ func (h *fileHandle) repin(ctx context.Context, stale *reader) bool {
 	stale.close()
 	h.rd, h.snapshot = rd, info
 	storedInParent(&f.Inode, false, info)
-	// The kernel still has the old size: have it ask again before it reads past that.
-	_ = f.NotifyContent(-1, 0)
+	if info.Size > stale.info.Size {
+		// The kernel reads no further than the old size: have it ask for the size again when it
+		// gets there. Not when the new version is smaller: the kernel takes the size from the
+		// short read then, unless attributes changed meanwhile, and it would fill up to the old
+		// size with zeros if they had.
+		_ = f.NotifyContent(-1, 0)
+	}
 	return true
 }
 

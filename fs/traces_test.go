@@ -207,7 +207,7 @@ func testFreshOpenAfterRemoteReplace(t *testing.T, cacheSize int64) {
 	}
 	versions := [][]byte{old}
 	for i := 0; i < 4; i++ {
-		next := randomData(byte(10+i), (1<<20)+i*300000) // larger and smaller than before
+		next := randomData(byte(10+i), (1<<20)+(i%3-1)*300000) // the same size, larger, smaller
 		b.PutBytes("f", next)
 		versions = append(versions, next)
 		got, err := os.ReadFile(path)
