@@ -284,7 +284,10 @@ func TestInteg_VisibilityBoundsAcrossMounts(t *testing.T) {
 		st, err := os.Stat(b.path("m"))
 		return err == nil && st.Size() == int64(len("replaced, longer"))
 	})
-	within("open of a replaced file", 5*ttl, func() bool { got, err := os.ReadFile(b.path("m")); return err == nil && string(got) == "replaced, longer" })
+	within("open of a replaced file", 5*ttl, func() bool {
+		got, err := os.ReadFile(b.path("m"))
+		return err == nil && string(got) == "replaced, longer"
+	})
 	if err := os.Remove(a.path("m")); err != nil {
 		t.Fatal(err)
 	}
