@@ -230,11 +230,12 @@ func TestInteg_FailedNewFileIsGoneAndLongKeysFailEarly(t *testing.T) {
 
 // What another mount's changes take to show here, with --metadata-ttl 300ms: ls (a readdir)
 // lists S3 afresh, so it shows a new name at once; stat and open by name show a new name, a
-// replaced file and a removal within 5 × metadata TTL (the directory's listing).
+// replaced file and a removal within 5 × metadata TTL (the directory's listing), whatever the
+// negative TTL (here a minute): "no such file" taken from a listing is not cached by the kernel.
 func TestInteg_VisibilityBoundsAcrossMounts(t *testing.T) {
 	prefix := testPrefix(t)
 	const ttl = 300 * time.Millisecond
-	args := append(accessChain(), "--metadata-ttl", ttl.String())
+	args := append(accessChain(), "--metadata-ttl", ttl.String(), "--negative-ttl", "1m")
 	a := mount(t, "s3://"+world.Bucket+"/"+prefix, args...)
 	b := mount(t, "s3://"+world.Bucket+"/"+prefix, args...)
 	within := func(what string, bound time.Duration, ok func() bool) {
