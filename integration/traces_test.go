@@ -295,3 +295,24 @@ func TestInteg_VisibilityBoundsAcrossMounts(t *testing.T) {
 	within("stat of a removed name", 5*ttl, func() bool { _, err := os.Stat(b.path("m")); return errors.Is(err, os.ErrNotExist) })
 	within("ls of a removed name", 0, func() bool { return !listed("m") })
 }
+
+// A CompleteMultipartUpload that S3 carried out but whose answer was lost (the SDK's retry then
+// finds no such upload) is a commit: the object S3 holds has the ETag of exactly the parts sent,
+// so close succeeds, and nothing is left behind.
+func TestInteg_CompleteWhoseAnswerWasLostIsACommit(t *testing.T) {
+	prefix := testPrefix(t)
+	p, ep := proxied(t, w)
+	a := mount(t, "s3://"+world.Bucket+"/"+prefix, append(accessChain(), ep...)...)
+	b := mount(t, "s3://"+world.Bucket+"/"+prefix, accessChain()...)
+	p.Add(faultproxy.Fault{Match: faultproxy.IsComplete, LateBy: 300 * time.Millisecond, Drop: true, Times: 1})
+	data := randomBytes(40, 20<<20)
+	if err := os.WriteFile(a.path("f"), data, 0o644); err != nil {
+		t.Errorf("close after S3 completed the upload and the answer was lost: %v", err)
+	}
+	if p.Hits() != 1 {
+		t.Errorf("the fault hit %d requests, want 1", p.Hits())
+	}
+	readEventually(t, a.path("f"), data, 7*time.Second)
+	readEventually(t, b.path("f"), data, 7*time.Second)
+	waitNoUploads(t, prefix+"f", 10*time.Second)
+}
