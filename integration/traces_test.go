@@ -316,3 +316,29 @@ func TestInteg_CompleteWhoseAnswerWasLostIsACommit(t *testing.T) {
 	readEventually(t, b.path("f"), data, 7*time.Second)
 	waitNoUploads(t, prefix+"f", 10*time.Second)
 }
+
+// A sweep a mount could not finish (S3 would not list the uploads) is finished by the next mount
+// of the prefix, after the first was killed: the uploads its lost requests started are aborted.
+func TestInteg_NextMountSweepsWhatAKilledMountCouldNot(t *testing.T) {
+	prefix := testPrefix(t)
+	p, ep := proxied(t, w)
+	target := "s3://" + world.Bucket + "/" + prefix
+	a := mount(t, target, append(accessChain(), ep...)...)
+	p.Add(faultproxy.Fault{Match: faultproxy.IsCreateMultipart, LateBy: 300 * time.Millisecond, Drop: true})
+	p.Add(faultproxy.Fault{Match: faultproxy.IsListUploads, Status: 500, Code: "InternalError"})
+	if err := os.WriteFile(a.path("f"), randomBytes(50, 12<<20), 0o644); !errors.Is(err, syscall.EIO) {
+		t.Errorf("write while every answer is lost: %v, want EIO", err)
+	}
+	if n := pendingUploads(t, w, prefix+"f"); n == 0 {
+		t.Fatal("the lost requests started no upload")
+	}
+	_ = a.cmd.Process.Kill()
+	<-a.done
+	a.done <- nil
+	p.Clear()
+	a2 := mountOn(t, a.dir, target, append(accessChain(), ep...)...)
+	if _, err := os.ReadDir(a2.dir); err != nil {
+		t.Errorf("the new mount does not serve: %v", err)
+	}
+	waitNoUploads(t, prefix+"f", 10*time.Second)
+}
