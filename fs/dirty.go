@@ -404,10 +404,12 @@ func (d *dirtyFile) ensureUpload(ctx context.Context) (backend.Upload, error) {
 	opts := d.attrs.contentOptions(key)
 	d.mu.Unlock()
 	start := time.Now()
+	created := d.r.journal.startCreate(key)
 	u, err := d.r.b.NewUpload(ctx, key, opts)
 	if err == nil {
 		d.r.journal.add(key, u.ID())
 	}
+	created()
 	if r, ok := u.(backend.Retrier); err != nil || ok && r.Retried() {
 		// S3 may have carried out an attempt whose answer never came: find and abort it.
 		d.r.sweep(key, start)

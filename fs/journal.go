@@ -32,14 +32,15 @@ type journal struct {
 	lock *os.File
 	log  *slog.Logger
 
-	mu   sync.Mutex          // protects live
-	live map[string]struct{} // IDs of the uploads recorded and not yet removed
+	mu       sync.Mutex          // protects live and creating
+	live     map[string]struct{} // IDs of the uploads recorded and not yet removed
+	creating map[string]int      // keys with a CreateMultipartUpload in flight, and how many
 }
 
 // openJournal creates this mount's journal directory under root.
 func openJournal(root string, log *slog.Logger) (*journal, error) {
 	if root == "" {
-		return &journal{log: log, live: map[string]struct{}{}}, nil
+		return &journal{log: log, live: map[string]struct{}{}, creating: map[string]int{}}, nil
 	}
 	dir := filepath.Join(root, fmt.Sprintf("mount-%d-%d", os.Getpid(), time.Now().UnixNano()))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -53,7 +54,7 @@ func openJournal(root string, log *slog.Logger) (*journal, error) {
 		lock.Close()
 		return nil, fmt.Errorf("journal: locking %s: %w", dir, err)
 	}
-	return &journal{dir: dir, lock: lock, log: log, live: map[string]struct{}{}}, nil
+	return &journal{dir: dir, lock: lock, log: log, live: map[string]struct{}{}, creating: map[string]int{}}, nil
 }
 
 func entryName(key, id string) string {
@@ -82,6 +83,28 @@ func (j *journal) remove(key, id string) {
 	if j.dir != "" {
 		_ = os.Remove(filepath.Join(j.dir, entryName(key, id)))
 	}
+}
+
+// startCreate records that an upload of key is being created, until the returned function is
+// called (after add): a sweep of key must not take it for an orphan meanwhile.
+func (j *journal) startCreate(key string) func() {
+	j.mu.Lock()
+	j.creating[key]++
+	j.mu.Unlock()
+	return func() {
+		j.mu.Lock()
+		if j.creating[key]--; j.creating[key] == 0 {
+			delete(j.creating, key)
+		}
+		j.mu.Unlock()
+	}
+}
+
+// isCreating reports whether an upload of key is being created.
+func (j *journal) isCreating(key string) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.creating[key] > 0
 }
 
 // isLive reports whether id is an upload this mount started and still uses.
@@ -175,7 +198,7 @@ func recoverJournals(ctx context.Context, root string, b backend.Backend, log *s
 				if err != nil || !ok {
 					continue
 				}
-				n, err := sweepUploads(ctx, b, key, w, func(string) bool { return false })
+				n, err := sweepUploads(ctx, b, key, w, func(string) bool { return false }, nil)
 				aborted += n
 				if err != nil {
 					log.Warn("could not sweep the multipart uploads a crashed mount may have left", "key", key, "err", err)

@@ -35,12 +35,20 @@ func requestWindow(start time.Time) window {
 	return window{start.Add(-clockSlack), time.Now().Add(lateWindow)}
 }
 
+// errCreating: the sweep found uploads it might abort while the mount was creating one of the
+// same key, which may be among them: it tries again later.
+var errCreating = errors.New("an upload of the key is being created")
+
 // sweepUploads aborts key's uploads initiated within w except those keep says to keep, and
-// returns how many it aborted.
-func sweepUploads(ctx context.Context, b backend.Backend, key string, w window, keep func(id string) bool) (int, error) {
+// returns how many it aborted. If creating (may be nil) reports that an upload of key is being
+// created, whose ID keep does not know yet, it aborts nothing and fails with errCreating.
+func sweepUploads(ctx context.Context, b backend.Backend, key string, w window, keep func(id string) bool, creating func() bool) (int, error) {
 	ups, err := b.ListUploads(ctx, key)
 	if err != nil {
 		return 0, err
+	}
+	if creating != nil && creating() {
+		return 0, errCreating
 	}
 	n := 0
 	for _, u := range ups {
@@ -69,7 +77,7 @@ func (r *Root) sweep(key string, start time.Time) {
 				return
 			}
 			for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
-				n, err := sweepUploads(r.ctx, r.b, key, w, keep)
+				n, err := sweepUploads(r.ctx, r.b, key, w, keep, func() bool { return r.journal.isCreating(key) })
 				if n > 0 {
 					r.log.Info("aborted multipart uploads whose start was not confirmed", "key", key, "uploads", n)
 				}
