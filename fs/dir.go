@@ -87,6 +87,10 @@ func (d *Dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fus
 	if ce, absent := d.listed(ctx, name); ce != nil || absent {
 		if absent {
 			d.root.rememberMissing(childKey(d.key(), name)) // for the create that may follow
+			// Not cached by the kernel (a timeout of its own keeps go-fuse from applying
+			// NegativeTTL): the listing says how long it holds, and a name another client
+			// creates shows within the listing's life, not that plus the kernel's.
+			out.SetEntryTimeout(time.Nanosecond)
 			return nil, syscall.ENOENT
 		}
 		return d.listedChild(ctx, ce.e, ce, out)

@@ -403,9 +403,16 @@ func (d *dirtyFile) ensureUpload(ctx context.Context) (backend.Upload, error) {
 	key := d.keyOf()
 	opts := d.attrs.contentOptions(key)
 	d.mu.Unlock()
+	start := time.Now()
+	created := d.r.journal.startCreate(key)
 	u, err := d.r.b.NewUpload(ctx, key, opts)
 	if err == nil {
 		d.r.journal.add(key, u.ID())
+	}
+	created()
+	if r, ok := u.(backend.Retrier); err != nil || ok && r.Retried() {
+		// S3 may have carried out an attempt whose answer never came: find and abort it.
+		d.r.sweep(key, start)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -532,16 +539,7 @@ func (d *dirtyFile) abortUpload() {
 	for i := range d.parts {
 		d.parts[i].uploaded = -1
 	}
-	key := d.keyOf()
-	go func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(d.r.ctx), time.Minute)
-		defer cancel()
-		if err := u.Abort(ctx); err != nil {
-			d.r.log.Warn("aborting multipart upload failed; it will be cleaned at the next mount", "key", key, "err", err)
-			return
-		}
-		d.r.journal.remove(key, u.ID())
-	}()
+	d.r.abortUntilDone(u, d.keyOf())
 }
 
 // setAttrs updates the attributes to commit; mtimeExplicit marks a utimes call.

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"syscall"
 	"time"
@@ -151,6 +152,7 @@ func (f *File) dirtyState() (*dirtyFile, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.unlinked = f.unlinked // removed: its content lives on for its handles, never committed
 	f.dirty = d
 	f.root.track(f, true)
 	return d, nil
@@ -210,7 +212,35 @@ func (f *File) releaseHandle() {
 		d.release()
 		f.dirty = nil
 		f.root.track(f, false)
+		if f.localOnly && !f.unlinked {
+			// Its first commit failed: S3 does not have the file, so neither does the mount.
+			go f.dropUncommitted()
+		}
 	}
+}
+
+// dropUncommitted removes a file created here whose content was dropped before any commit
+// succeeded, so that this mount shows what S3 and other mounts show: no such file. It runs
+// outside the request that released the file, since it notifies the kernel (which may hold the
+// directory's lock in a request in flight).
+func (f *File) dropUncommitted() {
+	name, parent := f.Parent()
+	if parent == nil {
+		return
+	}
+	f.mu.Lock()
+	if f.opens > 0 || f.dirty != nil || !f.localOnly || f.unlinked {
+		f.mu.Unlock()
+		return // opened again meanwhile: its next close commits
+	}
+	f.unlinked = true // a handle opened through a name the kernel still had commits nothing
+	f.mu.Unlock()
+	if parent.GetChild(name) != &f.Inode {
+		return
+	}
+	f.root.retire(&f.Inode)
+	parent.RmChild(name)
+	_ = parent.NotifyEntry(name)
 }
 
 var _ = (fusefs.NodeGetattrer)((*File)(nil))
@@ -374,10 +404,15 @@ func (f *File) Allocate(ctx context.Context, fh fusefs.FileHandle, off, size uin
 
 // fileHandle is an open file.
 type fileHandle struct {
-	f        *File
+	f     *File
+	write bool // opened for writing (counted in File.writers)
+
+	mu       sync.Mutex         // protects the following
 	snapshot backend.ObjectInfo // the version seen at open, for reads before any write
 	rd       *reader            // reads of that version, with read-ahead
-	write    bool               // opened for writing (counted in File.writers)
+	// served: a read returned bytes of the pinned version, so the handle stays on it (ESTALE
+	// once it is gone); until then a replaced version is swapped for the current one (repin).
+	served bool
 }
 
 func newFileHandle(f *File, snapshot backend.ObjectInfo) *fileHandle {
@@ -402,24 +437,88 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	h.f.mu.Unlock()
 	var n int
 	var err error
+	rd, key := h.reader()
 	if d != nil {
 		n, err = d.readAt(ctx, dest, off)
-	} else if rr := h.rd.diskRead(off, len(dest)); rr != nil {
+	} else if rr := rd.diskRead(off, len(dest)); rr != nil {
+		h.servedBytes()
 		rr.after = h.storeAround
 		return rr, 0 // spliced from the disk cache
 	} else {
-		vecs, blocks, err := h.rd.read(ctx, off, len(dest))
-		if err != nil {
-			return nil, h.f.root.fail("read", h.snapshot.Key, err)
+		vecs, blocks, err := rd.read(ctx, off, len(dest))
+		if errors.Is(err, backend.ErrStale) && h.repin(ctx, rd) {
+			rd, key = h.reader()
+			vecs, blocks, err = rd.read(ctx, off, len(dest))
 		}
+		if err != nil {
+			return nil, h.f.root.fail("read", key, err)
+		}
+		h.servedBytes()
 		return &blockReply{vecs: vecs, blocks: blocks}, 0
 	}
 	if err != nil {
-		return nil, h.f.root.fail("read", h.snapshot.Key, err)
+		return nil, h.f.root.fail("read", key, err)
 	}
 	// writev(2): fuse.ReadResultData would try splice(2) first, which fails with a log line for
 	// a reply of 1 MiB (a pipe holds no more), the size of every sequential read.
 	return fuse.ReadResultVector([][]byte{dest[:n]}), 0
+}
+
+// reader returns the handle's reader and the key it reads.
+func (h *fileHandle) reader() (*reader, string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.rd, h.snapshot.Key
+}
+
+// servedBytes records that the handle returned bytes of its pinned version.
+func (h *fileHandle) servedBytes() {
+	h.mu.Lock()
+	h.served = true
+	h.mu.Unlock()
+}
+
+// repin moves a handle that has not returned a byte yet from its version, which S3 no longer has
+// (stale was reading it), to the object's current version, so that an open that raced with a
+// replacement (the open found the version in a cache) reads the new version rather than failing
+// with ESTALE. It reports whether it did; it does not while another handle reads an older version
+// through the kernel's page cache, whose pages this one would share.
+func (h *fileHandle) repin(ctx context.Context, stale *reader) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.served {
+		return false
+	}
+	if h.rd != stale {
+		return true // a concurrent read of this handle repinned it
+	}
+	info, err := h.f.root.b.Head(ctx, h.snapshot.Key)
+	if err != nil || info.ETag == h.snapshot.ETag {
+		return false
+	}
+	f := h.f
+	f.mu.Lock()
+	if f.dirty != nil || f.unlinked || f.otherVersionOpen(info.ETag, stale) {
+		f.mu.Unlock()
+		return false
+	}
+	f.adopt(info)
+	info.Meta, info.Headers = nil, backend.Headers{}
+	rd := newReader(f.root, info)
+	delete(f.readers, stale)
+	f.readers[rd] = struct{}{}
+	f.mu.Unlock()
+	stale.close()
+	h.rd, h.snapshot = rd, info
+	storedInParent(&f.Inode, false, info)
+	if info.Size > stale.info.Size {
+		// The kernel reads no further than the old size: have it ask for the size again when it
+		// gets there. Not when the new version is smaller: the kernel takes the size from the
+		// short read then, unless attributes changed meanwhile, and it would fill up to the old
+		// size with zeros if they had.
+		_ = f.NotifyContent(-1, 0)
+	}
+	return true
 }
 
 var _ = (fusefs.FileWriter)((*fileHandle)(nil))
@@ -466,13 +565,14 @@ var _ = (fusefs.FileReleaser)((*fileHandle)(nil))
 
 // Release implements fusefs.FileReleaser.
 func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
+	rd, _ := h.reader()
 	h.f.mu.Lock()
-	delete(h.f.readers, h.rd)
+	delete(h.f.readers, rd)
 	if h.write {
 		h.f.writers--
 	}
 	h.f.mu.Unlock()
-	h.rd.close()
+	rd.close()
 	h.f.releaseHandle()
 	return 0
 }

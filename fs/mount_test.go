@@ -290,8 +290,11 @@ func TestReplacedObjectUnderOpenHandleIsStale(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	b.PutBytes("f", bytes.Repeat([]byte("b"), 1<<20))
 	buf := make([]byte, 4096)
+	if _, err := f.ReadAt(buf[:1], 0); err != nil { // the handle has read the old version
+		t.Fatal(err)
+	}
+	b.PutBytes("f", bytes.Repeat([]byte("b"), 1<<20))
 	_, err = f.ReadAt(buf, 512<<10) // past the first block, which the lookup brought
 	if !errorIs(err, syscall.ESTALE) {
 		t.Errorf("read after the object was replaced: %v, want ESTALE", err)

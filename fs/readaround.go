@@ -61,7 +61,8 @@ func (h *fileHandle) storeAround(o *diskObject, off int64, n int) {
 		return // an open or a truncate of the file is under way
 	}
 	defer f.storeMu.RUnlock()
-	etag := h.rd.version()
+	rd, _ := h.reader()
+	etag := rd.version()
 	f.mu.Lock()
 	ok := f.writers == 0 && f.dirty == nil && f.info.ETag == etag && !f.otherVersionOpen(etag, nil) && !f.storing[lo]
 	if ok {

@@ -46,6 +46,7 @@ type API interface {
 	ListMultipartUploads(context.Context, *s3.ListMultipartUploadsInput, ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error)
 	GetBucketLocation(context.Context, *s3.GetBucketLocationInput, ...func(*s3.Options)) (*s3.GetBucketLocationOutput, error)
 	HeadBucket(context.Context, *s3.HeadBucketInput, ...func(*s3.Options)) (*s3.HeadBucketOutput, error)
+	GetBucketLifecycleConfiguration(context.Context, *s3.GetBucketLifecycleConfigurationInput, ...func(*s3.Options)) (*s3.GetBucketLifecycleConfigurationOutput, error)
 }
 
 // Backend is a backend.Backend on one S3 bucket.
@@ -521,4 +522,38 @@ func (b *Backend) AbortUpload(ctx context.Context, key, uploadID string) error {
 		return nil
 	}
 	return err
+}
+
+// UploadExpiry returns after how many days the bucket's lifecycle configuration aborts incomplete
+// multipart uploads of keys under prefix (an enabled AbortIncompleteMultipartUpload rule whose
+// filter prefix covers it), or 0 if no rule does. It needs s3:GetLifecycleConfiguration.
+func (b *Backend) UploadExpiry(ctx context.Context, prefix string) (int32, error) {
+	out, err := b.client.GetBucketLifecycleConfiguration(ctx, &s3.GetBucketLifecycleConfigurationInput{Bucket: &b.cfg.Bucket})
+	if err != nil {
+		var ae interface{ ErrorCode() string }
+		if errors.As(err, &ae) && ae.ErrorCode() == "NoSuchLifecycleConfiguration" {
+			return 0, nil
+		}
+		return 0, b.classify("GetBucketLifecycleConfiguration", "", err, nil)
+	}
+	for _, r := range out.Rules {
+		if r.Status != types.ExpirationStatusEnabled || r.AbortIncompleteMultipartUpload == nil {
+			continue
+		}
+		rulePrefix := aws.ToString(r.Prefix) //nolint:staticcheck // the rule's old form
+		if f := r.Filter; f != nil {
+			if f.Tag != nil || f.And != nil && len(f.And.Tags) > 0 {
+				continue // uploads have no tags
+			}
+			if f.Prefix != nil {
+				rulePrefix = aws.ToString(f.Prefix)
+			} else if f.And != nil {
+				rulePrefix = aws.ToString(f.And.Prefix)
+			}
+		}
+		if strings.HasPrefix(prefix, rulePrefix) {
+			return aws.ToInt32(r.AbortIncompleteMultipartUpload.DaysAfterInitiation), nil
+		}
+	}
+	return 0, nil
 }

@@ -2,13 +2,17 @@ package s3backend
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
@@ -21,6 +25,9 @@ type upload struct {
 	key  string
 	id   string
 	opts backend.PutOptions // what the object is created with
+	// retried: CreateMultipartUpload was sent more than once, so S3 may hold another upload that
+	// an earlier attempt started.
+	retried bool
 
 	mu    sync.Mutex // protects parts
 	parts map[int32]part
@@ -46,8 +53,13 @@ func (b *Backend) NewUpload(ctx context.Context, key string, opts backend.PutOpt
 	if err != nil {
 		return nil, b.classify("CreateMultipartUpload", key, err, nil)
 	}
-	return &upload{b: b, key: key, id: aws.ToString(out.UploadId), opts: opts, parts: map[int32]part{}}, nil
+	attempts, _ := retry.GetAttemptResults(out.ResultMetadata)
+	return &upload{b: b, key: key, id: aws.ToString(out.UploadId), opts: opts, parts: map[int32]part{},
+		retried: len(attempts.Results) > 1}, nil
 }
+
+// Retried implements backend.Retrier.
+func (u *upload) Retried() bool { return u.retried }
 
 func (u *upload) ID() string { return u.id }
 
@@ -89,7 +101,11 @@ func (u *upload) Complete(ctx context.Context, n int32) (backend.ObjectInfo, err
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
 	})
 	if err != nil {
-		return backend.ObjectInfo{}, u.b.classify("CompleteMultipartUpload", u.key, err, backend.ErrExist)
+		err = u.b.classify("CompleteMultipartUpload", u.key, err, backend.ErrExist)
+		if info, ok := u.completedAfterAll(ctx, parts); ok {
+			return info, nil
+		}
+		return backend.ObjectInfo{}, err
 	}
 	// The size is not in the response; HEAD for the authoritative info (and modification time).
 	info, err := u.b.Head(ctx, u.key)
@@ -107,4 +123,34 @@ func (u *upload) Complete(ctx context.Context, n int32) (backend.ObjectInfo, err
 
 func (u *upload) Abort(ctx context.Context) error {
 	return u.b.AbortUpload(ctx, u.key, u.id)
+}
+
+// completedAfterAll reports whether a CompleteMultipartUpload that failed on the client (its
+// answer lost, or a retry of it finding the upload already completed) did complete: the object
+// S3 now holds has the ETag of exactly these parts (the MD5 of their MD5s, and their count).
+// That ETag cannot be computed for parts whose ETags are not MD5s (SSE-KMS, SSE-C); the failure
+// stands then.
+func (u *upload) completedAfterAll(ctx context.Context, parts []types.CompletedPart) (backend.ObjectInfo, bool) {
+	want, ok := multipartETag(parts)
+	if !ok {
+		return backend.ObjectInfo{}, false
+	}
+	info, err := u.b.Head(ctx, u.key)
+	if err != nil || info.ETag != want {
+		return backend.ObjectInfo{}, false
+	}
+	return info, true
+}
+
+// multipartETag is the ETag S3 gives the object assembled from parts whose ETags are MD5s.
+func multipartETag(parts []types.CompletedPart) (string, bool) {
+	h := md5.New()
+	for _, p := range parts {
+		sum, err := hex.DecodeString(strings.Trim(aws.ToString(p.ETag), `"`))
+		if err != nil || len(sum) != md5.Size {
+			return "", false
+		}
+		h.Write(sum)
+	}
+	return fmt.Sprintf(`"%x-%d"`, h.Sum(nil), len(parts)), true
 }

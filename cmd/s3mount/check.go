@@ -27,12 +27,14 @@ const (
 
 // checkItem is one line of the checklist.
 type checkItem struct {
-	Stage  string `json:"stage"` // "source", "hop", "s3"
-	Name   string `json:"name"`
-	OK     bool   `json:"ok"`
-	Detail string `json:"detail,omitempty"`
-	Fix    string `json:"fix,omitempty"`
-	Cause  string `json:"cause,omitempty"`
+	Stage string `json:"stage"` // "source", "hop", "s3"
+	Name  string `json:"name"`
+	OK    bool   `json:"ok"`
+	// Warning: not needed to mount, but the mount is worse without it (OK stays true).
+	Warning bool   `json:"warning,omitempty"`
+	Detail  string `json:"detail,omitempty"`
+	Fix     string `json:"fix,omitempty"`
+	Cause   string `json:"cause,omitempty"`
 }
 
 // checkCommand runs the whole flow a mount depends on and prints a checklist:
@@ -64,8 +66,11 @@ func checkCommand(args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "Checking %s\n", c.fs.FsName)
 		for _, it := range items {
 			mark := "✓"
-			if !it.OK {
+			switch {
+			case !it.OK:
 				mark = "✗"
+			case it.Warning:
+				mark = "!"
 			}
 			fmt.Fprintf(stdout, "%s %s", mark, it.Name)
 			if it.Detail != "" {
@@ -232,6 +237,7 @@ func checkS3(ctx context.Context, b *s3backend.Backend, c *config) ([]checkItem,
 	if !add("multipart upload", err, "CreateMultipartUpload and AbortMultipartUpload allowed", fix) {
 		return items, false
 	}
+	items = append(items, checkUploadCleanup(ctx, b, c, probe)...)
 	return items, !failed
 }
 
@@ -255,4 +261,32 @@ func unreachableFix(c *config) string {
 	return fmt.Sprintf("S3 at %s cannot be reached: from a subnet without internet access add a gateway VPC endpoint for S3 "+
 		"to its route table, or use an interface endpoint with --endpoint https://bucket.vpce-ID.s3.REGION.vpce.amazonaws.com; "+
 		"check the security group, a proxy (HTTPS_PROXY, NO_PROXY) and --endpoint", endpointName(c))
+}
+
+// checkUploadCleanup checks what keeps incomplete multipart uploads from being left behind: the
+// listing the mount sweeps with after an unconfirmed start, and a lifecycle rule that aborts what
+// no mount cleaned. Neither is needed to mount, so a lack of either is a warning.
+func checkUploadCleanup(ctx context.Context, b *s3backend.Backend, c *config, probe string) []checkItem {
+	bucketARN := "arn:aws:s3:::" + c.bucket
+	warn := func(name, detail, fix string) checkItem {
+		return checkItem{Stage: "s3", Name: name, OK: true, Warning: true, Detail: detail, Fix: fix}
+	}
+	var items []checkItem
+	if _, err := b.ListUploads(ctx, probe); err != nil {
+		items = append(items, warn("list multipart uploads", err.Error()+"; uploads whose start S3 did not confirm are left to the lifecycle rule",
+			"allow s3:ListBucketMultipartUploads on "+bucketARN))
+	} else {
+		items = append(items, checkItem{Stage: "s3", Name: "list multipart uploads", OK: true, Detail: "ListMultipartUploads allowed"})
+	}
+	lifecycle := "add the rule `s3mount policy --only lifecycle " + c.fs.FsName + "` prints to the bucket's lifecycle configuration (put-bucket-lifecycle-configuration replaces the rules there)"
+	switch days, err := b.UploadExpiry(ctx, c.prefix); {
+	case err != nil:
+		items = append(items, warn("lifecycle rule", "cannot read the bucket's lifecycle configuration: "+err.Error(),
+			"allow s3:GetLifecycleConfiguration on "+bucketARN+" (optional; only this check uses it)"))
+	case days == 0:
+		items = append(items, warn("lifecycle rule", "no AbortIncompleteMultipartUpload rule covers the prefix: uploads a crashed or unreachable mount could not abort are billed until someone does", lifecycle))
+	default:
+		items = append(items, checkItem{Stage: "s3", Name: "lifecycle rule", OK: true, Detail: fmt.Sprintf("incomplete multipart uploads are aborted after %d days", days)})
+	}
+	return items
 }

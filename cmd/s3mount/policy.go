@@ -12,8 +12,9 @@ import (
 //
 //	s3mount policy [--read-only] [--principal ARN] [--external-id ID] [--only permission|trust] s3://BUCKET[/PREFIX]
 //
-// It prints one JSON object {"PermissionPolicy": ..., "TrustPolicy": ...}, or with --only the one
-// policy document, ready to paste into IAM.
+// It prints one JSON object {"PermissionPolicy": ..., "TrustPolicy": ..., "LifecycleConfiguration":
+// ...}, or with --only the one document, ready to paste into IAM (or, for the lifecycle
+// configuration, aws s3api put-bucket-lifecycle-configuration).
 func policyCommand(args []string, stdout io.Writer) error {
 	var readOnly bool
 	var principal, externalID, target, only string
@@ -43,11 +44,11 @@ func policyCommand(args []string, stdout io.Writer) error {
 			externalID, err = needValue()
 		case name == "only":
 			only, err = needValue()
-			if err == nil && only != "permission" && only != "trust" {
-				err = fail(exitUsage, "policy: --only takes permission or trust, not %q", only)
+			if err == nil && only != "permission" && only != "trust" && only != "lifecycle" {
+				err = fail(exitUsage, "policy: --only takes permission, trust or lifecycle, not %q", only)
 			}
 		default:
-			err = fail(exitUsage, "policy: unknown option %s (want --read-only, --principal ARN, --external-id ID, --only permission|trust)", a)
+			err = fail(exitUsage, "policy: unknown option %s (want --read-only, --principal ARN, --external-id ID, --only permission|trust|lifecycle)", a)
 		}
 		if err != nil {
 			return err
@@ -64,9 +65,14 @@ func policyCommand(args []string, stdout io.Writer) error {
 		return fail(exitUsage, "policy: the trust policy needs --principal (the ARN of the role or account s3mount runs as)")
 	}
 	var out any = map[string]any{"PermissionPolicy": permissionPolicy(bucket, prefix, readOnly)}
+	if !readOnly {
+		out.(map[string]any)["LifecycleConfiguration"] = lifecycleRule(prefix)
+	}
 	switch {
 	case only == "permission":
 		out = permissionPolicy(bucket, prefix, readOnly)
+	case only == "lifecycle":
+		out = lifecycleRule(prefix)
 	case only == "trust":
 		out = trustPolicy(principal, externalID)
 	case principal != "":
@@ -107,12 +113,31 @@ func permissionPolicy(bucket, prefix string, readOnly bool) policy {
 		{Sid: "ReadObjects", Effect: "Allow", Action: []string{"s3:GetObject"}, Resource: []string{objects}},
 	}}
 	if !readOnly {
-		// Multipart uploads need s3:PutObject; cleaning up after a crash aborts the uploads this
-		// host recorded, so no multipart listing permission is needed.
+		// Multipart uploads need s3:PutObject. The two statements after it are optional (a
+		// missing one is a warning of `s3mount check`): the mount lists a key's uploads to abort
+		// those whose start S3 did not confirm (ListBucketMultipartUploads takes no prefix
+		// condition), and check reads the lifecycle rule that aborts what no mount could.
 		p.Statement = append(p.Statement,
-			statement{Sid: "WriteObjects", Effect: "Allow", Action: []string{"s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}, Resource: []string{objects}})
+			statement{Sid: "WriteObjects", Effect: "Allow", Action: []string{"s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}, Resource: []string{objects}},
+			statement{Sid: "CleanUploads", Effect: "Allow", Action: []string{"s3:ListBucketMultipartUploads"}, Resource: []string{bucketARN}},
+			statement{Sid: "ReadLifecycle", Effect: "Allow", Action: []string{"s3:GetLifecycleConfiguration"}, Resource: []string{bucketARN}})
 	}
 	return p
+}
+
+// uploadExpiryDays is after how many days the lifecycle rule aborts an incomplete upload: well
+// beyond the longest upload (5 TiB at 100 MB/s takes some 15 hours), as AWS suggests.
+const uploadExpiryDays = 7
+
+// lifecycleRule is the bucket lifecycle configuration that aborts incomplete multipart uploads
+// under prefix that no mount aborted (one killed while S3 was unreachable, and not mounted again).
+func lifecycleRule(prefix string) any {
+	return map[string]any{"Rules": []any{map[string]any{
+		"ID":                             "s3mount-abort-incomplete-uploads",
+		"Status":                         "Enabled",
+		"Filter":                         map[string]string{"Prefix": prefix},
+		"AbortIncompleteMultipartUpload": map[string]int{"DaysAfterInitiation": uploadExpiryDays},
+	}}}
 }
 
 // trustPolicy lets principal assume the role, with the External ID if one is given.

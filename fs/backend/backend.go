@@ -153,6 +153,12 @@ type Upload interface {
 	Abort(ctx context.Context) error
 }
 
+// Retrier is implemented by an Upload that can tell whether the request that started it was
+// sent more than once: an earlier attempt may have started another upload, whose answer was lost.
+type Retrier interface {
+	Retried() bool
+}
+
 // PendingUpload is an incomplete multipart upload found on the server.
 type PendingUpload struct {
 	Key       string

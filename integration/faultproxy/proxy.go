@@ -35,6 +35,10 @@ type Fault struct {
 	// LateBy forwards the request (so the server carries it out) and holds the answer back this
 	// long before passing it on: a client that gives up sooner never learns what was done.
 	LateBy time.Duration
+	// Drop, with LateBy, closes the connection after the wait instead of answering: the server
+	// carried the request out and the client never learns it, as when it gives up waiting (a
+	// timeout) before the answer arrives.
+	Drop bool
 	// Times limits how many requests the fault hits; 0 means every matching request.
 	Times int
 }
@@ -157,6 +161,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		case <-p.closed:
 			panic(http.ErrAbortHandler)
 		}
+		if f.Drop {
+			panic(http.ErrAbortHandler)
+		}
 		for k, v := range rec.header {
 			w.Header()[k] = v
 		}
@@ -249,6 +256,16 @@ func IsUploadPart(r *http.Request) bool {
 // IsPut matches single-request object writes.
 func IsPut(r *http.Request) bool {
 	return r.Method == http.MethodPut && r.URL.Query().Get("partNumber") == "" && r.Header.Get("X-Amz-Copy-Source") == ""
+}
+
+// IsCreateMultipart matches CreateMultipartUpload.
+func IsCreateMultipart(r *http.Request) bool {
+	return r.Method == http.MethodPost && r.URL.Query().Has("uploads")
+}
+
+// IsListUploads matches ListMultipartUploads.
+func IsListUploads(r *http.Request) bool {
+	return r.Method == http.MethodGet && r.URL.Query().Has("uploads")
 }
 
 // IsComplete matches CompleteMultipartUpload.

@@ -58,6 +58,7 @@ type GetFaultFunc func(key string, off, n int64) error
 // Backend is the in-memory store.
 type Backend struct {
 	fault    atomic.Pointer[FaultFunc]
+	late     atomic.Pointer[FaultFunc]
 	getFault atomic.Pointer[GetFaultFunc]
 	bodyRate atomic.Int64 // bytes per second of GET bodies; 0: unlimited
 
@@ -144,6 +145,17 @@ func (b *Backend) SetFault(f FaultFunc) {
 		return
 	}
 	b.fault.Store(&f)
+}
+
+// SetLateFault installs (or, with nil, removes) a fault injector called after CreateMultipart
+// has taken effect: a non-nil error is returned although the store holds the new upload, as when
+// S3 carries out a request whose answer the client never gets.
+func (b *Backend) SetLateFault(f FaultFunc) {
+	if f == nil {
+		b.late.Store(nil)
+		return
+	}
+	b.late.Store(&f)
 }
 
 // SetGetFault installs (or, with nil, removes) a fault injector for GETs that sees their range.
@@ -402,10 +414,15 @@ func (b *Backend) NewUpload(ctx context.Context, key string, opts backend.PutOpt
 		return nil, err
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.seq++
 	u := &upload{b: b, key: key, id: fmt.Sprintf("upload-%d", b.seq), opts: opts, start: time.Now(), parts: map[int32][]byte{}}
 	b.uploads[u.id] = u
+	b.mu.Unlock()
+	if f := b.late.Load(); f != nil {
+		if err := (*f)(OpCreateMP, key); err != nil {
+			return nil, err
+		}
+	}
 	return u, nil
 }
 

@@ -137,3 +137,9 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	b.done("DeleteObject", start, err)
 	return err
 }
+
+// Retried implements backend.Retrier for the upload it wraps.
+func (u *upload) Retried() bool {
+	r, ok := u.Upload.(backend.Retrier)
+	return ok && r.Retried()
+}
