@@ -97,6 +97,21 @@ func TestInteg_UnconfirmedUploadsAreAborted(t *testing.T) {
 	}
 	readEventually(t, b.path("f"), next, 10*time.Second)
 	waitNoUploads(t, prefix+"f", 20*time.Second)
+
+	// A real client timeout: every start of an upload is carried out by S3 but answered after the
+	// client gave up (--request-timeout), so close fails with ETIMEDOUT, S3 keeps the version
+	// before, and the uploads S3 started meanwhile are found and aborted.
+	c := mount(t, "s3://"+world.Bucket+"/"+prefix, append(accessChain(), append(ep, "--request-timeout", "1s", "--op-timeout", "4s")...)...)
+	p.Add(faultproxy.Fault{Match: faultproxy.IsCreateMultipart, LateBy: 2 * time.Second})
+	err = os.WriteFile(c.path("f"), randomBytes(24, 20<<20), 0o644)
+	if !errors.Is(err, syscall.ETIMEDOUT) {
+		t.Errorf("write while every answer comes too late: %v, want ETIMEDOUT", err)
+	}
+	if got, err := w.Get(ctx, prefix+"f"); err != nil || !bytes.Equal(got, next) {
+		t.Errorf("S3 holds %d bytes (%v), want the version before intact", len(got), err)
+	}
+	p.Clear()
+	waitNoUploads(t, prefix+"f", 30*time.Second)
 }
 
 // Fresh opens on another mount never get ESTALE after an overwrite: whole-file reads (open, read,
