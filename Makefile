@@ -48,7 +48,7 @@ integration:
 reliability-report: deps
 	rm -f /tmp/s3mount-reliability.jsonl
 	S3MOUNT_RELIABILITY_LOG=/tmp/s3mount-reliability.jsonl $(GO) test -tags integration -count=1 -timeout 30m \
-		-run 'Fault|TwoMounts|Load|BadInput|Restic|Borg|Git|Rsync|Tar|PartRename|OtherUser|SetuidBits|ReadlinkOfHuge' ./integration/ || true
+		-run 'Fault|TwoMounts|Load|BadInput|Restic|Borg|Git|Rsync|Tar|PartRename|OtherUser|SetuidBits|ReadlinkOfHuge|Net|Secrets|ConfigFileRefused|NotDumpable|Unconfirmed|NextMountSweeps|CompleteWhoseAnswer|FailedNewFile|FreshOpens|VisibilityBounds' ./integration/ || true
 	$(GO) run ./integration/cmd/reliabilityreport -in /tmp/s3mount-reliability.jsonl -out docs/RELIABILITY.md
 
 # Benchmarks: s3mount beside the SDK ceiling, s3fs and rclone, under the s3like and loopback network
