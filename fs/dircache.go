@@ -2,6 +2,8 @@ package fs
 
 import (
 	"context"
+	"errors"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -13,7 +15,7 @@ import (
 // listingCache remembers a directory's last listing for the metadata TTL: which names it held and
 // whether each is a file or a directory. A lookup right after a listing (what `ls -l` and rsync
 // do: read the whole directory, then stat every name) then needs no LIST, and the HEADs that files
-// still need for their stored attributes run ahead of the lookups, headsAhead at a time, in
+// still need for their stored attributes run ahead of the lookups, headsInFlight at a time, in
 // listing order. Changes made through the mount keep a complete listing up to date (a commit records
 // the file as stored, with its attributes, so its lookup needs no HEAD; an unlink drops the name),
 // and forget a listing still in progress. A directory this mount has just created starts with a
@@ -27,6 +29,7 @@ type listingCache struct {
 	// forLookups: the listing was taken for lookups of names one by one (see refreshIfStale), not
 	// for a readdir, so no HEADs are started ahead of them (see head).
 	forLookups bool
+	ahead      int           // entries before this index had their HEAD started ahead, if they needed one
 	gen        uint64        // counts changes, so that a refresh does not overwrite a newer state
 	refresh    chan struct{} // closed when the refresh in progress ends; nil if none
 	// Lookups that asked S3 for one name (see missed), counted from firstMiss; after
@@ -71,14 +74,20 @@ type headResult struct {
 	err  error
 }
 
-// headsAhead is how many files ahead of the lookups are HEADed in parallel.
-const headsAhead = 64
+// headsAhead is how many entries after the one looked up have their HEAD started (headsInFlight
+// of them run at once). Lookups take the answers in listing order, so the window is several times
+// the requests in flight: a slow answer holds one lookup up, not the requests behind it.
+const headsAhead = 256
+
+// headsInFlight bounds the HEADs started ahead of lookups that run at once, per mount. At S3's
+// latency (some 20 ms), 64 at once ask for about S3's request rate per prefix (5,500 a second).
+const headsInFlight = 64
 
 // reset starts remembering a new listing.
 func (c *listingCache) reset(r *Root) {
 	c.mu.Lock()
 	c.gen++
-	c.at, c.order, c.entries, c.done, c.forLookups = time.Now(), nil, map[string]*cachedEntry{}, false, false
+	c.at, c.order, c.entries, c.done, c.forLookups, c.ahead = time.Now(), nil, map[string]*cachedEntry{}, false, false, 0
 	c.mu.Unlock()
 	r.listings.hold(c)
 }
@@ -88,7 +97,7 @@ func (c *listingCache) forget() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
-	c.order, c.entries = nil, nil
+	c.order, c.entries, c.ahead = nil, nil, 0
 }
 
 // seedEmpty starts a complete, empty listing: the directory was just found empty (this mount
@@ -96,7 +105,7 @@ func (c *listingCache) forget() {
 func (c *listingCache) seedEmpty(r *Root) {
 	c.mu.Lock()
 	c.gen++
-	c.at, c.order, c.entries, c.done = time.Now(), nil, map[string]*cachedEntry{}, true
+	c.at, c.order, c.entries, c.done, c.ahead = time.Now(), nil, map[string]*cachedEntry{}, true, 0
 	c.mu.Unlock()
 	r.listings.hold(c)
 }
@@ -109,7 +118,7 @@ func (c *listingCache) stored(e dirEntry) {
 	defer c.mu.Unlock()
 	c.gen++
 	if !c.done || c.entries == nil || len(c.order) >= maxCachedEntries {
-		c.order, c.entries = nil, nil
+		c.order, c.entries, c.ahead = nil, nil, 0
 		return
 	}
 	ce := &cachedEntry{e: e, idx: len(c.order), stored: true}
@@ -142,7 +151,7 @@ func (c *listingCache) removed(name string, ok bool) {
 	defer c.mu.Unlock()
 	c.gen++
 	if !ok || !c.done || c.entries == nil {
-		c.order, c.entries = nil, nil
+		c.order, c.entries, c.ahead = nil, nil, 0
 		return
 	}
 	if ce, found := c.entries[name]; found {
@@ -157,7 +166,7 @@ func (c *listingCache) add(e dirEntry) {
 	defer c.mu.Unlock()
 	c.gen++
 	if c.entries == nil || len(c.order) >= maxCachedEntries {
-		c.order, c.entries = nil, nil
+		c.order, c.entries, c.ahead = nil, nil, 0
 		return
 	}
 	c.at = time.Now() // fresh for the TTL after the last page arrived, however long the listing took
@@ -274,7 +283,7 @@ func (c *listingCache) relist(ctx context.Context, r *Root, prefix string, pages
 		order[i], entries[e.name] = ce, ce
 	}
 	c.gen++
-	c.order, c.entries, c.at, c.done, c.forLookups = order, entries, start, true, forLookups
+	c.order, c.entries, c.at, c.done, c.forLookups, c.ahead = order, entries, start, true, forLookups, 0
 	c.mu.Unlock()
 	r.listings.hold(c)
 	return true
@@ -319,7 +328,7 @@ func (s *listingSet) sweep(ttl time.Duration) {
 		c.mu.Lock()
 		if c.refresh == nil && (c.entries == nil || time.Since(c.at) > 2*ttl) {
 			c.gen++
-			c.order, c.entries = nil, nil
+			c.order, c.entries, c.ahead = nil, nil, 0
 			s.mu.Lock() // after c.mu, so that a hold of c cannot fall between the check and this
 			delete(s.set, c)
 			s.mu.Unlock()
@@ -329,39 +338,73 @@ func (s *listingSet) sweep(ttl time.Duration) {
 }
 
 // head returns the HEAD of the file entry ce, started ahead if it was (else its lookup's GET, see
-// Root.statObject), and starts HEADs for the files that follow it in the listing.
+// Root.statObject), and starts HEADs for the entries up to headsAhead after it in the listing. A
+// HEAD started ahead that failed for any reason but a missing object is asked again, as the lookup's
+// own request.
 func (c *listingCache) head(ctx context.Context, r *Root, ce *cachedEntry) (backend.ObjectInfo, error) {
 	c.mu.Lock()
 	res := ce.head
 	if res == nil {
 		res = c.start(r, ce, r.statObject)
 	}
-	for i, n := ce.idx+1, 0; i < len(c.order) && n < headsAhead && !c.forLookups; i++ {
-		if next := c.order[i]; next.needsHead() {
-			if next.head == nil {
+	if !c.forLookups {
+		end := min(ce.idx+1+headsAhead, len(c.order))
+		for i := max(ce.idx+1, c.ahead); i < end; i++ {
+			if next := c.order[i]; next.needsHead() && next.head == nil {
 				c.start(r, next, r.b.Head)
 			}
-			n++
 		}
+		c.ahead = max(c.ahead, end)
 	}
 	c.mu.Unlock()
 	select {
 	case <-res.done:
-		return res.info, res.err
 	case <-ctx.Done():
 		return backend.ObjectInfo{}, ctx.Err()
 	}
+	if res.err != nil && !errors.Is(res.err, backend.ErrNotExist) {
+		return r.throttled(ctx, ce.e.info.Key, r.b.Head)
+	}
+	return res.info, res.err
 }
 
-// start launches the HEAD (or another stat) of a file entry. Must hold mu.
+// start launches the HEAD (or another stat) of a file entry, headsInFlight at a time. Must hold mu.
 func (c *listingCache) start(r *Root, ce *cachedEntry, stat func(context.Context, string) (backend.ObjectInfo, error)) *headResult {
 	res := &headResult{done: make(chan struct{})}
 	ce.head = res
 	go func(key string) {
 		r.heads <- struct{}{}
-		res.info, res.err = stat(r.ctx, key)
+		res.info, res.err = r.throttled(r.ctx, key, stat)
 		<-r.heads
 		close(res.done)
 	}(ce.e.info.Key)
 	return res
+}
+
+// throttleRetries is how often a stat answered 503 SlowDown is tried again (after the S3
+// client's own retries), each after twice as long a pause as the one before, from
+// throttleBackoff.
+const (
+	throttleRetries = 6
+	throttleBackoff = 50 * time.Millisecond
+)
+
+// throttled runs stat for key, and again while S3 answers that requests come too fast: a listing's
+// HEADs run many at once, so a prefix can reach S3's request rate, and slowing down is the answer,
+// not a failed lookup. The caller's slot (see Root.heads) stays taken meanwhile, so HEADs ahead
+// slow down as a whole.
+func (r *Root) throttled(ctx context.Context, key string, stat func(context.Context, string) (backend.ObjectInfo, error)) (backend.ObjectInfo, error) {
+	pause := throttleBackoff
+	for i := 0; ; i++ {
+		info, err := stat(ctx, key)
+		if err == nil || !errors.Is(err, backend.ErrThrottled) || i == throttleRetries {
+			return info, err
+		}
+		select {
+		case <-time.After(pause/2 + rand.N(pause)):
+		case <-ctx.Done():
+			return backend.ObjectInfo{}, err
+		}
+		pause *= 2
+	}
 }
