@@ -83,6 +83,9 @@ const headsAhead = 256
 // latency (some 20 ms), 64 at once ask for about S3's request rate per prefix (5,500 a second).
 const headsInFlight = 64
 
+// ListingHeadsInFlight is headsInFlight, for sizing the S3 client's connection pool.
+const ListingHeadsInFlight = headsInFlight
+
 // reset starts remembering a new listing.
 func (c *listingCache) reset(r *Root) {
 	c.mu.Lock()
