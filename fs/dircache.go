@@ -62,10 +62,13 @@ type cachedEntry struct {
 	// stored: e.info is what this mount stored (with its attributes), so a lookup needs no HEAD.
 	stored bool
 	gone   bool // a name removed since the listing: skipped by the HEADs ahead
+	// known: when listed, the tree's node held the attributes stored on this version, so a
+	// lookup needs no HEAD while it still does (see Dir.addListed).
+	known bool
 }
 
 // needsHead reports whether a lookup of the entry needs a HEAD: a file known from the listing only.
-func (ce *cachedEntry) needsHead() bool { return !ce.e.isDir && !ce.gone && !ce.stored }
+func (ce *cachedEntry) needsHead() bool { return !ce.e.isDir && !ce.gone && !ce.stored && !ce.known }
 
 // headResult is a HEAD started ahead of its lookup.
 type headResult struct {
@@ -163,8 +166,9 @@ func (c *listingCache) removed(name string, ok bool) {
 	}
 }
 
-// add records an entry of the listing in progress.
-func (c *listingCache) add(e dirEntry) {
+// add records an entry of the listing in progress; known: the tree's node for it holds the
+// attributes stored on the version listed (see Dir.addListed).
+func (c *listingCache) add(e dirEntry, known bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
@@ -173,7 +177,7 @@ func (c *listingCache) add(e dirEntry) {
 		return
 	}
 	c.at = time.Now() // fresh for the TTL after the last page arrived, however long the listing took
-	ce := &cachedEntry{e: e, idx: len(c.order)}
+	ce := &cachedEntry{e: e, idx: len(c.order), known: known}
 	c.order = append(c.order, ce)
 	c.entries[e.name] = ce // a directory listed after a file of the same name shadows it
 }
