@@ -29,7 +29,6 @@ type listingCache struct {
 	// forLookups: the listing was taken for lookups of names one by one (see refreshIfStale), not
 	// for a readdir, so no HEADs are started ahead of them (see head).
 	forLookups bool
-	ahead      int           // entries before this index had their HEAD started ahead, if they needed one
 	gen        uint64        // counts changes, so that a refresh does not overwrite a newer state
 	refresh    chan struct{} // closed when the refresh in progress ends; nil if none
 	// Lookups that asked S3 for one name (see missed), counted from firstMiss; after
@@ -93,7 +92,7 @@ const ListingHeadsInFlight = headsInFlight
 func (c *listingCache) reset(r *Root) {
 	c.mu.Lock()
 	c.gen++
-	c.at, c.order, c.entries, c.done, c.forLookups, c.ahead = time.Now(), nil, map[string]*cachedEntry{}, false, false, 0
+	c.at, c.order, c.entries, c.done, c.forLookups = time.Now(), nil, map[string]*cachedEntry{}, false, false
 	c.mu.Unlock()
 	r.listings.hold(c)
 }
@@ -103,7 +102,7 @@ func (c *listingCache) forget() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
-	c.order, c.entries, c.ahead = nil, nil, 0
+	c.order, c.entries = nil, nil
 }
 
 // seedEmpty starts a complete, empty listing: the directory was just found empty (this mount
@@ -111,7 +110,7 @@ func (c *listingCache) forget() {
 func (c *listingCache) seedEmpty(r *Root) {
 	c.mu.Lock()
 	c.gen++
-	c.at, c.order, c.entries, c.done, c.ahead = time.Now(), nil, map[string]*cachedEntry{}, true, 0
+	c.at, c.order, c.entries, c.done = time.Now(), nil, map[string]*cachedEntry{}, true
 	c.mu.Unlock()
 	r.listings.hold(c)
 }
@@ -124,7 +123,7 @@ func (c *listingCache) stored(e dirEntry) {
 	defer c.mu.Unlock()
 	c.gen++
 	if !c.done || c.entries == nil || len(c.order) >= maxCachedEntries {
-		c.order, c.entries, c.ahead = nil, nil, 0
+		c.order, c.entries = nil, nil
 		return
 	}
 	ce := &cachedEntry{e: e, idx: len(c.order), stored: true}
@@ -157,7 +156,7 @@ func (c *listingCache) removed(name string, ok bool) {
 	defer c.mu.Unlock()
 	c.gen++
 	if !ok || !c.done || c.entries == nil {
-		c.order, c.entries, c.ahead = nil, nil, 0
+		c.order, c.entries = nil, nil
 		return
 	}
 	if ce, found := c.entries[name]; found {
@@ -173,7 +172,7 @@ func (c *listingCache) add(e dirEntry, known bool) {
 	defer c.mu.Unlock()
 	c.gen++
 	if c.entries == nil || len(c.order) >= maxCachedEntries {
-		c.order, c.entries, c.ahead = nil, nil, 0
+		c.order, c.entries = nil, nil
 		return
 	}
 	c.at = time.Now() // fresh for the TTL after the last page arrived, however long the listing took
@@ -290,7 +289,7 @@ func (c *listingCache) relist(ctx context.Context, r *Root, prefix string, pages
 		order[i], entries[e.name] = ce, ce
 	}
 	c.gen++
-	c.order, c.entries, c.at, c.done, c.forLookups, c.ahead = order, entries, start, true, forLookups, 0
+	c.order, c.entries, c.at, c.done, c.forLookups = order, entries, start, true, forLookups
 	c.mu.Unlock()
 	r.listings.hold(c)
 	return true
@@ -335,7 +334,7 @@ func (s *listingSet) sweep(ttl time.Duration) {
 		c.mu.Lock()
 		if c.refresh == nil && (c.entries == nil || time.Since(c.at) > 2*ttl) {
 			c.gen++
-			c.order, c.entries, c.ahead = nil, nil, 0
+			c.order, c.entries = nil, nil
 			s.mu.Lock() // after c.mu, so that a hold of c cannot fall between the check and this
 			delete(s.set, c)
 			s.mu.Unlock()
@@ -346,22 +345,18 @@ func (s *listingSet) sweep(ttl time.Duration) {
 
 // head returns the HEAD of the file entry ce, started ahead if it was (else its lookup's GET, see
 // Root.statObject), and starts HEADs for the entries up to headsAhead after it in the listing. A
-// HEAD started ahead that failed for any reason but a missing object is asked again, as the lookup's
-// own request.
+// HEAD started ahead that failed for a reason that may pass (not a missing object, not a denial) is
+// asked again, as the lookup's own request.
 func (c *listingCache) head(ctx context.Context, r *Root, ce *cachedEntry) (backend.ObjectInfo, error) {
 	c.mu.Lock()
-	res := ce.head
+	res, ahead := ce.head, ce.head != nil
 	if res == nil {
 		res = c.start(r, ce, r.statObject)
 	}
-	if !c.forLookups {
-		end := min(ce.idx+1+headsAhead, len(c.order))
-		for i := max(ce.idx+1, c.ahead); i < end; i++ {
-			if next := c.order[i]; next.needsHead() && next.head == nil {
-				c.start(r, next, r.b.Head)
-			}
+	for i := ce.idx + 1; i < min(ce.idx+1+headsAhead, len(c.order)) && !c.forLookups; i++ {
+		if next := c.order[i]; next.needsHead() && next.head == nil {
+			c.start(r, next, r.b.Head)
 		}
-		c.ahead = max(c.ahead, end)
 	}
 	c.mu.Unlock()
 	select {
@@ -369,7 +364,7 @@ func (c *listingCache) head(ctx context.Context, r *Root, ce *cachedEntry) (back
 	case <-ctx.Done():
 		return backend.ObjectInfo{}, ctx.Err()
 	}
-	if res.err != nil && !errors.Is(res.err, backend.ErrNotExist) {
+	if ahead && res.err != nil && !errors.Is(res.err, backend.ErrNotExist) && !errors.Is(res.err, backend.ErrPermission) {
 		return r.throttled(ctx, ce.e.info.Key, r.b.Head)
 	}
 	return res.info, res.err
