@@ -120,10 +120,18 @@ func (d *Dir) listed(ctx context.Context, name string) (ce *cachedEntry, absent 
 // listedChild answers a lookup of an entry a listing just showed (ce is its entry in the listing
 // cache, or nil): a directory from the listing alone, a file with its HEAD when one was started
 // ahead (else the lookup's GET, see Root.statObject), or with the listing's attributes under
-// Options.ListingAttrs. An entry this mount stored needs nothing more.
+// Options.ListingAttrs. An entry this mount stored, or whose node holds the listed version's
+// attributes, needs nothing more.
 func (d *Dir) listedChild(ctx context.Context, e dirEntry, ce *cachedEntry, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	if ce != nil && ce.stored {
 		e = ce.e // newer than what a listing in progress showed
+	}
+	if ce != nil && ce.known && !e.isDir {
+		if f := d.fileChild(e.name); f != nil && f.holdsVersion(e.info) {
+			d.root.setEntryTimeouts(out)
+			fillEntry(&f.Inode, out)
+			return &f.Inode, 0
+		}
 	}
 	switch {
 	case e.isDir, ce != nil && ce.stored:
@@ -143,6 +151,29 @@ func (d *Dir) listedChild(ctx context.Context, e dirEntry, ce *cachedEntry, out 
 		e.info = info
 	}
 	return d.root.newChild(ctx, &d.Inode, e, out), 0
+}
+
+// addListed records an entry of the listing in progress (see listingCache.add), noting whether the
+// tree's node for it already holds the attributes stored on the version listed.
+func (d *Dir) addListed(e dirEntry) {
+	known := false
+	if !e.isDir {
+		f := d.fileChild(e.name)
+		known = f != nil && f.holdsVersion(e.info)
+	}
+	d.lc.add(e, known)
+}
+
+// holdsVersion reports whether the file holds the stored attributes of the version a listing
+// shows: it has no local changes, and the same ETag, size and modification time (to the second,
+// HEAD's precision) as listed. A copy of the object onto itself with new metadata (how other S3
+// clients change attributes) has a new modification time.
+func (f *File) holdsVersion(listed backend.ObjectInfo) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dirty == nil && !f.localOnly && !f.attrsUnknown && listed.ETag != "" && f.info.ETag == listed.ETag &&
+		f.info.Size == listed.Size && !f.info.ModTime.IsZero() &&
+		f.info.ModTime.Truncate(time.Second).Equal(listed.ModTime.Truncate(time.Second))
 }
 
 // fileChild returns the file the tree holds as child name, or nil.
@@ -279,7 +310,7 @@ func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 		h.l = newLister(r.b, h.dir.key(), r.opts.ListPageSize)
 		h.local = h.dir.localOnlyNames()
 		h.dir.lc.reset(r)
-		h.l.onEntry = h.dir.lc.add // whole pages, so that lookups can HEAD ahead
+		h.l.onEntry = h.dir.addListed // whole pages, so that lookups can HEAD ahead
 	}
 	e, ok, err := h.nextEntry(ctx)
 	if err != nil {

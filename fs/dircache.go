@@ -2,6 +2,8 @@ package fs
 
 import (
 	"context"
+	"errors"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -13,7 +15,7 @@ import (
 // listingCache remembers a directory's last listing for the metadata TTL: which names it held and
 // whether each is a file or a directory. A lookup right after a listing (what `ls -l` and rsync
 // do: read the whole directory, then stat every name) then needs no LIST, and the HEADs that files
-// still need for their stored attributes run ahead of the lookups, headsAhead at a time, in
+// still need for their stored attributes run ahead of the lookups, headsInFlight at a time, in
 // listing order. Changes made through the mount keep a complete listing up to date (a commit records
 // the file as stored, with its attributes, so its lookup needs no HEAD; an unlink drops the name),
 // and forget a listing still in progress. A directory this mount has just created starts with a
@@ -59,10 +61,13 @@ type cachedEntry struct {
 	// stored: e.info is what this mount stored (with its attributes), so a lookup needs no HEAD.
 	stored bool
 	gone   bool // a name removed since the listing: skipped by the HEADs ahead
+	// known: when listed, the tree's node held the attributes stored on this version, so a
+	// lookup needs no HEAD while it still does (see Dir.addListed).
+	known bool
 }
 
 // needsHead reports whether a lookup of the entry needs a HEAD: a file known from the listing only.
-func (ce *cachedEntry) needsHead() bool { return !ce.e.isDir && !ce.gone && !ce.stored }
+func (ce *cachedEntry) needsHead() bool { return !ce.e.isDir && !ce.gone && !ce.stored && !ce.known }
 
 // headResult is a HEAD started ahead of its lookup.
 type headResult struct {
@@ -71,8 +76,17 @@ type headResult struct {
 	err  error
 }
 
-// headsAhead is how many files ahead of the lookups are HEADed in parallel.
-const headsAhead = 64
+// headsAhead is how many entries after the one looked up have their HEAD started (headsInFlight
+// of them run at once). Lookups take the answers in listing order, so the window is several times
+// the requests in flight: a slow answer holds one lookup up, not the requests behind it.
+const headsAhead = 256
+
+// headsInFlight bounds the HEADs started ahead of lookups that run at once, per mount. At S3's
+// latency (some 20 ms), 64 at once ask for about S3's request rate per prefix (5,500 a second).
+const headsInFlight = 64
+
+// ListingHeadsInFlight is headsInFlight, for sizing the S3 client's connection pool.
+const ListingHeadsInFlight = headsInFlight
 
 // reset starts remembering a new listing.
 func (c *listingCache) reset(r *Root) {
@@ -151,8 +165,9 @@ func (c *listingCache) removed(name string, ok bool) {
 	}
 }
 
-// add records an entry of the listing in progress.
-func (c *listingCache) add(e dirEntry) {
+// add records an entry of the listing in progress; known: the tree's node for it holds the
+// attributes stored on the version listed (see Dir.addListed).
+func (c *listingCache) add(e dirEntry, known bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
@@ -161,7 +176,7 @@ func (c *listingCache) add(e dirEntry) {
 		return
 	}
 	c.at = time.Now() // fresh for the TTL after the last page arrived, however long the listing took
-	ce := &cachedEntry{e: e, idx: len(c.order)}
+	ce := &cachedEntry{e: e, idx: len(c.order), known: known}
 	c.order = append(c.order, ce)
 	c.entries[e.name] = ce // a directory listed after a file of the same name shadows it
 }
@@ -329,39 +344,69 @@ func (s *listingSet) sweep(ttl time.Duration) {
 }
 
 // head returns the HEAD of the file entry ce, started ahead if it was (else its lookup's GET, see
-// Root.statObject), and starts HEADs for the files that follow it in the listing.
+// Root.statObject), and starts HEADs for the entries up to headsAhead after it in the listing. A
+// HEAD started ahead that failed for a reason that may pass (not a missing object, not a denial) is
+// asked again, as the lookup's own request.
 func (c *listingCache) head(ctx context.Context, r *Root, ce *cachedEntry) (backend.ObjectInfo, error) {
 	c.mu.Lock()
-	res := ce.head
+	res, ahead := ce.head, ce.head != nil
 	if res == nil {
 		res = c.start(r, ce, r.statObject)
 	}
-	for i, n := ce.idx+1, 0; i < len(c.order) && n < headsAhead && !c.forLookups; i++ {
-		if next := c.order[i]; next.needsHead() {
-			if next.head == nil {
-				c.start(r, next, r.b.Head)
-			}
-			n++
+	for i := ce.idx + 1; i < min(ce.idx+1+headsAhead, len(c.order)) && !c.forLookups; i++ {
+		if next := c.order[i]; next.needsHead() && next.head == nil {
+			c.start(r, next, r.b.Head)
 		}
 	}
 	c.mu.Unlock()
 	select {
 	case <-res.done:
-		return res.info, res.err
 	case <-ctx.Done():
 		return backend.ObjectInfo{}, ctx.Err()
 	}
+	if ahead && res.err != nil && !errors.Is(res.err, backend.ErrNotExist) && !errors.Is(res.err, backend.ErrPermission) {
+		return r.throttled(ctx, ce.e.info.Key, r.b.Head)
+	}
+	return res.info, res.err
 }
 
-// start launches the HEAD (or another stat) of a file entry. Must hold mu.
+// start launches the HEAD (or another stat) of a file entry, headsInFlight at a time. Must hold mu.
 func (c *listingCache) start(r *Root, ce *cachedEntry, stat func(context.Context, string) (backend.ObjectInfo, error)) *headResult {
 	res := &headResult{done: make(chan struct{})}
 	ce.head = res
 	go func(key string) {
 		r.heads <- struct{}{}
-		res.info, res.err = stat(r.ctx, key)
+		res.info, res.err = r.throttled(r.ctx, key, stat)
 		<-r.heads
 		close(res.done)
 	}(ce.e.info.Key)
 	return res
+}
+
+// throttleRetries is how often a stat answered 503 SlowDown is tried again (after the S3
+// client's own retries), each after twice as long a pause as the one before, from
+// throttleBackoff.
+const (
+	throttleRetries = 6
+	throttleBackoff = 50 * time.Millisecond
+)
+
+// throttled runs stat for key, and again while S3 answers that requests come too fast: a listing's
+// HEADs run many at once, so a prefix can reach S3's request rate, and slowing down is the answer,
+// not a failed lookup. The caller's slot (see Root.heads) stays taken meanwhile, so HEADs ahead
+// slow down as a whole.
+func (r *Root) throttled(ctx context.Context, key string, stat func(context.Context, string) (backend.ObjectInfo, error)) (backend.ObjectInfo, error) {
+	pause := throttleBackoff
+	for i := 0; ; i++ {
+		info, err := stat(ctx, key)
+		if err == nil || !errors.Is(err, backend.ErrThrottled) || i == throttleRetries {
+			return info, err
+		}
+		select {
+		case <-time.After(pause/2 + rand.N(pause)):
+		case <-ctx.Done():
+			return backend.ObjectInfo{}, err
+		}
+		pause *= 2
+	}
 }

@@ -52,7 +52,7 @@ type Root struct {
 	// cache holds object content; readahead bounds what readers fetch ahead.
 	cache     *blockCache
 	readahead *byteBudget
-	// heads bounds the HEAD requests started ahead of READDIRPLUS lookups.
+	// heads bounds the HEAD requests started ahead of lookups that follow a listing (headsInFlight).
 	heads chan struct{}
 	// stores bounds the stores into the kernel's page cache in flight (readaround.go).
 	stores chan struct{}
@@ -106,7 +106,7 @@ func NewRoot(b backend.Backend, opts Options) (*Root, error) {
 	}
 	r.readahead = &byteBudget{limit: opts.ReadaheadBudget}
 	r.bufs = poolOf(int(opts.PartSize))
-	r.heads = make(chan struct{}, 32)
+	r.heads = make(chan struct{}, headsInFlight)
 	r.stores = make(chan struct{}, maxStores)
 	go r.sweepListings()
 	return r, nil

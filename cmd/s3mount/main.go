@@ -164,6 +164,9 @@ func parseConfig(args []string) (*config, error) {
 	if c.fs.UploadConcurrency > c.s3.Concurrency {
 		c.s3.Concurrency = c.fs.UploadConcurrency
 	}
+	// The connection pool keeps twice Concurrency idle: enough for the HEADs `ls -l` runs at
+	// once, so that each does not open a connection of its own.
+	c.s3.Concurrency = max(c.s3.Concurrency, fs.ListingHeadsInFlight/2)
 	if c.scopeDown {
 		if len(c.chain.Hops) == 0 {
 			return nil, fail(exitUsage, "scope_down narrows the last role_arn hop; give a role_arn")
