@@ -160,9 +160,8 @@ func parseConfig(args []string) (*config, error) {
 	if err := c.resolvePermissions(os.Geteuid()); err != nil {
 		return nil, fail(exitUsage, "%v", err)
 	}
-	if c.fs.UploadConcurrency > c.s3.Concurrency {
-		c.s3.Concurrency = c.fs.UploadConcurrency
-	}
+	// The connection pool keeps one idle connection for each request that may be in flight.
+	c.s3.Concurrency = max(c.s3.Concurrency, c.fs.ReadConcurrency, c.fs.MaxUploadConcurrency)
 	if c.scopeDown {
 		if len(c.chain.Hops) == 0 {
 			return nil, fail(exitUsage, "scope_down narrows the last role_arn hop; give a role_arn")
