@@ -12,9 +12,9 @@ import (
 // least 2 MiB that the kernel backs with transparent huge pages where it can (MADV_HUGEPAGE).
 //
 // The Go heap is made of 4 KiB pages, and every page a process touches for the first time costs a
-// page fault. A sequential reader on a fresh mount fills the 96 MiB read-ahead budget with new
-// buffers: 24,576 faults, 0.4 s of a core on the benchmark machine (a virtual machine, where a
-// fault costs some 17 µs), against 7 ms for the same memory in 2 MiB pages. Part buffers for
+// page fault. A sequential reader on a fresh mount that fills 96 MiB of read-ahead with new
+// buffers takes 24,576 faults, 0.4 s of a core on the benchmark machine (a virtual machine, where
+// a fault costs some 17 µs), against 7 ms for the same memory in 2 MiB pages. Part buffers for
 // uploads are the same. A buffer put back stays mapped and is reused; chunks whose buffers have
 // all been free for trimAfter are given back to the kernel (MADV_DONTNEED), so an idle mount does
 // not hold them. If mapping fails, buffers come from the Go heap.

@@ -359,19 +359,28 @@ func (d *dirtyFile) uploadPart(i, version int) {
 
 // sendPart uploads the n bytes at off of the staging file as part i. A part of up to PartSize
 // bytes is read once into a buffer (the SDK reads the body three times: to hash it, to sum it and
-// to send it). Larger parts, those beyond the first 1,000 of a file, are sent from the staging
-// file itself, so that the memory of uploads stays within UploadConcurrency × PartSize however
-// large the file; they cost two more reads of the page cache.
+// to send it). Larger parts, those beyond the first 1,000 of a file, and parts that find every
+// part buffer in use are sent from the staging file itself, so that the memory of uploads stays
+// within UploadConcurrency × PartSize however large the file and however many parts are in
+// flight; they cost two more reads of the page cache. A full part reports its rate to the upload
+// slots (uploadSlots.observe).
 func (d *dirtyFile) sendPart(ctx context.Context, u backend.Upload, i int, off, n int64) error {
-	if n > d.r.opts.PartSize {
-		return u.UploadPart(ctx, int32(i+1), io.NewSectionReader(d.f, off, n), n)
+	var body io.ReadSeeker = io.NewSectionReader(d.f, off, n)
+	if n <= d.r.opts.PartSize {
+		if buf := d.r.partBuffer(n); buf != nil {
+			defer d.r.freePartBuffer(buf)
+			if _, err := d.f.ReadAt(buf, off); err != nil {
+				return err
+			}
+			body = bytes.NewReader(buf)
+		}
 	}
-	buf := d.r.partBuffer(n)
-	defer d.r.freePartBuffer(buf)
-	if _, err := d.f.ReadAt(buf, off); err != nil {
-		return err
+	start := time.Now()
+	err := u.UploadPart(ctx, int32(i+1), body, n)
+	if _, size := partRange(i, d.partSz); err == nil && n == size {
+		d.r.uploads.observe(n, time.Since(start))
 	}
-	return u.UploadPart(ctx, int32(i+1), bytes.NewReader(buf), n)
+	return err
 }
 
 // maybePunch frees an uploaded part from the staging file when space is short. Part 0 is kept,
@@ -623,15 +632,18 @@ func (d *dirtyFile) putWhole(ctx context.Context) (backend.ObjectInfo, error) {
 	defer d.r.releaseUpload()
 	// The body is read once, into a recycled buffer: the SDK reads it three times (to hash it, to
 	// sum it and to send it), and a bytes.Reader lets it do so without buffers of its own.
-	buf := d.r.partBuffer(d.r.opts.PartSize)
-	defer d.r.freePartBuffer(buf)
-	if size > int64(len(buf)) {
-		buf = make([]byte, size)
+	// Sent from the staging file when every part buffer is in use.
+	var body io.ReadSeeker = io.NewSectionReader(d.f, 0, size)
+	if buf := d.r.partBuffer(d.r.opts.PartSize); buf != nil && size <= int64(len(buf)) {
+		defer d.r.freePartBuffer(buf)
+		if _, err := d.f.ReadAt(buf[:size], 0); err != nil && !(errors.Is(err, io.EOF) && size == 0) {
+			return backend.ObjectInfo{}, fmt.Errorf("staging file: %w", err)
+		}
+		body = bytes.NewReader(buf[:size])
+	} else {
+		d.r.freePartBuffer(buf)
 	}
-	if _, err := d.f.ReadAt(buf[:size], 0); err != nil && !(errors.Is(err, io.EOF) && size == 0) {
-		return backend.ObjectInfo{}, fmt.Errorf("staging file: %w", err)
-	}
-	return d.r.b.Put(ctx, key, bytes.NewReader(buf[:size]), size, opts)
+	return d.r.b.Put(ctx, key, body, size, opts)
 }
 
 // completeMultipart uploads every part not yet uploaded in its current version, then completes.

@@ -66,15 +66,19 @@ type Options struct {
 	// in flight mount-wide.
 	ReadPartSize    int64
 	ReadConcurrency int
-	// MaxReadahead is the largest read-ahead window of one sequential reader; ReadaheadBudget
-	// bounds the bytes fetched ahead by all readers together (beyond it, reads go without).
+	// MaxReadahead is the largest read-ahead window of one sequential reader: it grows to 64 MiB
+	// (or MaxReadahead if less) as the reader reads on, and beyond only while the reader waits for
+	// the GETs in flight (see prefetch.go). ReadaheadBudget bounds the bytes fetched ahead by all
+	// readers together, shared equally among them (beyond it, reads go without).
 	MaxReadahead, ReadaheadBudget int64
 	// PartSize is the multipart part size of uploads (at least 5 MiB); it doubles every 1,000 parts
 	// so that objects up to 5 TiB fit in 10,000 parts. Files up to one part are sent with one PUT.
 	PartSize int64
-	// UploadConcurrency bounds the parts (and PUTs) being uploaded at once, mount-wide; with
-	// PartSize it bounds the memory used for uploads.
-	UploadConcurrency int
+	// UploadConcurrency is how many parts (and PUTs) are uploaded at once, mount-wide, to start
+	// with; while each part keeps its throughput as more are sent, up to MaxUploadConcurrency
+	// (see uploadslots.go). With PartSize it bounds the memory used for uploads: at most
+	// UploadConcurrency part buffers; the parts beyond are sent from the staging file.
+	UploadConcurrency, MaxUploadConcurrency int
 	// StagingDir holds the content of files being written, and the journal of multipart uploads
 	// in progress (so the next mount with the same StagingDir cleans up after a crash).
 	StagingDir string
@@ -109,14 +113,15 @@ func DefaultOptions() Options {
 		DiskCacheSize:   2 << 30,
 		KernelReadahead: 1 << 20,
 		ReadPartSize:    8 << 20,
-		ReadConcurrency: 16,
-		MaxReadahead:    64 << 20,
-		ReadaheadBudget: 96 << 20,
+		ReadConcurrency: 32,
+		MaxReadahead:    256 << 20,
+		ReadaheadBudget: 256 << 20,
 
-		PartSize:          8 << 20,
-		UploadConcurrency: 8,
-		StagingDir:        filepath.Join(os.TempDir(), fmt.Sprintf("s3mount-%d", os.Getuid())),
-		StagingSize:       4 << 30,
-		StagingWait:       30 * time.Second,
+		PartSize:             8 << 20,
+		UploadConcurrency:    8,
+		MaxUploadConcurrency: 32,
+		StagingDir:           filepath.Join(os.TempDir(), fmt.Sprintf("s3mount-%d", os.Getuid())),
+		StagingSize:          4 << 30,
+		StagingWait:          30 * time.Second,
 	}
 }

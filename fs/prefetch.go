@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 
@@ -12,8 +13,14 @@ import (
 // Read-ahead. Each open handle watches its own reads: while they are sequential (each lands within
 // 2*initialWindow of the furthest point read so far: the kernel's asynchronous reads arrive
 // slightly out of order, and small skips forward and re-reads stay sequential), the read-ahead
-// window doubles from initialWindow up to Options.MaxReadahead, and the blocks ahead are fetched
-// in parallel, in GETs of up to Options.ReadPartSize. After randomMisses reads in a row that are
+// window doubles from initialWindow up to freeWindow, and the blocks ahead are fetched in
+// parallel, in GETs of up to Options.ReadPartSize. Beyond freeWindow the window doubles only when
+// a read finds a block fetched ahead still in flight (the reader starved: it consumes faster than
+// the GETs in flight deliver, as on a network whose connections are each slower than the reader),
+// up to Options.MaxReadahead and the reader's share of the budget. The GETs in flight are the
+// window over ReadPartSize, so a window that grows is throughput that grows (25 MiB/s per
+// connection and 20 ms to the first byte need some 100 MiB ahead for a reader of 300 MiB/s); a
+// reader slower than its window never starves and never holds more than freeWindow. After randomMisses reads in a row that are
 // not sequential, the handle turns random: the window is dropped, only the blocks a read needs
 // are fetched, and the whole object is copied to the disk cache in the background if it fits
 // there. A random handle turns sequential again after a forward run in which it read
@@ -24,6 +31,10 @@ import (
 // Options.ReadaheadBudget bytes (beyond it, no read-ahead); they stay out of the shared cache,
 // and their buffers are reused once the reads that used them are sent (see block).
 const initialWindow = 1 << 20
+
+// freeWindow is how far a sequential reader's window grows without starving. A variable only so
+// that tests reach the growth beyond it with little data.
+var freeWindow int64 = 64 << 20
 
 // randomMisses is how many non-sequential reads in a row turn a handle random.
 const randomMisses = 3
@@ -47,6 +58,7 @@ type reader struct {
 	// need them again, before the shared cache has admitted them.
 	recent, prev map[int64]*block
 	next         int64 // first block not yet requested ahead
+	starved      bool  // a read since the window last grew found a block fetched ahead still in flight
 	budget       int64 // bytes of the budget this reader holds
 	sharing      bool  // counted among the readers sharing the budget (see byteBudget)
 }
@@ -154,8 +166,13 @@ func (rd *reader) plan(off, end, first, last int64) []*block {
 		if rd.window == 0 {
 			rd.window = initialWindow
 		} else if end > rd.lastEnd-blockSize {
-			rd.window = min(2*rd.window, rd.r.opts.MaxReadahead)
+			limit := min(rd.r.opts.MaxReadahead, freeWindow)
+			if rd.starved {
+				limit = rd.r.opts.MaxReadahead
+			}
+			rd.window = max(rd.window, min(2*rd.window, limit))
 		}
+		rd.starved = false
 	case rd.misses+1 >= randomMisses:
 		rd.dropAhead()
 		rd.window, rd.misses, rd.lastEnd, rd.random, rd.runStart, rd.runBytes = 0, 0, end, true, off, end-off
@@ -176,6 +193,16 @@ func (rd *reader) plan(off, end, first, last int64) []*block {
 			b, ok = rd.prev[idx]
 		}
 		if ok {
+			if _, ahead := rd.ahead[idx]; ahead && !rd.random {
+				select {
+				case <-b.done:
+				default:
+					// The read will wait for a block fetched ahead: the reader consumes faster
+					// than the GETs in flight deliver.
+					rd.starved = true
+					rd.r.readahead.starved.Add(1)
+				}
+			}
 			b.acquire()
 			blocks = append(blocks, b)
 			continue
@@ -329,6 +356,8 @@ func (rd *reader) close() {
 // four readers, half of the reads that missed read-ahead were at the front of a window starved of
 // budget).
 type byteBudget struct {
+	starved atomic.Int64 // reads that waited for a block fetched ahead (tests)
+
 	mu      sync.Mutex
 	limit   int64
 	used    int64

@@ -46,9 +46,11 @@ type Root struct {
 	// ctx is cancelled when the filesystem shuts down; background uploads use it.
 	ctx    context.Context
 	cancel context.CancelFunc
-	// uploads bounds the concurrent part uploads and PUTs; bufs recycles part buffers.
-	uploads chan struct{}
-	bufs    *bufPool // shared by the mounts with the same part size (poolOf)
+	// uploads bounds the concurrent part uploads and PUTs; partBufs bounds the part buffers
+	// (UploadConcurrency), which bufs recycles.
+	uploads  *uploadSlots
+	partBufs chan struct{}
+	bufs     *bufPool // shared by the mounts with the same part size (poolOf)
 	// cache holds object content; readahead bounds what readers fetch ahead.
 	cache     *blockCache
 	readahead *byteBudget
@@ -90,7 +92,8 @@ func NewRoot(b backend.Backend, opts Options) (*Root, error) {
 		return nil, err
 	}
 	r := &Root{b: b, opts: opts, log: log, staging: st, journal: j, missing: map[string]time.Time{}, retired: map[uint64]struct{}{}, active: map[*File]struct{}{},
-		uploads: make(chan struct{}, max(1, opts.UploadConcurrency))}
+		uploads:  newUploadSlots(opts.UploadConcurrency, opts.MaxUploadConcurrency),
+		partBufs: make(chan struct{}, max(1, opts.UploadConcurrency))}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.started = time.Now()
 	r.dir = &Dir{root: r}
@@ -216,30 +219,36 @@ func (r *Root) Shutdown(ctx context.Context, grace time.Duration) []string {
 // half-done rename is worse than a slow one. The S3 client's timeouts and retries bound them.
 func detached(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
-// acquireUpload waits for a free upload slot.
-func (r *Root) acquireUpload(ctx context.Context) error {
-	select {
-	case r.uploads <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// acquireUpload waits for a free upload slot (see uploadSlots).
+func (r *Root) acquireUpload(ctx context.Context) error { return r.uploads.acquire(ctx) }
 
-func (r *Root) releaseUpload() { <-r.uploads }
+func (r *Root) releaseUpload() { r.uploads.release() }
 
-// partBuffer returns a buffer of n bytes; buffers of the base part size are recycled.
+// partBuffer returns a buffer of n bytes (at most PartSize), or nil if UploadConcurrency of them
+// are in use: the caller then sends from the staging file, so that the memory of uploads stays
+// within UploadConcurrency × PartSize however many are in flight. Buffers of the base part size
+// are recycled.
 func (r *Root) partBuffer(n int64) []byte {
+	select {
+	case r.partBufs <- struct{}{}:
+	default:
+		return nil
+	}
 	if n == r.opts.PartSize {
-		return r.bufs.get()
+		return r.bufs.get()[:n]
 	}
 	return make([]byte, n)
 }
 
+// freePartBuffer gives back a buffer from partBuffer (nil is allowed).
 func (r *Root) freePartBuffer(b []byte) {
-	if int64(len(b)) == r.opts.PartSize {
+	if b == nil {
+		return
+	}
+	if int64(cap(b)) == r.opts.PartSize && int64(len(b)) == r.opts.PartSize {
 		r.bufs.put(b)
 	}
+	<-r.partBufs
 }
 
 // ino returns the stable inode number of the node of type typ (S_IFREG, S_IFDIR, S_IFLNK) at

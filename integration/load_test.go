@@ -164,8 +164,9 @@ func TestInteg_LoadWritersAndReaders(t *testing.T) {
 
 // TestInteg_LoadLargeWritersAtOnce: 16 writers stream 40 MiB files side by side (five 8 MiB parts
 // each) into a staging directory that holds less than they write. Every object is whole in S3,
-// the daemon's memory stays within its bound (8 parts in flight, mount-wide, however many write;
-// with every full part sent at once it peaked at 417 MiB), writers wait for space rather than
+// the daemon's memory stays within its bound (8 part buffers, mount-wide, however many write and
+// however many parts are in flight: the others are sent from the staging file; with every full
+// part read into memory at once it peaked at 417 MiB), writers wait for space rather than
 // fail, and nothing is left behind.
 func TestInteg_LoadLargeWritersAtOnce(t *testing.T) {
 	if testing.Short() {

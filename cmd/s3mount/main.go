@@ -161,12 +161,9 @@ func parseConfig(args []string) (*config, error) {
 	if err := c.resolvePermissions(os.Geteuid()); err != nil {
 		return nil, fail(exitUsage, "%v", err)
 	}
-	if c.fs.UploadConcurrency > c.s3.Concurrency {
-		c.s3.Concurrency = c.fs.UploadConcurrency
-	}
-	// The connection pool keeps twice Concurrency idle: enough for the HEADs `ls -l` runs at
-	// once, so that each does not open a connection of its own.
-	c.s3.Concurrency = max(c.s3.Concurrency, fs.ListingHeadsInFlight/2)
+	// The connection pool keeps 2 × Concurrency idle: one for each request that may be in flight
+	// (GETs, part uploads, the HEADs `ls -l` runs at once), so that none opens a connection of its own.
+	c.s3.Concurrency = max(c.s3.Concurrency, c.fs.ReadConcurrency, c.fs.MaxUploadConcurrency, fs.ListingHeadsInFlight/2)
 	if c.scopeDown {
 		if len(c.chain.Hops) == 0 {
 			return nil, fail(exitUsage, "scope_down narrows the last role_arn hop; give a role_arn")

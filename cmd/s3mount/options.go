@@ -144,15 +144,15 @@ var optionTable = []option{
 		return err
 	}},
 	{"read_part_size", "SIZE", "Performance", "size of each ranged GET of read-ahead, aligned to multiples of it; best the part size the objects were uploaded in (default 8M)", func(c *config, v string) error { return parseSize(v, &c.fs.ReadPartSize) }},
-	{"max_readahead", "SIZE", "Performance", "largest read-ahead window of one sequential reader (default 64M)", func(c *config, v string) error { return parseSize(v, &c.fs.MaxReadahead) }},
+	{"max_readahead", "SIZE", "Performance", "largest read-ahead window of one sequential reader: it grows to 64M as the reader reads on, and beyond only while the reader waits for the GETs in flight; all readers share 256M (default 256M)", func(c *config, v string) error { return parseSize(v, &c.fs.MaxReadahead) }},
 	{"kernel_readahead", "SIZE", "Performance", "the kernel's read-ahead for the mount, and so its largest read request (default 1M, as root; 0 keeps the kernel's 128K)", func(c *config, v string) error { return parseSize(v, &c.fs.KernelReadahead) }},
 	{"part_size", "SIZE", "Performance", "multipart upload part size, at least 5M (default 8M)", func(c *config, v string) error { return parseSize(v, &c.fs.PartSize) }},
-	{"concurrency", "N", "Performance", "parallel GETs and parallel part uploads, each (default 16 and 8)", func(c *config, v string) error {
+	{"concurrency", "N", "Performance", "parallel GETs, and parallel part uploads to start with, which grow up to 4×N while each part keeps its speed (default 32 GETs; uploads from 8 up to 32)", func(c *config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1024 {
 			return fmt.Errorf("want a number from 1 to 1024, got %q", v)
 		}
-		c.fs.ReadConcurrency, c.fs.UploadConcurrency, c.s3.Concurrency = n, n, n
+		c.fs.ReadConcurrency, c.fs.UploadConcurrency, c.fs.MaxUploadConcurrency, c.s3.Concurrency = n, n, 4*n, n
 		return nil
 	}},
 	{"staging_dir", "DIR", "Writing", "local directory for files being written (default /var/cache/s3mount or ~/.cache/s3mount); refused (exit 15) if a symbolic link, or if it or a directory above it is another user's or writable by others", func(c *config, v string) error { c.stagingRoot = v; return nil }},
