@@ -10,7 +10,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/s3mount/s3mount/integration/world"
 )
@@ -73,6 +75,20 @@ func TestInteg_MetricsEndpoint(t *testing.T) {
 		if strings.Contains(body, secret) {
 			t.Errorf("a secret in the metrics:\n%s", body)
 		}
+	}
+	// The log summary, on SIGUSR1 and at unmount.
+	if err := m.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	summary := `s3mount_fuse_op_duration_seconds{op=\"read\"}=count:`
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(m.stderr.String(), summary); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no metrics summary in the log after SIGUSR1:\n%s", m.stderr)
+		}
+	}
+	m.unmount(t)
+	if n := strings.Count(m.stderr.String(), summary); n != 2 {
+		t.Errorf("%d metrics summaries with FUSE latencies in the log, want 2 (SIGUSR1, unmount):\n%s", n, m.stderr)
 	}
 	code, stderr := runFailing(t, append(append(w.MountArgs(), accessChain()...), "--metrics-address", "0.0.0.0:9290", "-f", "s3://"+world.Bucket+"/"+prefix)...)
 	if code != 2 || !strings.Contains(stderr, "loopback") {
