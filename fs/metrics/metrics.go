@@ -35,6 +35,7 @@ type Registry struct {
 	help   map[string]string // metric name → help
 	kind   map[string]string // metric name → Counter, Gauge or Histogram
 	series map[string]*series
+	fast   map[fastKey]*series // series with at most one label, by fastKey
 }
 
 type series struct {
@@ -49,7 +50,7 @@ type series struct {
 
 // New returns an empty registry.
 func New() *Registry {
-	return &Registry{help: map[string]string{}, kind: map[string]string{}, series: map[string]*series{}}
+	return &Registry{help: map[string]string{}, kind: map[string]string{}, series: map[string]*series{}, fast: map[fastKey]*series{}}
 }
 
 // seriesKey renders labels (name, value pairs) as {a="b",...}, or "" when there are none.
@@ -71,7 +72,25 @@ func seriesKey(labels []string) string {
 	return b.String()
 }
 
+// fastKey identifies a series of at most one label without building its key: the lookup of
+// every FUSE operation and S3 request allocates nothing.
+type fastKey struct{ name, label, value string }
+
 func (r *Registry) get(kind, name, help string, labels []string) *series {
+	var fk fastKey
+	fast := len(labels) <= 2
+	if fast {
+		fk.name = name
+		if len(labels) == 2 {
+			fk.label, fk.value = labels[0], labels[1]
+		}
+		r.mu.RLock()
+		s, ok := r.fast[fk]
+		r.mu.RUnlock()
+		if ok {
+			return s
+		}
+	}
 	key := seriesKey(labels)
 	r.mu.RLock()
 	s, ok := r.series[name+key]
@@ -81,15 +100,18 @@ func (r *Registry) get(kind, name, help string, labels []string) *series {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if s, ok := r.series[name+key]; ok {
-		return s
+	s, ok = r.series[name+key]
+	if !ok {
+		s = &series{name: name, labels: append([]string(nil), labels[:len(labels)/2*2]...), key: key}
+		if kind == Histogram {
+			s.counts = make([]atomic.Uint64, len(Buckets)+1)
+		}
+		r.series[name+key] = s
+		r.help[name], r.kind[name] = help, kind
 	}
-	s = &series{name: name, labels: append([]string(nil), labels[:len(labels)/2*2]...), key: key}
-	if kind == Histogram {
-		s.counts = make([]atomic.Uint64, len(Buckets)+1)
+	if fast {
+		r.fast[fk] = s
 	}
-	r.series[name+key] = s
-	r.help[name], r.kind[name] = help, kind
 	return s
 }
 

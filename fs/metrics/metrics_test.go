@@ -82,3 +82,12 @@ func TestHistogram(t *testing.T) {
 		t.Errorf("summary %q, want %q", sum, want)
 	}
 }
+
+// BenchmarkFUSEOp is what a FUSE operation records: a counter and a latency.
+func BenchmarkFUSEOp(b *testing.B) {
+	m := New()
+	for b.Loop() {
+		m.Inc("s3mount_fuse_ops_total", "h", "op", "read")
+		m.Observe("s3mount_fuse_op_duration_seconds", "h", 0.001, "op", "read")
+	}
+}
