@@ -75,7 +75,7 @@ func (d *Dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fus
 	// into FUSE interrupts, so an interruptible lookup made their stat, open or rmdir fail with
 	// EINTR now and then. A lookup is bounded by the S3 client's timeouts anyway.
 	ctx = detached(ctx)
-	d.root.op("lookup")
+	defer d.root.op("lookup")()
 	if ch := d.localChild(name); ch != nil {
 		d.root.setEntryTimeouts(out)
 		fillEntry(ch, out)
@@ -246,7 +246,7 @@ var _ = (fusefs.NodeOpendirHandler)((*Dir)(nil))
 // OpendirHandle implements fusefs.NodeOpendirHandler: listing happens lazily, page by page, as
 // the kernel reads the directory.
 func (d *Dir) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
-	d.root.op("opendir")
+	defer d.root.op("opendir")()
 	return &dirHandle{dir: d}, 0, 0
 }
 
@@ -344,7 +344,7 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	}
 	// The entry was just listed, however long the listing has taken so far: answer from it (with
 	// the file's HEAD, started ahead).
-	d.root.op("lookup")
+	defer d.root.op("lookup")()
 	ce, _ := d.lc.find(name, maxDuration)
 	return d.listedChild(ctx, h.last, ce, out)
 }

@@ -50,7 +50,7 @@ var _ = (fusefs.NodeCreater)((*Dir)(nil))
 // commit (close or fsync). With O_EXCL the empty object is created in S3 at once with a
 // conditional write (If-None-Match: *), so that two hosts cannot both create it.
 func (d *Dir) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
-	d.root.op("create")
+	defer d.root.op("create")()
 	ctx = detached(ctx)
 	r := d.root
 	if err := r.writable(); err != nil {
@@ -118,7 +118,7 @@ var _ = (fusefs.NodeMkdirer)((*Dir)(nil))
 // Mkdir implements fusefs.NodeMkdirer: it writes the marker "name/" with a conditional write, so
 // mkdir of an existing name fails with EEXIST also when another host made it at the same time.
 func (d *Dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	d.root.op("mkdir")
+	defer d.root.op("mkdir")()
 	ctx = detached(ctx)
 	r := d.root
 	if r.opts.ReadOnly {
@@ -153,7 +153,7 @@ var _ = (fusefs.NodeRmdirer)((*Dir)(nil))
 
 // Rmdir implements fusefs.NodeRmdirer: only an empty directory is removed (its marker deleted).
 func (d *Dir) Rmdir(ctx context.Context, name string) syscall.Errno {
-	d.root.op("rmdir")
+	defer d.root.op("rmdir")()
 	ctx = detached(ctx)
 	r := d.root
 	if r.opts.ReadOnly {
@@ -195,7 +195,7 @@ var _ = (fusefs.NodeUnlinker)((*Dir)(nil))
 // Unlink implements fusefs.NodeUnlinker. The object is deleted at once; a file that is still open
 // keeps its content locally (downloaded first if needed), so open handles read on until closed.
 func (d *Dir) Unlink(ctx context.Context, name string) syscall.Errno {
-	d.root.op("unlink")
+	defer d.root.op("unlink")()
 	ctx = detached(ctx)
 	r := d.root
 	if r.opts.ReadOnly {
@@ -278,6 +278,7 @@ var _ = (fusefs.NodeSymlinker)((*Dir)(nil))
 
 // Symlink implements fusefs.NodeSymlinker: an object holding the target, with mode S_IFLNK.
 func (d *Dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	defer d.root.op("symlink")()
 	ctx = detached(ctx)
 	r := d.root
 	if r.opts.ReadOnly {
@@ -306,5 +307,6 @@ var _ = (fusefs.NodeLinker)((*Dir)(nil))
 // Link implements fusefs.NodeLinker: S3 has no hard links, so link(2) fails with EPERM, the errno
 // POSIX gives for "the file system does not support hard links".
 func (d *Dir) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	defer d.root.op("link")()
 	return nil, syscall.EPERM
 }

@@ -50,9 +50,14 @@ func errnoName(e syscall.Errno) string {
 	return fmt.Sprint(int(e))
 }
 
-// op counts one FUSE operation.
-func (r *Root) op(name string) {
+// op counts one FUSE operation and returns the function, to defer, that records its latency:
+// defer r.op("read")().
+func (r *Root) op(name string) func() {
 	r.opts.Metrics.Inc("s3mount_fuse_ops_total", "FUSE operations by operation", "op", name)
+	start := time.Now()
+	return func() {
+		r.opts.Metrics.Since("s3mount_fuse_op_duration_seconds", "latency of FUSE operations by operation", start, "op", name)
+	}
 }
 
 // fail logs a failed operation once, at the FUSE boundary, and returns its errno. Expected

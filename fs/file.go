@@ -247,6 +247,7 @@ var _ = (fusefs.NodeGetattrer)((*File)(nil))
 
 // Getattr implements fusefs.NodeGetattrer.
 func (f *File) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	defer f.root.op("getattr")()
 	f.fillAttr(&out.Attr)
 	out.SetTimeout(f.root.opts.AttrTTL)
 	return 0
@@ -256,7 +257,7 @@ var _ = (fusefs.NodeOpener)((*File)(nil))
 
 // Open implements fusefs.NodeOpener. Reads are pinned to the version (ETag) seen at open.
 func (f *File) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
-	f.root.op("open")
+	defer f.root.op("open")()
 	write := flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0
 	if (write || flags&syscall.O_TRUNC != 0) && f.root.opts.ReadOnly {
 		return nil, 0, syscall.EROFS
@@ -315,7 +316,7 @@ var _ = (fusefs.NodeSetattrer)((*File)(nil))
 // Setattr implements fusefs.NodeSetattrer: truncate, chmod, chown and utimes. On a file without
 // local changes, attribute changes are written to S3 at once (a server-side copy onto itself).
 func (f *File) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	f.root.op("setattr")
+	defer f.root.op("setattr")()
 	if f.root.opts.ReadOnly {
 		return syscall.EROFS
 	}
@@ -431,7 +432,7 @@ var _ = (fusefs.FileReader)((*fileHandle)(nil))
 // Read implements fusefs.FileReader: local content if the file has any, else the version pinned
 // at open.
 func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	h.f.root.op("read")
+	defer h.f.root.op("read")()
 	h.f.mu.Lock()
 	d := h.f.dirty
 	h.f.mu.Unlock()
@@ -525,7 +526,7 @@ var _ = (fusefs.FileWriter)((*fileHandle)(nil))
 
 // Write implements fusefs.FileWriter.
 func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
-	h.f.root.op("write")
+	defer h.f.root.op("write")()
 	ctx = detached(ctx) // a write may download the object first; do not leave it half-loaded
 	d, err := h.f.dirtyState()
 	if err != nil {
@@ -543,7 +544,7 @@ var _ = (fusefs.FileFlusher)((*fileHandle)(nil))
 // Flush implements fusefs.FileFlusher; it runs at every close(2), which therefore returns only
 // once the data is in S3, or with the error that kept it out.
 func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
-	h.f.root.op("flush")
+	defer h.f.root.op("flush")()
 	if err := h.f.commit(detached(ctx)); err != nil {
 		return h.f.root.fail("close", h.f.key(), err)
 	}
@@ -554,7 +555,7 @@ var _ = (fusefs.FileFsyncer)((*fileHandle)(nil))
 
 // Fsync implements fusefs.FileFsyncer: like close, it returns once the data is in S3.
 func (h *fileHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
-	h.f.root.op("fsync")
+	defer h.f.root.op("fsync")()
 	if err := h.f.commit(detached(ctx)); err != nil {
 		return h.f.root.fail("fsync", h.f.key(), err)
 	}
@@ -565,6 +566,7 @@ var _ = (fusefs.FileReleaser)((*fileHandle)(nil))
 
 // Release implements fusefs.FileReleaser.
 func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
+	defer h.f.root.op("release")()
 	rd, _ := h.reader()
 	h.f.mu.Lock()
 	delete(h.f.readers, rd)
@@ -581,6 +583,7 @@ var _ = (fusefs.FileGetattrer)((*fileHandle)(nil))
 
 // Getattr implements fusefs.FileGetattrer (fstat).
 func (h *fileHandle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
+	defer h.f.root.op("getattr")()
 	h.f.fillAttr(&out.Attr)
 	out.SetTimeout(h.f.root.opts.AttrTTL)
 	return 0

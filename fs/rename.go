@@ -18,7 +18,7 @@ var _ = (fusefs.NodeRenamer)((*Dir)(nil))
 // source deleted; a file still being written moves without a copy (it is uploaded to its new name
 // at commit); a directory is renamed object by object, which is not atomic (see SEMANTICS.md).
 func (d *Dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	d.root.op("rename")
+	defer d.root.op("rename")()
 	ctx = detached(ctx)
 	r := d.root
 	if r.opts.ReadOnly {

@@ -58,6 +58,7 @@ var _ = (fusefs.NodeReadlinker)((*Symlink)(nil))
 // Readlink implements fusefs.NodeReadlinker. An object claimed as a link whose content is longer
 // than maxLinkTarget fails with ENAMETOOLONG, without being read.
 func (s *Symlink) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	defer s.root.op("readlink")()
 	s.mu.Lock()
 	info := s.info
 	s.mu.Unlock()

@@ -38,6 +38,10 @@ type Config struct {
 	// answer, across attempts, backoff and credentials; time spent moving a body is not counted.
 	// 0: no bound.
 	OpTimeout time.Duration
+	// OnRetry, if set, is called each time an attempt of a request failed and is tried again, with
+	// the operation's name (GetObject) and whether S3 throttled the attempt (SlowDown, 503). For
+	// metrics; it must not block.
+	OnRetry func(op string, throttled bool)
 	// Shutdown, when done, fails every call in flight at once (the mount is going away); nil: never.
 	Shutdown context.Context
 

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
@@ -75,7 +76,7 @@ func New(cfg Config) (*Backend, error) {
 		Credentials: provider,
 		HTTPClient:  hc,
 		Retryer: func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = cfg.MaxAttempts })
+			return countRetries(retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = cfg.MaxAttempts }), cfg.OnRetry)
 		},
 	}
 	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
@@ -87,6 +88,40 @@ func New(cfg Config) (*Backend, error) {
 		o.APIOptions = append(o.APIOptions, bucketHeaders(cfg), deadlines(cfg))
 	})
 	return NewWithAPI(cfg, client), nil
+}
+
+// countRetries wraps the SDK's retryer to call onRetry for each retry. The retry middleware asks
+// for a retry token just before it backs off and tries again, with the operation in ctx.
+func countRetries(r aws.RetryerV2, onRetry func(op string, throttled bool)) aws.RetryerV2 {
+	if onRetry == nil {
+		return r
+	}
+	return retryCounter{r, onRetry}
+}
+
+type retryCounter struct {
+	aws.RetryerV2
+	onRetry func(op string, throttled bool)
+}
+
+var throttles = retry.IsErrorThrottles(retry.DefaultThrottles)
+
+// isThrottle tells whether S3 throttled an attempt: an error code the SDK knows as a throttle
+// (SlowDown), or, as classify has it, a 503 (a HEAD's answer has no body, so no code) or a 429.
+func isThrottle(err error) bool {
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) && (re.HTTPStatusCode() == 503 || re.HTTPStatusCode() == 429) {
+		return true
+	}
+	return throttles.IsErrorThrottle(err) == aws.TrueTernary
+}
+
+func (r retryCounter) GetRetryToken(ctx context.Context, err error) (func(error) error, error) {
+	release, tokenErr := r.RetryerV2.GetRetryToken(ctx, err)
+	if tokenErr == nil {
+		r.onRetry(awsmiddleware.GetOperationName(ctx), isThrottle(err))
+	}
+	return release, tokenErr
 }
 
 // NewWithAPI builds a Backend on a given client (a stub in tests).

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Guards the architecture: fs/ never imports the AWS SDK, s3backend/ and creds/ never import
-# go-fuse, and nothing outside fs/ passes wrapped errors to go-fuse's ToErrno.
+# Guards the architecture: fs/ never imports the AWS SDK nor the Prometheus client (it records
+# through fs/metrics; cmd/s3mount serves the metrics), s3backend/ and creds/ never import go-fuse,
+# and nothing outside fs/ passes wrapped errors to go-fuse's ToErrno.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail=0
 deps() { go list -deps "$@" 2>/dev/null; }
 if deps ./fs/... | grep -q '^github.com/aws/'; then
 	echo "check-layers: fs/ depends on the AWS SDK:"; deps ./fs/... | grep '^github.com/aws/' | head; fail=1
+fi
+if deps ./fs/... | grep -q '^github.com/prometheus/'; then
+	echo "check-layers: fs/ depends on the Prometheus client:"; deps ./fs/... | grep '^github.com/prometheus/' | head; fail=1
 fi
 for pkg in ./s3backend/... ./creds/...; do
 	if deps "$pkg" | grep -q '^github.com/hanwen/go-fuse'; then

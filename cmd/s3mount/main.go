@@ -342,7 +342,7 @@ func mountAndServe(c *config, log *slog.Logger, n *notifier) error {
 		return err
 	}
 	m := metrics.New()
-	c.chain.OnRefresh = credentialMetrics(m)
+	c.chain.OnRefresh, c.s3.OnRetry = credentialMetrics(m), retryMetrics(m)
 	status := newMountStatus(c, m)
 	var stopRequests context.CancelFunc
 	c.s3.Shutdown, stopRequests = context.WithCancel(context.Background())
@@ -384,7 +384,9 @@ func mountAndServe(c *config, log *slog.Logger, n *notifier) error {
 	}
 	log.Info("mounted", "source", c.fs.FsName, "mountpoint", c.mountpoint)
 	n.ready()
-	return serve(srv, root, c, log, stopRequests)
+	err = serve(srv, root, c, log, stopRequests)
+	log.Info("metrics", "summary", m.Summary())
+	return err
 }
 
 // openRoot builds the filesystem on s3b and proves the bucket. A bucket found in another region

@@ -1,5 +1,6 @@
-// Package metered wraps a backend.Backend and counts its requests, their errors, latency and
-// bytes in a metrics.Registry.
+// Package metered wraps a backend.Backend and records its requests, their errors, latency and
+// bytes in a metrics.Registry. A request's latency is the call's, retries and backoff included;
+// for a GetObject it ends when the answer's headers are in, before its body is read.
 package metered
 
 import (
@@ -24,7 +25,9 @@ func New(b backend.Backend, m *metrics.Registry) *Backend { return &Backend{Back
 
 func (b *Backend) done(op string, start time.Time, err error) {
 	b.m.Inc("s3mount_s3_requests_total", "S3 requests by operation", "op", op)
-	b.m.Add("s3mount_s3_request_seconds_total", "time spent in S3 requests by operation", time.Since(start).Seconds(), "op", op)
+	d := time.Since(start).Seconds()
+	b.m.Add("s3mount_s3_request_seconds_total", "time spent in S3 requests by operation", d, "op", op)
+	b.m.Observe("s3mount_s3_request_duration_seconds", "latency of S3 requests by operation, retries included", d, "op", op)
 	if err != nil {
 		b.m.Inc("s3mount_s3_request_errors_total", "failed S3 requests (after retries) by operation", "op", op)
 	}
