@@ -59,7 +59,11 @@ type procState struct {
 }
 
 func (p *procPoller) run() {
+	// A thread of its own, given back when done: a locked thread whose goroutine exits is ended
+	// by the runtime, and the kernel then kills every child forked from it with Pdeathsig, such as
+	// the test world's MinIO.
 	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	defer close(p.done)
 	procs := map[int]*procState{}
 	proc, err := os.Open("/proc")
