@@ -10,7 +10,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,26 +22,16 @@ import (
 	"github.com/s3mount/s3mount/integration/world"
 )
 
-// runCheck runs `s3mount check --json` and returns the exit code and the parsed checklist.
+// runCheck runs `s3mount check --json` with the world's endpoints and args, and returns the exit
+// code and the parsed checklist.
 func runCheck(t *testing.T, args ...string) (int, []map[string]any) {
 	t.Helper()
-	cmd := command(append(append([]string{"check", "--json"}, w.MountArgs()...), args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	code, _, stdout := checkWith(t, append(w.MountArgs(), args...)...)
 	var out struct {
-		OK     bool             `json:"ok"`
 		Checks []map[string]any `json:"checks"`
 	}
-	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
-		t.Fatalf("check --json printed no JSON (%v):\n%s\n%s", err, stdout.String(), stderr.String())
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatal(err)
 	}
 	return code, out.Checks
 }

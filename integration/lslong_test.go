@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"regexp"
@@ -28,13 +27,7 @@ func TestInteg_LsLongAgainNeedsNoHeads(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	m := mount(t, "s3://"+world.Bucket+"/"+prefix, append(accessChain(), "--metrics-address", addr)...)
+	m, addr := mountWithMetrics(t, "s3://"+world.Bucket+"/"+prefix)
 	stats := func() int { // HEADs and GETs so far
 		resp, err := http.Get("http://" + addr + "/metrics")
 		if err != nil {

@@ -22,13 +22,7 @@ func TestInteg_MetricsEndpoint(t *testing.T) {
 	if err := w.Put(context.Background(), prefix+"f", strings.NewReader("hello")); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	m := mount(t, "s3://"+world.Bucket+"/"+prefix, append(accessChain(), "--metrics-address", addr)...)
+	m, addr := mountWithMetrics(t, "s3://"+world.Bucket+"/"+prefix)
 	if _, err := os.ReadFile(m.path("f")); err != nil {
 		t.Fatal(err)
 	}
@@ -124,4 +118,17 @@ func histogramCount(body, name, op string) int {
 		}
 	}
 	return -1
+}
+
+// mountWithMetrics mounts target with the metrics served on a free loopback port, and returns
+// the mount and that address.
+func mountWithMetrics(t *testing.T, target string, args ...string) (*mounted, string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return mount(t, target, append(append(accessChain(), "--metrics-address", addr), args...)...), addr
 }
