@@ -63,6 +63,10 @@ func TestInteg_Troubleshooting(t *testing.T) {
 		return faultproxy.IsPut(r) && r.Header.Get("X-Amz-Server-Side-Encryption") == "aws:kms"
 	}
 	proxy.Add(faultproxy.Fault{Match: isKMSPut, Status: 403, Code: "AccessDenied"})
+	// What S3 answers through a VPC endpoint whose policy does not allow the request.
+	vpce, vpceEP := proxied(t, w)
+	vpce.Add(faultproxy.Fault{Match: func(r *http.Request) bool { return r.URL.Query().Get("list-type") == "2" }, Status: 403, Code: "AccessDenied",
+		Message: "User: arn:aws:sts::222222222222:assumed-role/team-a-access/s3mount is not authorized to perform: s3:ListBucket on resource: arn:aws:s3:::" + world.Bucket + " because no VPC endpoint policy allows the s3:ListBucket action"})
 
 	cases := []struct {
 		name      string
@@ -91,6 +95,8 @@ func TestInteg_Troubleshooting(t *testing.T) {
 		{name: "IMDS hop limit in a container", args: accessChain(),
 			setup: func(t *testing.T) { w.Emu.SetTokenHang(true); t.Cleanup(func() { w.Emu.SetTokenHang(false) }) },
 			code:  21, failing: "instance profile", cause: "imds-unavailable", fixSays: "hop limit"},
+		{name: "S3 AccessDenied: VPC endpoint policy", args: append(accessChain(), vpceEP...),
+			code: 23, failing: "list", fixSays: "a VPC endpoint policy denies it"},
 		{name: "S3 unreachable (no VPC endpoint)", args: append(accessChain(), "--endpoint", "http://"+closed),
 			code: 23, failing: "bucket region", fixSays: "gateway VPC endpoint"},
 	}

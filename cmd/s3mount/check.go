@@ -147,6 +147,11 @@ func checkS3(ctx context.Context, b *s3backend.Backend, c *config) ([]checkItem,
 	add := func(name string, err error, detail, fix string) bool {
 		it := checkItem{Stage: "s3", Name: name, OK: err == nil, Detail: detail}
 		if err != nil {
+			if errors.Is(err, backend.ErrPermission) && strings.Contains(err.Error(), "VPC endpoint policy") {
+				// S3 names the policy that denied: the VPC endpoint's, not the role's.
+				fix = "a VPC endpoint policy denies it (S3 says so): allow it in the policy of the VPC endpoint this host reaches S3 through, " +
+					"and check aws:SourceVpce conditions in the bucket policy; the role needs it too: " + fix
+			}
 			it.Detail, it.Fix = err.Error(), fix
 			failed = true
 		}

@@ -21,8 +21,9 @@ type Fault struct {
 	// Match selects requests; nil matches all.
 	Match func(*http.Request) bool
 	// Status, with Code, answers with an S3 error instead of forwarding (e.g. 503 "SlowDown").
-	Status int
-	Code   string
+	Status  int
+	Code    string
+	Message string // the error's Message; "" for a generic one
 	// Reset closes the connection without answering.
 	Reset bool
 	// CutAfter forwards the request but cuts the response body after this many bytes (> 0).
@@ -184,7 +185,11 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/xml")
 		w.WriteHeader(f.Status)
-		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>injected by faultproxy</Message></Error>`, f.Code)
+		msg := f.Message
+		if msg == "" {
+			msg = "injected by faultproxy"
+		}
+		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>%s</Message></Error>`, f.Code, msg)
 	case f.CutAfter > 0:
 		cw := &cutWriter{ResponseWriter: w, left: f.CutAfter}
 		p.rp.ServeHTTP(cw, r)
