@@ -114,7 +114,7 @@ func DefaultOptions() Options {
 		KernelReadahead: 1 << 20,
 		ReadPartSize:    8 << 20,
 		ReadConcurrency: 32,
-		MaxReadahead:    256 << 20,
+		MaxReadahead:    64 << 20,
 		ReadaheadBudget: 256 << 20,
 
 		PartSize:             8 << 20,

@@ -228,9 +228,9 @@ func TestReadaheadWindowGrowsOnlyWhileTheReaderStarves(t *testing.T) {
 		opts.CacheSize = 0
 		opts.StagingDir = t.TempDir()
 		opts.ReadPartSize = mib
-		opts.MaxReadahead, opts.ReadaheadBudget = 16*mib, 16*mib
+		opts.MaxReadahead, opts.ReadaheadBudget = 16*mib, 32*mib // the budget no bound here
 		if slow {
-			b.SetBodyRate(64 * mib) // each GET's body, as a capped connection
+			b.SetBodyRate(16 * mib) // each GET's body, as a capped connection (slow enough to starve the reader under -race too)
 		}
 		root, err := NewRoot(b, opts)
 		if err != nil {

@@ -144,7 +144,7 @@ var optionTable = []option{
 		return err
 	}},
 	{"read_part_size", "SIZE", "Performance", "size of each ranged GET of read-ahead, aligned to multiples of it; best the part size the objects were uploaded in (default 8M)", func(c *config, v string) error { return parseSize(v, &c.fs.ReadPartSize) }},
-	{"max_readahead", "SIZE", "Performance", "largest read-ahead window of one sequential reader: it grows to 64M as the reader reads on, and beyond only while the reader waits for the GETs in flight; all readers share 256M (default 256M)", func(c *config, v string) error { return parseSize(v, &c.fs.MaxReadahead) }},
+	{"max_readahead", "SIZE", "Performance", "largest read-ahead window of one sequential reader: it grows to 64M as the reader reads on, and beyond (when this is larger) only while the reader waits for the GETs in flight, as on EC2, where 256M pays; all readers share 256M (default 64M)", func(c *config, v string) error { return parseSize(v, &c.fs.MaxReadahead) }},
 	{"kernel_readahead", "SIZE", "Performance", "the kernel's read-ahead for the mount, and so its largest read request (default 1M, as root; 0 keeps the kernel's 128K)", func(c *config, v string) error { return parseSize(v, &c.fs.KernelReadahead) }},
 	{"part_size", "SIZE", "Performance", "multipart upload part size, at least 5M (default 8M)", func(c *config, v string) error { return parseSize(v, &c.fs.PartSize) }},
 	{"concurrency", "N", "Performance", "parallel GETs, and parallel part uploads to start with, which grow up to 4×N while each part keeps its speed (default 32 GETs; uploads from 8 up to 32)", func(c *config, v string) error {
