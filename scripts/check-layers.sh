@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Guards the architecture: fs/ never imports the AWS SDK nor the Prometheus client (it records
 # through fs/metrics; cmd/s3mount serves the metrics), s3backend/ and creds/ never import go-fuse,
-# and nothing outside fs/ passes wrapped errors to go-fuse's ToErrno.
+# internal/safepath (a leaf used by fs/ and cmd/) imports none of the project's packages, and
+# nothing outside fs/ passes wrapped errors to go-fuse's ToErrno.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail=0
@@ -17,6 +18,9 @@ for pkg in ./s3backend/... ./creds/...; do
 		echo "check-layers: $pkg depends on go-fuse"; fail=1
 	fi
 done
+if deps ./internal/safepath/ | grep -E '^github.com/(s3mount/s3mount/(fs|s3backend|creds|cmd)|hanwen/go-fuse|aws/)' | grep -q .; then
+	echo "check-layers: internal/safepath must stay a leaf:"; deps ./internal/safepath/ | grep -E '^github.com/(s3mount|hanwen|aws)/'; fail=1
+fi
 if git grep -n 'ToErrno(' -- '*.go' | grep -v '^fs/errno.go' | grep -v '_test.go' | grep -q .; then
 	echo "check-layers: use fs.toErrno, not go-fuse's ToErrno:"; git grep -n 'ToErrno(' -- '*.go'; fail=1
 fi
