@@ -404,7 +404,7 @@ func openRoot(ctx context.Context, c *config, s3b *s3backend.Backend, m *metrics
 		}
 		// The bucket probe and the root's listing go out together: the mount is ready one round
 		// trip sooner, and two connections are open for the first lookup, which sends two
-		// requests at once (dialing the second had taken 0.6–4.6 ms of it; see PERFORMANCE.md).
+		// requests at once (dialing the second had taken 0.6–4.6 ms of it; see docs/notes/performance.md).
 		listed := make(chan struct{})
 		go func() { root.ListRoot(ctx); close(listed) }()
 		err = probeBucket(ctx, s3b, c)

@@ -7,7 +7,7 @@ import (
 	"github.com/s3mount/s3mount/fs"
 )
 
-// TestMemoryLimit: Go's memory limit is what docs/PERFORMANCE.md says: the block cache and 32 MiB
+// TestMemoryLimit: Go's memory limit is what docs/notes/performance.md says: the block cache and 32 MiB
 // (288 MiB by default; the read-ahead and upload buffers live outside the Go heap), at least 96 MiB.
 func TestMemoryLimit(t *testing.T) {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))

@@ -69,7 +69,7 @@ type Network struct {
 	RateScale     float64 // S3's published request rates per prefix, times this
 }
 
-// S3's published figures, which the s3like profile scales (docs/PERFORMANCE.md says where each
+// S3's published figures, which the s3like profile scales (docs/notes/performance.md says where each
 // comes from).
 const (
 	S3ReadRate        = 5500 // GET/HEAD per second per prefix

@@ -1,7 +1,7 @@
 // Package shaper stands between S3 clients and the local test world (MinIO, the IMDS and STS
 // emulator) and makes the loopback look like the network an EC2 instance sees: a sampled latency
 // before each answer's first byte, a bandwidth cap per connection, and 503 SlowDown past a request
-// rate per prefix (profile.go; docs/PERFORMANCE.md says where each number comes from).
+// rate per prefix (profile.go; docs/notes/performance.md says where each number comes from).
 //
 // It is an HTTP reverse proxy on 127.0.0.1: latency and throttling need to see requests, which
 // keep-alive connections carry one after another. The bandwidth cap paces the bytes of each
